@@ -1,0 +1,67 @@
+//! The audit trail: one append-only entry per thing that happened to a request.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    Created,
+    Edited,
+    Approved,
+    Denied,
+    Provisioned,
+    FeedbackSent,
+    ThreadMessage,
+    Expired,
+    RemovalConfirmed,
+    Canceled,
+    ReminderSent,
+    DeliveryFailed,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Created => "created",
+            EventKind::Edited => "edited",
+            EventKind::Approved => "approved",
+            EventKind::Denied => "denied",
+            EventKind::Provisioned => "provisioned",
+            EventKind::FeedbackSent => "feedback_sent",
+            EventKind::ThreadMessage => "thread_message",
+            EventKind::Expired => "expired",
+            EventKind::RemovalConfirmed => "removal_confirmed",
+            EventKind::Canceled => "canceled",
+            EventKind::ReminderSent => "reminder_sent",
+            EventKind::DeliveryFailed => "delivery_failed",
+        }
+    }
+}
+
+/// An entry about to be appended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub at: DateTime<Utc>,
+    /// A Slack user id, `api` or `system`.
+    pub actor: String,
+    pub kind: EventKind,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+    pub detail: Option<String>,
+}
+
+/// An entry as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditEvent {
+    pub id: i64,
+    pub request_id: i64,
+    #[serde(with = "crate::time_format")]
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub kind: String,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+    pub detail: Option<String>,
+}

@@ -1,0 +1,15 @@
+//! accessbot: the last mile of software access requests, in Slack.
+
+pub mod app;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod service;
+pub mod slack;
+pub mod store;
+pub mod time_format;
+pub mod worker;
+
+
+pub use config::Config;

@@ -1,0 +1,6 @@
+//! Everything Slack-shaped: signatures, payloads, rendering and the Web API client.
+
+pub mod blocks;
+pub mod ids;
+pub mod mrkdwn;
+pub mod views;

@@ -1,0 +1,258 @@
+//! Persistence behind one seam: [`Store`], implemented for SQLite and PostgreSQL.
+//!
+//! Every state change is written with the Slack calls it causes (the outbox) in one
+//! transaction, so a crash can never keep one and lose the other.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{AccessRequest, App, AuditEvent, CardKind, NewEvent, Status};
+
+mod postgres;
+mod sqlite;
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The request changed since it was read; read it again and decide again.
+    #[error("the request was changed by someone else")]
+    Conflict,
+    /// The deduplication key of this change was seen before: it was already applied.
+    #[error("this change was already applied")]
+    Duplicate,
+    #[error("unknown database URL scheme in {0:?}: use sqlite://… or postgres://…")]
+    UnknownScheme(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is not readable: {0}")]
+    Corrupt(String),
+}
+
+/// Opens the database named by `url` (`sqlite://…` or `postgres://…`) and runs migrations.
+pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url).await?) as Arc<dyn Store>)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::connect(url).await?))
+    } else {
+        Err(StoreError::UnknownScheme(url.chars().take(20).collect()))
+    }
+}
+
+/// A Slack Web API call the bot owes. Cards are rendered when they are sent, from the
+/// request as it is then, so a late delivery never shows stale buttons.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Delivery {
+    /// chat.postMessage of a card to its recipient.
+    PostCard { card_id: i64 },
+    /// chat.update of a posted card to the request's current state.
+    UpdateCard { card_id: i64 },
+    /// chat.postMessage of a prepared message (a DM to a user id, or into a channel).
+    PostMessage {
+        channel: String,
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        blocks: Option<serde_json::Value>,
+    },
+    /// chat.postMessage into the thread of a card, once that card is posted.
+    PostInCardThread { card_id: i64, text: String },
+    /// chat.postEphemeral: something only `user` sees.
+    PostEphemeral {
+        channel: String,
+        user: String,
+        text: String,
+    },
+    /// views.publish of a user's App Home.
+    PublishHome { user: String },
+}
+
+impl Delivery {
+    /// The Slack Web API method this delivery calls.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Delivery::PostCard { .. }
+            | Delivery::PostMessage { .. }
+            | Delivery::PostInCardThread { .. } => "chat.postMessage",
+            Delivery::UpdateCard { .. } => "chat.update",
+            Delivery::PostEphemeral { .. } => "chat.postEphemeral",
+            Delivery::PublishHome { .. } => "views.publish",
+        }
+    }
+}
+
+/// A card to create (and post) for a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCard {
+    pub kind: CardKind,
+    /// A user id (the card goes by DM) or a channel id.
+    pub recipient: String,
+}
+
+/// A card of a request; `channel` and `ts` are known once Slack accepted the post.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Card {
+    pub id: i64,
+    pub request_id: i64,
+    pub kind: CardKind,
+    pub recipient: String,
+    pub channel: Option<String>,
+    pub ts: Option<String>,
+    /// The request version the card showed when it was last posted or updated.
+    pub rendered_version: i64,
+}
+
+/// A state change of a request, with everything it causes, written in one transaction.
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// The new state; applied only if the stored version is `request.version - 1`.
+    pub request: AccessRequest,
+    pub event: NewEvent,
+    pub new_cards: Vec<NewCard>,
+    /// Queue an update of every card of the request.
+    pub refresh_cards: bool,
+    pub deliveries: Vec<Delivery>,
+}
+
+/// A request to file, with its first event, cards and messages.
+#[derive(Debug, Clone)]
+pub struct NewRequest {
+    /// `id` is ignored; the store assigns one.
+    pub request: AccessRequest,
+    pub event: NewEvent,
+    pub new_cards: Vec<NewCard>,
+    pub deliveries: Vec<Delivery>,
+    /// A client's `Idempotency-Key`: filing twice with the same key returns the first request.
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Filed {
+    Created(AccessRequest),
+    /// The idempotency key was used before; this is the request it filed.
+    Existing(AccessRequest),
+}
+
+/// A delivery claimed by a worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxItem {
+    pub id: i64,
+    pub request_id: Option<i64>,
+    pub delivery: Delivery,
+    /// Attempts made before this one.
+    pub attempts: i32,
+}
+
+/// A delivery that Slack refused for good.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FailedDelivery {
+    pub id: i64,
+    pub request_id: Option<i64>,
+    pub method: String,
+    pub error: String,
+    pub attempts: i32,
+    #[serde(with = "crate::time_format")]
+    pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::time_format")]
+    pub failed_at: DateTime<Utc>,
+}
+
+/// Which requests to list, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct RequestFilter {
+    pub status: Option<Status>,
+    pub app: Option<String>,
+    /// Matches the requester or the target user.
+    pub user: Option<String>,
+    /// Only requests with an id below this (the pagination cursor).
+    pub before_id: Option<i64>,
+    pub limit: u32,
+}
+
+/// Counts for `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    pub requests_by_status: Vec<(Status, i64)>,
+    pub deliveries_waiting: i64,
+    pub deliveries_failed: i64,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Answers when the database does.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Creates or replaces an app; true when it was created.
+    async fn put_app(&self, app: &App, now: DateTime<Utc>) -> StoreResult<bool>;
+    async fn app(&self, slug: &str) -> StoreResult<Option<App>>;
+    /// The catalog, by slug.
+    async fn apps(&self) -> StoreResult<Vec<App>>;
+
+    async fn file_request(&self, new: NewRequest) -> StoreResult<Filed>;
+    async fn request(&self, id: i64) -> StoreResult<Option<AccessRequest>>;
+    async fn requests(&self, filter: &RequestFilter) -> StoreResult<Vec<AccessRequest>>;
+    /// The audit trail, oldest first.
+    async fn events(&self, request_id: i64) -> StoreResult<Vec<AuditEvent>>;
+    /// Applies a change; `Conflict` if the request changed since it was read.
+    async fn apply(&self, change: Change) -> StoreResult<()>;
+    /// Appends an audit entry that changes no state (e.g. a failed delivery).
+    async fn append_event(&self, request_id: i64, event: &NewEvent) -> StoreResult<()>;
+
+    async fn card(&self, card_id: i64) -> StoreResult<Option<Card>>;
+    async fn cards(&self, request_id: i64) -> StoreResult<Vec<Card>>;
+    /// Records where Slack put a posted card. If the request changed since the card was
+    /// rendered, an update of the card is queued in the same transaction.
+    async fn card_posted(
+        &self,
+        card_id: i64,
+        channel: &str,
+        ts: &str,
+        rendered_version: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Records the version an update showed.
+    async fn card_updated(&self, card_id: i64, rendered_version: i64) -> StoreResult<()>;
+
+    /// Queues deliveries that belong to no state change (e.g. an ephemeral explanation).
+    async fn enqueue(
+        &self,
+        request_id: Option<i64>,
+        deliveries: &[Delivery],
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Claims up to `limit` due deliveries for `lease`; deliveries whose lease ran out
+    /// (their worker died) are due again.
+    async fn claim_deliveries(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: u32,
+    ) -> StoreResult<Vec<OutboxItem>>;
+    async fn delivery_done(&self, id: i64) -> StoreResult<()>;
+    /// Releases a claimed delivery to be tried again at `not_before`.
+    async fn delivery_postponed(
+        &self,
+        id: i64,
+        not_before: DateTime<Utc>,
+        error: &str,
+    ) -> StoreResult<()>;
+    /// Dead-letters a delivery and notes it in the request's audit trail.
+    async fn delivery_failed(&self, id: i64, error: &str, now: DateTime<Utc>) -> StoreResult<()>;
+    async fn failed_deliveries(&self) -> StoreResult<Vec<FailedDelivery>>;
+    /// Puts a failed delivery back in the queue; false if there is no such failed delivery.
+    async fn retry_delivery(&self, id: i64, now: DateTime<Utc>) -> StoreResult<bool>;
+    /// The earliest time a waiting delivery becomes due, if any.
+    async fn next_delivery_due(&self) -> StoreResult<Option<DateTime<Utc>>>;
+
+    async fn stats(&self) -> StoreResult<StoreStats>;
+}

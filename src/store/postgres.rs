@@ -1,0 +1,2 @@
+//! PostgreSQL store (being written).
+pub struct PostgresStore;
