@@ -40,9 +40,9 @@ pub enum StoreError {
 /// Opens the database named by `url` (`sqlite://…` or `postgres://…`) and runs migrations.
 pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::connect(url).await?) as Arc<dyn Store>)
+        sqlite::open(url).await
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PostgresStore::connect(url).await?))
+        postgres::open(url).await
     } else {
         Err(StoreError::UnknownScheme(url.chars().take(20).collect()))
     }

@@ -1,2 +1,6 @@
-//! SQLite store (being written).
+//! SQLite store (being written by the store work; temporary scaffold).
+use std::sync::Arc;
 pub struct SqliteStore;
+pub async fn open(_url: &str) -> super::StoreResult<Arc<dyn super::Store>> {
+    unimplemented!("scaffold")
+}
