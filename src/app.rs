@@ -1,1 +1,117 @@
 //! Builds and runs the whole application; used by `main` and by every test.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Notify};
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::http::{self, AppState, SlackState};
+use crate::metrics::Metrics;
+use crate::service::Service;
+use crate::slack::client::SlackApi;
+use crate::store::{self, StoreError};
+use crate::worker::Worker;
+
+/// How long in-flight deliveries may take to finish after a shutdown signal.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("DATABASE_URL: {0}")]
+    Database(#[from] StoreError),
+    #[error("ACCESSBOT_ADDR: cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+pub struct App {
+    listener: TcpListener,
+    state: AppState,
+    worker: Worker,
+    scheduler_interval: Duration,
+}
+
+impl App {
+    /// Opens the database (running migrations), binds the listener and wires everything.
+    pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<App, StartupError> {
+        let store = store::connect(&config.database_url).await?;
+        let metrics = Arc::new(Metrics::default());
+        let slack = config.slack.as_ref().map(|credentials| SlackState {
+            api: SlackApi::new(
+                &config.slack_api_url,
+                &credentials.bot_token,
+                metrics.clone(),
+            ),
+            signing_secret: credentials.signing_secret.as_str().into(),
+        });
+        if slack.is_none() {
+            tracing::warn!(
+                "SLACK_BOT_TOKEN or SLACK_SIGNING_SECRET is not set: the Slack endpoints answer 503 \
+                 and Slack calls wait until both are set"
+            );
+        }
+        let deliveries_waiting = Arc::new(Notify::new());
+        let service = Service::new(store.clone(), clock.clone(), deliveries_waiting.clone());
+        let worker = Worker::new(store, slack.as_ref().map(|s| s.api.clone()), clock);
+        let listener =
+            TcpListener::bind(config.addr)
+                .await
+                .map_err(|source| StartupError::Bind {
+                    addr: config.addr,
+                    source,
+                })?;
+        let state = AppState {
+            service,
+            slack,
+            api_token: config.api_token.as_deref().map(Arc::from),
+            metrics,
+            deliveries_waiting,
+        };
+        Ok(App {
+            listener,
+            state,
+            worker,
+            scheduler_interval: config.scheduler_interval,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, finishes in-flight requests
+    /// and lets the worker finish what it holds (bounded by a timeout).
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let worker = tokio::spawn(self.worker.run(
+            self.state.deliveries_waiting.clone(),
+            self.scheduler_interval,
+            stop_rx,
+        ));
+        let router = http::router(self.state);
+        tracing::info!(addr = %self.listener.local_addr()?, "accessbot is listening");
+        let served = axum::serve(self.listener, router)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                tracing::info!("shutting down");
+            })
+            .await;
+        let _ = stop_tx.send(true);
+        if tokio::time::timeout(DRAIN_TIMEOUT, worker).await.is_err() {
+            tracing::warn!("the delivery worker did not stop in time; its claims will expire");
+        }
+        served
+    }
+}

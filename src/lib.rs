@@ -5,11 +5,12 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod metrics;
 pub mod service;
 pub mod slack;
 pub mod store;
 pub mod time_format;
 pub mod worker;
 
-
+pub use app::App;
 pub use config::Config;

@@ -1,1 +1,276 @@
-//! Use cases.
+//! The use cases: file a request, act on one, manage the catalog. Each reads the request,
+//! lets the domain decide, and stores the new state together with the Slack calls it causes.
+
+use std::sync::Arc;
+
+use slack_morphism::prelude::SlackMessageContent;
+use tokio::sync::Notify;
+
+use crate::clock::Clock;
+use crate::domain::{
+    self, AccessLength, AccessRequest, Actor, App, Command, Decision, Edit, Effect, Refusal,
+    RequestDraft, ValidationError,
+};
+use crate::slack::blocks;
+use crate::store::{Change, Delivery, Filed, NewCard, NewRequest, Store, StoreError};
+
+/// How often a change is re-decided when other changes keep winning the race.
+const MAX_CONFLICT_RETRIES: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("there is no app {0:?}")]
+    UnknownApp(String),
+    #[error("there is no request {0}")]
+    UnknownRequest(i64),
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a caller asks for when filing a request; defaults are filled in here.
+#[derive(Debug, Clone, Default)]
+pub struct RequestInput {
+    pub app: String,
+    pub target_user: String,
+    pub requester: Option<String>,
+    pub permission: Option<String>,
+    pub groups: Vec<String>,
+    pub comment: String,
+    pub access_length: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Service {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    /// Wakes the delivery worker when new Slack calls were stored.
+    deliveries_waiting: Arc<Notify>,
+}
+
+impl Service {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        deliveries_waiting: Arc<Notify>,
+    ) -> Self {
+        Service {
+            store,
+            clock,
+            deliveries_waiting,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Creates or replaces an app; true when it was created.
+    pub async fn put_app(&self, app: &App) -> Result<bool, ServiceError> {
+        app.validate()?;
+        Ok(self.store.put_app(app, self.clock.now()).await?)
+    }
+
+    pub async fn app(&self, slug: &str) -> Result<App, ServiceError> {
+        self.store
+            .app(slug)
+            .await?
+            .ok_or_else(|| ServiceError::UnknownApp(slug.to_string()))
+    }
+
+    pub async fn request(&self, id: i64) -> Result<AccessRequest, ServiceError> {
+        self.store
+            .request(id)
+            .await?
+            .ok_or(ServiceError::UnknownRequest(id))
+    }
+
+    /// Files a request; with an idempotency key, a repeat returns the first request.
+    pub async fn file_request(
+        &self,
+        input: RequestInput,
+        idempotency_key: Option<String>,
+    ) -> Result<Filed, ServiceError> {
+        let app = self.app(&input.app).await?;
+        let access_length = match input.access_length.as_deref() {
+            None => AccessLength::Unlimited,
+            Some(text) => text.parse().map_err(ValidationError::from)?,
+        };
+        let draft = RequestDraft {
+            requester: input.requester.unwrap_or_else(|| input.target_user.clone()),
+            target_user: input.target_user,
+            permission: input.permission,
+            groups: input.groups,
+            comment: input.comment,
+            access_length,
+        };
+        let decision = domain::file_request(&app, draft, self.clock.now())?;
+        let change = plan(decision);
+        let filed = self
+            .store
+            .file_request(NewRequest {
+                request: change.request,
+                event: change.event,
+                new_cards: change.new_cards,
+                deliveries: change.deliveries,
+                idempotency_key,
+            })
+            .await?;
+        self.deliveries_waiting.notify_one();
+        Ok(filed)
+    }
+
+    /// Lets `actor` do `command` to request `id`, exactly once even when others act at the
+    /// same moment: a lost race is decided again on the fresh state.
+    pub async fn act(
+        &self,
+        id: i64,
+        actor: &Actor,
+        command: Command,
+    ) -> Result<AccessRequest, ServiceError> {
+        for _ in 0..MAX_CONFLICT_RETRIES {
+            let request = self.request(id).await?;
+            let decision = domain::decide(&request, actor, &command, self.clock.now())?;
+            let change = plan(decision);
+            let updated = change.request.clone();
+            match self.store.apply(change).await {
+                Ok(()) => {
+                    self.deliveries_waiting.notify_one();
+                    return Ok(updated);
+                }
+                Err(StoreError::Conflict) => continue,
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Err(StoreError::Conflict.into())
+    }
+
+    /// Applies an edit whose values come from a form or the API.
+    pub async fn edit(
+        &self,
+        id: i64,
+        actor: &Actor,
+        permission: &str,
+        groups: Vec<String>,
+        access_length: &str,
+    ) -> Result<AccessRequest, ServiceError> {
+        let request = self.request(id).await?;
+        let app = self.app(&request.app).await?;
+        let edit = Edit::new(
+            &app,
+            permission,
+            groups,
+            access_length.parse().map_err(ValidationError::from)?,
+        )?;
+        self.act(id, actor, Command::Edit(edit)).await
+    }
+
+    /// The request and its app, if `actor` may edit it now (checked before opening the modal).
+    pub async fn editable(
+        &self,
+        id: i64,
+        actor: &Actor,
+    ) -> Result<(AccessRequest, App), ServiceError> {
+        let request = self.request(id).await?;
+        let unchanged = Command::Edit(Edit {
+            permission: request.permission.clone(),
+            groups: request.groups.clone(),
+            access_length: request.access_length,
+        });
+        match domain::decide(&request, actor, &unchanged, self.clock.now()) {
+            Err(Refusal::NothingChanged) | Ok(_) => {}
+            Err(refusal) => return Err(refusal.into()),
+        }
+        let app = self.app(&request.app).await?;
+        Ok((request, app))
+    }
+
+    /// The request, if `actor` may send denial feedback on it now.
+    pub async fn feedback_allowed(
+        &self,
+        id: i64,
+        actor: &Actor,
+    ) -> Result<AccessRequest, ServiceError> {
+        let request = self.request(id).await?;
+        let probe = Command::SendFeedback("-".into());
+        domain::decide(&request, actor, &probe, self.clock.now())?;
+        Ok(request)
+    }
+
+    /// Tells one user something only they see, in the conversation where they clicked.
+    pub async fn tell(
+        &self,
+        request_id: Option<i64>,
+        channel: &str,
+        user: &str,
+        text: &str,
+    ) -> Result<(), ServiceError> {
+        let delivery = Delivery::PostEphemeral {
+            channel: channel.to_string(),
+            user: user.to_string(),
+            text: text.to_string(),
+        };
+        self.store
+            .enqueue(request_id, &[delivery], self.clock.now())
+            .await?;
+        self.deliveries_waiting.notify_one();
+        Ok(())
+    }
+}
+
+/// Turns a decision's effects into the cards and Slack calls stored with it.
+fn plan(decision: Decision) -> Change {
+    let Decision {
+        request,
+        event,
+        effects,
+    } = decision;
+    let mut change = Change {
+        request,
+        event,
+        new_cards: Vec::new(),
+        refresh_cards: false,
+        deliveries: Vec::new(),
+    };
+    for effect in effects {
+        match effect {
+            Effect::PostCards { kind, recipients } => change.new_cards.extend(
+                recipients
+                    .into_iter()
+                    .map(|recipient| NewCard { kind, recipient }),
+            ),
+            Effect::RefreshCards => change.refresh_cards = true,
+            Effect::NotifyRequester(notice) => {
+                let content = blocks::notice(&change.request, &notice);
+                change
+                    .deliveries
+                    .push(message(&change.request.requester, content));
+            }
+            Effect::RemindAssignees => {
+                let content = blocks::assignee_reminder(&change.request);
+                for assignee in change.request.assignees().to_vec() {
+                    change.deliveries.push(message(&assignee, content.clone()));
+                }
+            }
+        }
+    }
+    change
+}
+
+/// A prepared chat.postMessage to a user's DM or a channel.
+pub fn message(channel: &str, content: SlackMessageContent) -> Delivery {
+    Delivery::PostMessage {
+        channel: channel.to_string(),
+        text: content.text.unwrap_or_default(),
+        blocks: content
+            .blocks
+            .and_then(|blocks| serde_json::to_value(blocks).ok()),
+    }
+}

@@ -1,1 +1,294 @@
-//! Background delivery.
+//! Delivers the stored Slack calls (the outbox) and runs the timed jobs.
+//!
+//! A delivery is claimed with a lease, made, and then marked done, postponed (429, 5xx,
+//! network trouble) or dead-lettered (Slack said no). A worker that dies leaves its
+//! claims to expire, and another worker takes them over.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, Utc};
+use futures::stream::{self, StreamExt};
+use rand::Rng;
+use slack_morphism::prelude::{SlackBlock, SlackMessageContent};
+use tokio::sync::{watch, Notify};
+
+use crate::clock::Clock;
+use crate::slack::blocks;
+use crate::slack::client::{CallError, SlackApi};
+use crate::store::{Delivery, OutboxItem, Store, StoreError};
+
+/// How long a claim protects a delivery from other workers.
+const LEASE: i64 = 60;
+/// Deliveries claimed at once.
+const BATCH: u32 = 64;
+/// Deliveries in flight at once.
+const CONCURRENCY: usize = 16;
+/// After this many attempts a delivery that keeps failing is dead-lettered.
+const MAX_ATTEMPTS: i32 = 12;
+/// The longest wait between two attempts.
+const MAX_BACKOFF_SECONDS: i64 = 300;
+
+/// What became of one attempt.
+enum Outcome {
+    Done,
+    /// Slack asked us to wait; this does not count against the attempts.
+    RateLimited {
+        wait: Duration,
+    },
+    /// 5xx, network trouble, a card not posted yet: try again after a backoff.
+    Transient(String),
+    /// Slack refused the call for good.
+    Failed(String),
+}
+
+pub struct Worker {
+    store: Arc<dyn Store>,
+    slack: Option<SlackApi>,
+    clock: Arc<dyn Clock>,
+    owner: String,
+    /// Slack methods rate-limited until the given time: no call to them before.
+    paused: Mutex<HashMap<&'static str, DateTime<Utc>>>,
+}
+
+impl Worker {
+    pub fn new(store: Arc<dyn Store>, slack: Option<SlackApi>, clock: Arc<dyn Clock>) -> Worker {
+        let owner = format!(
+            "{}-{:08x}",
+            std::process::id(),
+            rand::thread_rng().gen::<u32>()
+        );
+        Worker {
+            store,
+            slack,
+            clock,
+            owner,
+            paused: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Delivers until shut down: whenever woken, at every interval, and when a postponed
+    /// delivery becomes due.
+    pub async fn run(
+        self,
+        wake: Arc<Notify>,
+        interval: StdDuration,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        if self.slack.is_none() {
+            tracing::warn!("Slack credentials are not set: Slack calls are kept until they are");
+        }
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            if let Err(err) = self.deliver_due().await {
+                tracing::error!(error = %err, "delivering Slack calls failed");
+            }
+            let pause = self.time_to_next_due(interval).await;
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(pause) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    async fn time_to_next_due(&self, interval: StdDuration) -> StdDuration {
+        let Ok(Some(due)) = self.store.next_delivery_due().await else {
+            return interval;
+        };
+        let until = (due - self.clock.now())
+            .to_std()
+            .unwrap_or(StdDuration::ZERO);
+        until.clamp(StdDuration::from_millis(5), interval)
+    }
+
+    /// Makes every due delivery once; returns how many were attempted.
+    pub async fn deliver_due(&self) -> Result<usize, StoreError> {
+        let Some(slack) = &self.slack else {
+            return Ok(0);
+        };
+        let mut attempted = 0;
+        loop {
+            let now = self.clock.now();
+            let items = self
+                .store
+                .claim_deliveries(&self.owner, now, Duration::seconds(LEASE), BATCH)
+                .await?;
+            if items.is_empty() {
+                return Ok(attempted);
+            }
+            attempted += items.len();
+            stream::iter(items)
+                .for_each_concurrent(CONCURRENCY, |item| self.attempt(slack, item))
+                .await;
+        }
+    }
+
+    async fn attempt(&self, slack: &SlackApi, item: OutboxItem) {
+        let method = item.delivery.method();
+        let now = self.clock.now();
+        let outcome = match self.paused_until(method, now) {
+            Some(until) => Outcome::RateLimited { wait: until - now },
+            None => self
+                .deliver(slack, &item.delivery)
+                .await
+                .unwrap_or_else(|err| Outcome::Transient(format!("database: {err}"))),
+        };
+        let result = match outcome {
+            Outcome::Done => self.store.delivery_done(item.id).await,
+            Outcome::RateLimited { wait } => {
+                self.store
+                    .delivery_postponed(item.id, now + wait, "rate limited by Slack")
+                    .await
+            }
+            Outcome::Transient(error) if item.attempts + 1 < MAX_ATTEMPTS => {
+                let retry_at = now + backoff(item.attempts);
+                self.store
+                    .delivery_postponed(item.id, retry_at, &error)
+                    .await
+            }
+            Outcome::Transient(error) | Outcome::Failed(error) => {
+                self.store
+                    .delivery_failed(item.id, &format!("{method} failed: {error}"), now)
+                    .await
+            }
+        };
+        if let Err(err) = result {
+            // The lease runs out and the delivery is tried again.
+            tracing::error!(delivery = item.id, error = %err, "could not record a delivery's outcome");
+        }
+    }
+
+    fn paused_until(&self, method: &'static str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let paused = self.paused.lock().unwrap_or_else(|p| p.into_inner());
+        paused.get(method).copied().filter(|until| *until > now)
+    }
+
+    fn pause(&self, method: &'static str, until: DateTime<Utc>) {
+        let mut paused = self.paused.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = paused.entry(method).or_insert(until);
+        *entry = (*entry).max(until);
+    }
+
+    /// Makes one Slack call; `Err` only for database trouble.
+    async fn deliver(&self, slack: &SlackApi, delivery: &Delivery) -> Result<Outcome, StoreError> {
+        let result = match delivery {
+            Delivery::PostCard { card_id } => return self.post_card(slack, *card_id).await,
+            Delivery::UpdateCard { card_id } => return self.update_card(slack, *card_id).await,
+            Delivery::PostMessage {
+                channel,
+                text,
+                blocks,
+            } => slack
+                .post_message(channel, prepared(text, blocks.as_ref()), None)
+                .await
+                .map(|_| ()),
+            Delivery::PostInCardThread { card_id, text } => {
+                let card = self.store.card(*card_id).await?;
+                match card
+                    .as_ref()
+                    .and_then(|c| Some((c.channel.as_ref()?, c.ts.as_ref()?)))
+                {
+                    Some((channel, ts)) => slack
+                        .post_message(
+                            channel,
+                            SlackMessageContent::new().with_text(text.clone()),
+                            Some(ts),
+                        )
+                        .await
+                        .map(|_| ()),
+                    None if card.is_none() => return Ok(Outcome::Done),
+                    None => return Ok(Outcome::Transient("the card is not posted yet".into())),
+                }
+            }
+            Delivery::PostEphemeral {
+                channel,
+                user,
+                text,
+            } => slack.post_ephemeral(channel, user, text).await,
+            Delivery::PublishHome { .. } => Ok(()),
+        };
+        Ok(self.outcome(delivery.method(), result))
+    }
+
+    async fn post_card(&self, slack: &SlackApi, card_id: i64) -> Result<Outcome, StoreError> {
+        let Some(card) = self.store.card(card_id).await? else {
+            return Ok(Outcome::Done);
+        };
+        if card.ts.is_some() {
+            return Ok(Outcome::Done);
+        }
+        let Some(request) = self.store.request(card.request_id).await? else {
+            return Ok(Outcome::Done);
+        };
+        let content = blocks::card(&request, card.kind, &card.recipient);
+        match slack.post_message(&card.recipient, content, None).await {
+            Ok(posted) => {
+                let now = self.clock.now();
+                self.store
+                    .card_posted(card_id, &posted.channel, &posted.ts, request.version, now)
+                    .await?;
+                Ok(Outcome::Done)
+            }
+            Err(err) => Ok(self.outcome("chat.postMessage", Err(err))),
+        }
+    }
+
+    async fn update_card(&self, slack: &SlackApi, card_id: i64) -> Result<Outcome, StoreError> {
+        let Some(card) = self.store.card(card_id).await? else {
+            return Ok(Outcome::Done);
+        };
+        // A card not posted yet will be rendered fresh when it is.
+        let (Some(channel), Some(ts)) = (&card.channel, &card.ts) else {
+            return Ok(Outcome::Done);
+        };
+        let Some(request) = self.store.request(card.request_id).await? else {
+            return Ok(Outcome::Done);
+        };
+        if card.rendered_version >= request.version {
+            return Ok(Outcome::Done);
+        }
+        let content = blocks::card(&request, card.kind, &card.recipient);
+        match slack.update_message(channel, ts, content).await {
+            Ok(()) => {
+                self.store.card_updated(card_id, request.version).await?;
+                Ok(Outcome::Done)
+            }
+            Err(err) => Ok(self.outcome("chat.update", Err(err))),
+        }
+    }
+
+    fn outcome(&self, method: &'static str, result: Result<(), CallError>) -> Outcome {
+        match result {
+            Ok(()) => Outcome::Done,
+            Err(CallError::RateLimited { retry_after }) => {
+                let wait = retry_after
+                    .and_then(|wait| Duration::from_std(wait).ok())
+                    .unwrap_or(Duration::seconds(1));
+                self.pause(method, self.clock.now() + wait);
+                Outcome::RateLimited { wait }
+            }
+            Err(CallError::Transient(error)) => Outcome::Transient(error),
+            Err(CallError::Permanent(error)) => Outcome::Failed(error),
+        }
+    }
+}
+
+/// Backoff for the n-th failed attempt: 1 s, 2 s, 4 s … up to five minutes, with jitter.
+pub fn backoff(attempts: i32) -> Duration {
+    let base = 1i64 << attempts.clamp(0, 16);
+    let capped = base.min(MAX_BACKOFF_SECONDS) * 1000;
+    let jittered = rand::thread_rng().gen_range(capped / 2..=capped);
+    Duration::milliseconds(jittered)
+}
+
+fn prepared(text: &str, blocks: Option<&serde_json::Value>) -> SlackMessageContent {
+    let content = SlackMessageContent::new().with_text(text.to_string());
+    match blocks.and_then(|b| serde_json::from_value::<Vec<SlackBlock>>(b.clone()).ok()) {
+        Some(blocks) => content.with_blocks(blocks),
+        None => content,
+    }
+}

@@ -1,6 +1,9 @@
 //! Everything Slack-shaped: signatures, payloads, rendering and the Web API client.
 
 pub mod blocks;
+pub mod client;
 pub mod ids;
 pub mod mrkdwn;
+pub mod payload;
+pub mod signature;
 pub mod views;

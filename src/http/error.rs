@@ -1,0 +1,106 @@
+//! The one place where errors become HTTP answers: `{"error": "<message>"}`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use crate::domain::{Refusal, ValidationError};
+use crate::service::ServiceError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: malformed input.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401: missing or wrong credentials or signature.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403: the caller may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404: unknown id or app.
+    #[error("{0}")]
+    NotFound(String),
+    /// 409: the request is not in a state that allows this.
+    #[error("{0}")]
+    Conflict(String),
+    /// 413: the body is larger than accepted.
+    #[error("{0}")]
+    TooLarge(String),
+    /// 422: a value outside the app's catalog.
+    #[error("{0}")]
+    Unprocessable(String),
+    /// 503: a feature is not configured.
+    #[error("{0}")]
+    Unavailable(String),
+    /// 500: our fault; the cause is logged, never returned.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(cause) = &self {
+            tracing::error!(%cause, "request failed");
+        }
+        (self.status(), Json(json!({ "error": self.to_string() }))).into_response()
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(err: ValidationError) -> Self {
+        match err {
+            ValidationError::BadInput(message) => ApiError::BadRequest(message),
+            ValidationError::NotInCatalog(message) => ApiError::Unprocessable(message),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Conflict => {
+                ApiError::Conflict("the request is changing too fast right now; try again".into())
+            }
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(err: ServiceError) -> Self {
+        match err {
+            ServiceError::UnknownApp(_) | ServiceError::UnknownRequest(_) => {
+                ApiError::NotFound(err.to_string())
+            }
+            ServiceError::Invalid(invalid) => invalid.into(),
+            ServiceError::Refused(Refusal::Invalid(invalid)) => invalid.into(),
+            ServiceError::Refused(refusal) if refusal.is_conflict() => {
+                ApiError::Conflict(refusal.to_string())
+            }
+            ServiceError::Refused(Refusal::NothingChanged) => {
+                ApiError::Conflict("nothing changed".into())
+            }
+            ServiceError::Refused(refusal) => ApiError::Forbidden(refusal.to_string()),
+            ServiceError::Store(store) => store.into(),
+        }
+    }
+}

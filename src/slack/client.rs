@@ -1,0 +1,185 @@
+//! The Slack Web API in the bot's own words, on slack-morphism's client.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use slack_morphism::errors::SlackClientError;
+use slack_morphism::prelude::*;
+
+use crate::metrics::{CallOutcome, Metrics};
+
+/// No Slack call may hang a worker for longer than this.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+type Connector = SlackClientHyperConnector<HttpsConnector<HttpConnector>>;
+
+/// Why a call did not succeed, sorted by what to do next.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// HTTP 429: wait `retry_after` (Slack's `Retry-After`), then try again.
+    #[error("rate limited by Slack")]
+    RateLimited { retry_after: Option<Duration> },
+    /// 5xx, a network error or a timeout: try again later. For posts, the message may
+    /// or may not have been created.
+    #[error("Slack could not be reached: {0}")]
+    Transient(String),
+    /// Slack said no (`ok: false`); trying again will not help.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+/// Where a posted message landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Posted {
+    pub channel: String,
+    pub ts: String,
+}
+
+#[derive(Clone)]
+pub struct SlackApi {
+    client: Arc<SlackClient<Connector>>,
+    token: SlackApiToken,
+    metrics: Arc<Metrics>,
+}
+
+impl SlackApi {
+    /// A client for the Web API at `api_url` (https, or plain http for a local fake).
+    pub fn new(api_url: &str, bot_token: &str, metrics: Arc<Metrics>) -> SlackApi {
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let connector =
+            SlackClientHyperConnector::with_connector(https).with_slack_api_url(api_url);
+        SlackApi {
+            client: Arc::new(SlackClient::new(connector)),
+            token: SlackApiToken::new(bot_token.to_string().into()),
+            metrics,
+        }
+    }
+
+    async fn call<T, F>(&self, method: &'static str, call: F) -> Result<T, CallError>
+    where
+        F: std::future::Future<Output = ClientResult<T>>,
+    {
+        let result = match tokio::time::timeout(CALL_TIMEOUT, call).await {
+            Ok(result) => result.map_err(classify),
+            Err(_) => Err(CallError::Transient("timed out".into())),
+        };
+        let outcome = match &result {
+            Ok(_) => CallOutcome::Ok,
+            Err(CallError::RateLimited { .. }) => CallOutcome::RateLimited,
+            Err(CallError::Transient(_)) => CallOutcome::Transient,
+            Err(CallError::Permanent(_)) => CallOutcome::Failed,
+        };
+        self.metrics.slack_call(method, outcome);
+        if let Err(err) = &result {
+            tracing::warn!(method, error = %err, "Slack call did not succeed");
+        }
+        result
+    }
+
+    /// chat.postMessage; `channel` may be a user id, which posts to the bot's DM with them.
+    pub async fn post_message(
+        &self,
+        channel: &str,
+        content: SlackMessageContent,
+        thread_ts: Option<&str>,
+    ) -> Result<Posted, CallError> {
+        let session = self.client.open_session(&self.token);
+        let mut request = SlackApiChatPostMessageRequest::new(channel.into(), content);
+        request.thread_ts = thread_ts.map(|ts| ts.into());
+        let response = self
+            .call("chat.postMessage", session.chat_post_message(&request))
+            .await?;
+        Ok(Posted {
+            channel: response.channel.to_string(),
+            ts: response.ts.to_string(),
+        })
+    }
+
+    /// chat.update of a message the bot posted.
+    pub async fn update_message(
+        &self,
+        channel: &str,
+        ts: &str,
+        content: SlackMessageContent,
+    ) -> Result<(), CallError> {
+        let session = self.client.open_session(&self.token);
+        let request = SlackApiChatUpdateRequest::new(channel.into(), content, ts.into());
+        self.call("chat.update", session.chat_update(&request))
+            .await
+            .map(|_| ())
+    }
+
+    /// chat.postEphemeral: a message only `user` sees.
+    pub async fn post_ephemeral(
+        &self,
+        channel: &str,
+        user: &str,
+        text: &str,
+    ) -> Result<(), CallError> {
+        let session = self.client.open_session(&self.token);
+        let request = SlackApiChatPostEphemeralRequest::new(
+            channel.into(),
+            user.into(),
+            SlackMessageContent::new().with_text(text.to_string()),
+        );
+        self.call("chat.postEphemeral", session.chat_post_ephemeral(&request))
+            .await
+            .map(|_| ())
+    }
+
+    /// views.open with a fresh trigger id.
+    pub async fn open_view(&self, trigger_id: &str, view: SlackView) -> Result<(), CallError> {
+        let session = self.client.open_session(&self.token);
+        let request = SlackApiViewsOpenRequest::new(trigger_id.into(), view);
+        self.call("views.open", session.views_open(&request))
+            .await
+            .map(|_| ())
+    }
+
+    /// views.publish of a user's App Home.
+    pub async fn publish_home(&self, user: &str, view: SlackView) -> Result<(), CallError> {
+        let session = self.client.open_session(&self.token);
+        let request = SlackApiViewsPublishRequest::new(user.into(), view);
+        self.call("views.publish", session.views_publish(&request))
+            .await
+            .map(|_| ())
+    }
+}
+
+/// Slack error codes that mean "try again later" although Slack answered.
+const TRANSIENT_CODES: [&str; 4] = [
+    "internal_error",
+    "fatal_error",
+    "service_unavailable",
+    "request_timeout",
+];
+
+fn classify(err: SlackClientError) -> CallError {
+    match err {
+        SlackClientError::RateLimitError(limited) => CallError::RateLimited {
+            retry_after: limited.retry_after,
+        },
+        SlackClientError::ApiError(api)
+            if api.code == "ratelimited" || api.code == "rate_limited" =>
+        {
+            CallError::RateLimited { retry_after: None }
+        }
+        SlackClientError::ApiError(api) if TRANSIENT_CODES.contains(&api.code.as_str()) => {
+            CallError::Transient(api.code)
+        }
+        SlackClientError::ApiError(api) => CallError::Permanent(api.code),
+        SlackClientError::HttpError(http) if http.status_code.is_server_error() => {
+            CallError::Transient(format!("HTTP {}", http.status_code))
+        }
+        SlackClientError::HttpError(http) => {
+            CallError::Permanent(format!("HTTP {}", http.status_code))
+        }
+        other => CallError::Transient(other.to_string()),
+    }
+}

@@ -1,0 +1,152 @@
+//! Interaction payloads from Slack, parsed at the edge into the few facts the bot uses.
+
+use std::collections::HashMap;
+
+use slack_morphism::prelude::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PayloadError {
+    #[error("the body is not a form with a payload field")]
+    NoPayload,
+    #[error("the payload is not a Slack interaction: {0}")]
+    Malformed(String),
+}
+
+/// A click on a button of a message (or of the Home tab).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ButtonClick {
+    pub user: String,
+    pub action_id: String,
+    pub value: Option<String>,
+    pub trigger_id: String,
+    /// The conversation of the clicked message, when the button was in a message.
+    pub channel: Option<String>,
+}
+
+/// A submitted modal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Submission {
+    pub user: String,
+    pub callback_id: String,
+    pub private_metadata: String,
+    pub values: FormValues,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Interaction {
+    Button(ButtonClick),
+    Submission(Submission),
+    /// Anything the bot does not act on (a closed modal, an unknown payload type).
+    Ignored,
+}
+
+/// The inputs of a submitted modal, by block id (each block has one element).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FormValues(HashMap<String, SlackViewStateValue>);
+
+impl FormValues {
+    fn get(&self, field: &str) -> Option<&SlackViewStateValue> {
+        self.0.get(field)
+    }
+
+    /// A text input's value, trimmed; `None` when empty.
+    pub fn text(&self, field: &str) -> Option<String> {
+        self.get(field)?
+            .value
+            .as_deref()
+            .map(str::trim)
+            .filter(|text| !text.is_empty())
+            .map(str::to_string)
+    }
+
+    /// The value of a single select's chosen option.
+    pub fn selected(&self, field: &str) -> Option<String> {
+        Some(self.get(field)?.selected_option.as_ref()?.value.clone())
+    }
+
+    /// The values of a multi select's chosen options.
+    pub fn selected_many(&self, field: &str) -> Vec<String> {
+        self.get(field)
+            .and_then(|value| value.selected_options.as_ref())
+            .map(|options| options.iter().map(|o| o.value.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// A users_select's chosen user.
+    pub fn user(&self, field: &str) -> Option<String> {
+        Some(self.get(field)?.selected_user.as_ref()?.to_string())
+    }
+}
+
+/// Parses the `application/x-www-form-urlencoded` body Slack posts to the interactivity URL.
+pub fn parse_interaction(body: &[u8]) -> Result<Interaction, PayloadError> {
+    let fields: Vec<(String, String)> =
+        serde_urlencoded::from_bytes(body).map_err(|_| PayloadError::NoPayload)?;
+    let payload = fields
+        .into_iter()
+        .find_map(|(name, value)| (name == "payload").then_some(value))
+        .ok_or(PayloadError::NoPayload)?;
+    let event: SlackInteractionEvent =
+        serde_json::from_str(&payload).map_err(|err| PayloadError::Malformed(err.to_string()))?;
+    Ok(match event {
+        SlackInteractionEvent::BlockActions(actions) => button_click(actions),
+        SlackInteractionEvent::ViewSubmission(submission) => submission_of(submission),
+        _ => Interaction::Ignored,
+    })
+}
+
+fn button_click(event: SlackInteractionBlockActionsEvent) -> Interaction {
+    let Some(user) = event.user else {
+        return Interaction::Ignored;
+    };
+    let Some(action) = event.actions.and_then(|actions| actions.into_iter().next()) else {
+        return Interaction::Ignored;
+    };
+    let channel = match &event.container {
+        SlackInteractionActionContainer::Message(message) => message.channel_id.clone(),
+        SlackInteractionActionContainer::MessageAttachment(message) => message.channel_id.clone(),
+        SlackInteractionActionContainer::View(_) => None,
+    }
+    .or(event.channel.map(|channel| channel.id));
+    Interaction::Button(ButtonClick {
+        user: user.id.to_string(),
+        action_id: action.action_id.to_string(),
+        value: action.value,
+        trigger_id: event.trigger_id.to_string(),
+        channel: channel.map(|c| c.to_string()),
+    })
+}
+
+fn submission_of(event: SlackInteractionViewSubmissionEvent) -> Interaction {
+    let SlackView::Modal(modal) = &event.view.view else {
+        return Interaction::Ignored;
+    };
+    let values = event
+        .view
+        .state_params
+        .state
+        .map(|state| {
+            state
+                .values
+                .into_iter()
+                .filter_map(|(block, mut actions)| {
+                    let key = block.to_string();
+                    let value = actions
+                        .remove(&SlackActionId::new(key.clone()))
+                        .or_else(|| actions.into_values().next())?;
+                    Some((key, value))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Interaction::Submission(Submission {
+        user: event.user.id.to_string(),
+        callback_id: modal
+            .callback_id
+            .as_ref()
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
+        private_metadata: modal.private_metadata.clone().unwrap_or_default(),
+        values: FormValues(values),
+    })
+}
