@@ -2,5 +2,6 @@
 
 pub mod blocks;
 pub mod ids;
+pub mod limits;
 pub mod mrkdwn;
 pub mod views;
