@@ -187,9 +187,11 @@ mod tests {
     fn port_is_used_when_no_address_is_given() {
         let config = Config::from_vars(&vars(&[("PORT", "8080")])).unwrap();
         assert_eq!(config.addr.to_string(), "0.0.0.0:8080");
-        let config =
-            Config::from_vars(&vars(&[("PORT", "8080"), ("ACCESSBOT_ADDR", "127.0.0.1:9")]))
-                .unwrap();
+        let config = Config::from_vars(&vars(&[
+            ("PORT", "8080"),
+            ("ACCESSBOT_ADDR", "127.0.0.1:9"),
+        ]))
+        .unwrap();
         assert_eq!(config.addr.to_string(), "127.0.0.1:9");
     }
 
@@ -219,7 +221,12 @@ mod tests {
         ]))
         .unwrap();
         let shown = format!("{config:?}");
-        for secret in ["xoxb-secret-token", "signing-secret-value", "api-secret-value", "hunter2"] {
+        for secret in [
+            "xoxb-secret-token",
+            "signing-secret-value",
+            "api-secret-value",
+            "hunter2",
+        ] {
             assert!(!shown.contains(secret), "{shown}");
         }
     }

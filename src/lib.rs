@@ -11,5 +11,4 @@ pub mod store;
 pub mod time_format;
 pub mod worker;
 
-
 pub use config::Config;

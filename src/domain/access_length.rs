@@ -157,7 +157,18 @@ mod tests {
 
     #[test]
     fn rejects_nonsense_zero_negative_and_huge_lengths() {
-        for text in ["", "d", "0d", "-1d", "1.5d", "7 days", "7y", "99999999w", "1d1", "٣d"] {
+        for text in [
+            "",
+            "d",
+            "0d",
+            "-1d",
+            "1.5d",
+            "7 days",
+            "7y",
+            "99999999w",
+            "1d1",
+            "٣d",
+        ] {
             assert!(text.parse::<AccessLength>().is_err(), "{text} accepted");
         }
     }

@@ -46,7 +46,9 @@ impl App {
         check_list("groups", &self.groups)?;
         if let Some(channel) = &self.admin_channel {
             if !is_slack_id(channel) {
-                return bad(format!("admin_channel: {channel:?} is not a Slack channel id"));
+                return bad(format!(
+                    "admin_channel: {channel:?} is not a Slack channel id"
+                ));
             }
         }
         Ok(())

@@ -119,12 +119,24 @@ pub struct FieldChange {
 /// Something the requester is told in a direct message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
-    ReadyToGo { by: String },
-    Denied { by: String },
-    Feedback { by: String, text: String },
-    Edited { by: String, changes: Vec<FieldChange> },
+    ReadyToGo {
+        by: String,
+    },
+    Denied {
+        by: String,
+    },
+    Feedback {
+        by: String,
+        text: String,
+    },
+    Edited {
+        by: String,
+        changes: Vec<FieldChange>,
+    },
     AccessEnded,
-    ExpiresSoon { at: DateTime<Utc> },
+    ExpiresSoon {
+        at: DateTime<Utc>,
+    },
 }
 
 /// What a transition asks the outside world to do.
@@ -317,11 +329,7 @@ pub fn decide(
             next.approved_at = Some(now);
             next.stage_reminded = false;
             let cards = stage_cards(&next);
-            (
-                EventKind::Approved,
-                vec![Effect::RefreshCards, cards],
-                None,
-            )
+            (EventKind::Approved, vec![Effect::RefreshCards, cards], None)
         }
         Command::Deny => {
             let stage = pending_stage(request, "denied")?;
@@ -364,7 +372,11 @@ pub fn decide(
             next.status = Status::Expired;
             next.removed_by = Some(name.clone());
             next.removed_at = Some(now);
-            (EventKind::RemovalConfirmed, vec![Effect::RefreshCards], None)
+            (
+                EventKind::RemovalConfirmed,
+                vec![Effect::RefreshCards],
+                None,
+            )
         }
         Command::Cancel => {
             pending_stage(request, "canceled")?;
