@@ -56,3 +56,200 @@ pub const MESSAGE_TEXT: usize = 3000;
 /// Cumulative text of all blocks of one message: undocumented, `msg_blocks_too_long` was
 /// observed near 13,200 characters (slackapi/bolt-js#2509); we stay well below.
 pub const MESSAGE_BLOCKS_TEXT: usize = 12_000;
+
+/// Shared by the renderers' tests: a sample request and a checker of every limit above.
+#[cfg(test)]
+pub(crate) mod testing {
+    use chrono::{DateTime, TimeZone, Utc};
+    use serde_json::Value;
+
+    use super::*;
+    use crate::domain::{AccessLength, AccessRequest, App, Status};
+
+    pub fn t(hour: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 27, hour, 0, 0).unwrap()
+    }
+
+    pub fn app() -> App {
+        App {
+            slug: "github".into(),
+            name: "GitHub".into(),
+            admins: vec!["UADMIN1".into(), "UADMIN2".into()],
+            approvers: vec!["UAPPR1".into(), "UAPPR2".into()],
+            permissions: vec!["Member".into(), "Admin".into()],
+            groups: vec!["eng".into(), "design".into(), "ops".into()],
+            admin_channel: None,
+        }
+    }
+
+    /// Request 42 for GitHub by UREQ, pending approval.
+    pub fn request() -> AccessRequest {
+        let app = app();
+        AccessRequest {
+            id: 42,
+            app: app.slug,
+            app_name: app.name,
+            target_user: "UREQ".into(),
+            requester: "UREQ".into(),
+            permission: "Member".into(),
+            groups: vec!["eng".into()],
+            comment: "Need it for the release".into(),
+            access_length: "7d".parse::<AccessLength>().unwrap(),
+            status: Status::PendingApproval,
+            approvers: app.approvers,
+            app_admins: app.admins,
+            admin_channel: None,
+            created_at: t(9),
+            updated_at: t(9),
+            approved_by: None,
+            approved_at: None,
+            decided_by: None,
+            decided_at: None,
+            provisioned_at: None,
+            expires_at: None,
+            removed_by: None,
+            removed_at: None,
+            denial_feedback: None,
+            expiry_reminded: false,
+            stage_reminded: false,
+            version: 1,
+        }
+    }
+
+    /// The longest request the domain accepts: 100 approvers and admins with long ids,
+    /// 100 groups of 80 characters, a 10,000-character hostile comment and feedback.
+    pub fn huge_request() -> (AccessRequest, App) {
+        let users = |prefix: char| -> Vec<String> {
+            (0..100)
+                .map(|i| format!("{prefix}{i:0>79}"))
+                .collect::<Vec<_>>()
+        };
+        let groups: Vec<String> = (0..100)
+            .map(|i| format!("{}xx{i:03}", "<&>".repeat(25)))
+            .collect();
+        let permissions: Vec<String> = (0..100)
+            .map(|i| format!("{}x{i:03}", "<&".repeat(38)))
+            .collect();
+        let app = App {
+            slug: "x".repeat(80),
+            name: "<&>".repeat(26) + "xx",
+            admins: users('A'),
+            approvers: users('B'),
+            permissions: permissions.clone(),
+            groups: groups.clone(),
+            admin_channel: None,
+        };
+        let mut request = request();
+        request.app = app.slug.clone();
+        request.app_name = app.name.clone();
+        request.target_user = format!("T{}", "9".repeat(79));
+        request.requester = format!("R{}", "8".repeat(79));
+        request.permission = permissions[99].clone();
+        request.groups = groups;
+        request.comment = "<&>".repeat(3334);
+        request.approvers = app.approvers.clone();
+        request.app_admins = app.admins.clone();
+        request.denial_feedback = Some("<!channel>&".repeat(1000));
+        (request, app)
+    }
+
+    fn len(value: &Value) -> usize {
+        value.as_str().map(|s| s.chars().count()).unwrap_or(0)
+    }
+
+    fn text_of(value: &Value) -> usize {
+        len(&value["text"])
+    }
+
+    /// Asserts that a rendered message (`text` + `blocks`) or view keeps every limit, and
+    /// returns the total characters of text in its blocks.
+    pub fn assert_within_limits(payload: &Value) -> usize {
+        let blocks = payload["blocks"].as_array().expect("blocks");
+        let is_view = payload.get("type").is_some();
+        if is_view {
+            assert!(blocks.len() <= VIEW_BLOCKS);
+            assert!((1..=MODAL_TITLE).contains(&text_of(&payload["title"])));
+            assert_eq!(payload["title"]["type"], "plain_text");
+            assert!(text_of(&payload["submit"]) <= MODAL_BUTTON);
+            assert!(text_of(&payload["close"]) <= MODAL_BUTTON);
+            assert!(len(&payload["private_metadata"]) <= PRIVATE_METADATA);
+        } else {
+            assert!(blocks.len() <= MESSAGE_BLOCKS);
+            assert!(len(&payload["text"]) <= MESSAGE_TEXT);
+        }
+        let mut total = 0;
+        let mut count = |value: &Value, max: usize, what: &str| {
+            let n = text_of(value);
+            assert!(n <= max, "{what} has {n} > {max} characters");
+            total += n;
+        };
+        for block in blocks {
+            match block["type"].as_str().unwrap() {
+                "section" => {
+                    if !block["text"].is_null() {
+                        count(&block["text"], SECTION_TEXT, "section text");
+                    }
+                    let fields = block["fields"].as_array().cloned().unwrap_or_default();
+                    assert!(fields.len() <= SECTION_FIELDS);
+                    for field in &fields {
+                        count(field, SECTION_FIELD, "section field");
+                    }
+                }
+                "header" => {
+                    assert_eq!(block["text"]["type"], "plain_text");
+                    count(&block["text"], HEADER_TEXT, "header");
+                }
+                "context" => {
+                    let elements = block["elements"].as_array().unwrap();
+                    assert!(elements.len() <= CONTEXT_ELEMENTS);
+                    for element in elements {
+                        count(element, CONTEXT_TEXT, "context element");
+                    }
+                }
+                "actions" => {
+                    let elements = block["elements"].as_array().unwrap();
+                    assert!(elements.len() <= 25);
+                    let mut ids: Vec<&str> = elements
+                        .iter()
+                        .map(|e| e["action_id"].as_str().unwrap())
+                        .collect();
+                    ids.sort();
+                    ids.dedup();
+                    assert_eq!(ids.len(), elements.len(), "action ids are unique");
+                    for button in elements {
+                        count(&button["text"], BUTTON_TEXT, "button");
+                        assert!(len(&button["value"]) <= BUTTON_VALUE);
+                        let confirm = &button["confirm"];
+                        if !confirm.is_null() {
+                            assert!(text_of(&confirm["title"]) <= CONFIRM_TITLE);
+                            assert!(text_of(&confirm["text"]) <= CONFIRM_TEXT);
+                            assert!(text_of(&confirm["confirm"]) <= CONFIRM_BUTTON);
+                            assert!(text_of(&confirm["deny"]) <= CONFIRM_BUTTON);
+                        }
+                    }
+                }
+                "input" => {
+                    assert!(is_view, "input blocks belong in views");
+                    assert!(len(&block["block_id"]) <= 255);
+                    assert!(text_of(&block["label"]) <= INPUT_LABEL);
+                    assert!(text_of(&block["hint"]) <= INPUT_LABEL);
+                    let element = &block["element"];
+                    assert_eq!(element["action_id"], block["block_id"]);
+                    assert!(text_of(&element["placeholder"]) <= PLACEHOLDER);
+                    assert!(len(&element["initial_value"]) <= PLAIN_TEXT_INPUT);
+                    let options = element["options"].as_array().cloned().unwrap_or_default();
+                    assert!(options.len() <= SELECT_OPTIONS);
+                    for option in &options {
+                        assert!(text_of(&option["text"]) <= OPTION_TEXT);
+                        assert!(len(&option["value"]) <= OPTION_VALUE);
+                    }
+                }
+                other => panic!("unexpected block type {other}"),
+            }
+        }
+        if !is_view {
+            assert!(total <= MESSAGE_BLOCKS_TEXT, "{total} characters of text");
+        }
+        total
+    }
+}

@@ -153,3 +153,111 @@ fn section(text: &str) -> SlackBlock {
         SlackBlockMarkDownText::new(truncate(text, limits::SECTION_TEXT)),
     )))
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+    use crate::slack::limits::testing::{app, assert_within_limits, huge_request, request};
+
+    fn json(view: &SlackView) -> Value {
+        let value = serde_json::to_value(view).unwrap();
+        assert_eq!(value["type"], "modal");
+        assert_within_limits(&value);
+        value
+    }
+
+    fn input<'a>(view: &'a Value, id: &str) -> Option<&'a Value> {
+        view["blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["block_id"] == id)
+    }
+
+    #[test]
+    fn feedback_modal_has_one_long_text_field() {
+        let view = json(&feedback_modal(&request()));
+        assert_eq!(view["callback_id"], callback::FEEDBACK);
+        assert_eq!(view["private_metadata"], "42");
+        assert_eq!(view["title"]["text"], "Send feedback");
+        assert_eq!(view["submit"]["text"], "Send");
+        let block = input(&view, field::FEEDBACK).unwrap();
+        assert_eq!(block["type"], "input");
+        assert_eq!(block["element"]["type"], "plain_text_input");
+        assert_eq!(block["element"]["action_id"], field::FEEDBACK);
+        assert_eq!(block["element"]["multiline"], true);
+        assert_eq!(block["element"]["max_length"], 2000);
+    }
+
+    #[test]
+    fn edit_modal_is_prefilled_with_the_request() {
+        let mut r = request();
+        r.permission = "Admin".into();
+        r.groups = vec!["eng".into(), "ops".into()];
+        let view = json(&edit_modal(&r, &app()));
+        assert_eq!(view["callback_id"], callback::EDIT);
+        assert_eq!(view["private_metadata"], "42");
+        assert_eq!(view["title"]["text"], "Edit request");
+        assert_eq!(view["submit"]["text"], "Save");
+
+        let permission = &input(&view, field::PERMISSION).unwrap()["element"];
+        assert_eq!(permission["type"], "static_select");
+        assert_eq!(permission["action_id"], field::PERMISSION);
+        assert_eq!(permission["options"].as_array().unwrap().len(), 2);
+        assert_eq!(permission["initial_option"]["value"], "Admin");
+
+        let groups = input(&view, field::GROUPS).unwrap();
+        assert_eq!(groups["optional"], true);
+        assert_eq!(groups["element"]["type"], "multi_static_select");
+        let chosen: Vec<&str> = groups["element"]["initial_options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["value"].as_str().unwrap())
+            .collect();
+        assert_eq!(chosen, ["eng", "ops"]);
+
+        let length = input(&view, field::ACCESS_LENGTH).unwrap();
+        assert_eq!(length["element"]["initial_value"], "7d");
+        assert!(length["hint"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("unlimited"));
+    }
+
+    #[test]
+    fn edit_modal_leaves_out_groups_when_the_app_has_none() {
+        let mut app = app();
+        app.groups.clear();
+        let mut r = request();
+        r.groups.clear();
+        let view = json(&edit_modal(&r, &app));
+        assert!(input(&view, field::GROUPS).is_none());
+        assert!(input(&view, field::PERMISSION).is_some());
+    }
+
+    #[test]
+    fn edit_modal_never_preselects_what_the_catalog_no_longer_offers() {
+        let mut r = request();
+        r.permission = "Owner".into();
+        r.groups = vec!["gone".into()];
+        let view = json(&edit_modal(&r, &app()));
+        assert!(input(&view, field::PERMISSION).unwrap()["element"]["initial_option"].is_null());
+        assert!(input(&view, field::GROUPS).unwrap()["element"]["initial_options"].is_null());
+    }
+
+    #[test]
+    fn modals_for_the_longest_catalog_stay_within_limits() {
+        let (r, app) = huge_request();
+        let view = json(&edit_modal(&r, &app));
+        let groups = &input(&view, field::GROUPS).unwrap()["element"];
+        assert_eq!(groups["options"].as_array().unwrap().len(), 100);
+        assert_eq!(groups["initial_options"].as_array().unwrap().len(), 100);
+        let permission = &input(&view, field::PERMISSION).unwrap()["element"];
+        assert_eq!(permission["initial_option"]["value"], r.permission.as_str());
+        let view = json(&feedback_modal(&r));
+        assert!(!view.to_string().contains("<&>"));
+    }
+}
