@@ -328,12 +328,13 @@ fn card_fields(request: &AccessRequest) -> Vec<SlackBlockText> {
     };
     let mut length = request.access_length.human();
     if let Some(expires) = request.expires_at {
-        let verb = if request.status == Status::Provisioned {
-            "until"
-        } else {
-            "ended"
-        };
-        length = format!("{length} ({verb} {})", date(expires));
+        match request.status {
+            Status::Provisioned => length = format!("{length} (until {})", date(expires)),
+            Status::PendingDeprovisioning | Status::Expired => {
+                length = format!("{length} (ended {})", date(expires))
+            }
+            _ => {}
+        }
     }
     let comment = if request.comment.trim().is_empty() {
         "_none_".to_string()
@@ -402,7 +403,8 @@ fn date(at: DateTime<Utc>) -> String {
 }
 
 fn at(when: Option<DateTime<Utc>>) -> String {
-    when.map(|when| format!(" on {}", date(when)))
+    // `date_short_pretty` may read "today", so no preposition before it.
+    when.map(|when| format!(", {}", date(when)))
         .unwrap_or_default()
 }
 
