@@ -6,6 +6,7 @@ mod app;
 mod event;
 mod lifecycle;
 mod request;
+mod thread;
 
 pub use access_length::{AccessLength, InvalidAccessLength, TimeUnit};
 pub use app::{is_slack_id, is_slug, App, MAX_LIST_LEN};
@@ -15,6 +16,7 @@ pub use lifecycle::{
     Refusal, RequestDraft, MAX_COMMENT_CHARS,
 };
 pub use request::{AccessRequest, CardKind, Status, UnknownStatus};
+pub use thread::{ThreadMessage, MAX_THREAD_TEXT};
 
 /// Input that cannot be accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
