@@ -12,6 +12,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::http::{self, AppState, SlackState};
 use crate::metrics::Metrics;
+use crate::scheduler::Scheduler;
 use crate::service::Service;
 use crate::slack::client::SlackApi;
 use crate::store::{self, StoreError};
@@ -35,6 +36,7 @@ pub struct App {
     listener: TcpListener,
     state: AppState,
     worker: Worker,
+    scheduler: Arc<Scheduler>,
     scheduler_interval: Duration,
 }
 
@@ -60,6 +62,9 @@ impl App {
         let deliveries_waiting = Arc::new(Notify::new());
         let service = Service::new(store.clone(), clock.clone(), deliveries_waiting.clone());
         let worker = Worker::new(store, slack.as_ref().map(|s| s.api.clone()), clock);
+        let remind_after = chrono::Duration::from_std(config.remind_after)
+            .unwrap_or_else(|_| chrono::Duration::days(1));
+        let scheduler = Arc::new(Scheduler::new(service.clone(), remind_after));
         let listener =
             TcpListener::bind(config.addr)
                 .await
@@ -78,6 +83,7 @@ impl App {
             listener,
             state,
             worker,
+            scheduler,
             scheduler_interval: config.scheduler_interval,
         })
     }
@@ -98,8 +104,9 @@ impl App {
         let worker = tokio::spawn(self.worker.run(
             self.state.deliveries_waiting.clone(),
             self.scheduler_interval,
-            stop_rx,
+            stop_rx.clone(),
         ));
+        let scheduler = tokio::spawn(self.scheduler.run(self.scheduler_interval, stop_rx));
         let router = http::router(self.state);
         tracing::info!(addr = %self.listener.local_addr()?, "accessbot is listening");
         let served = axum::serve(self.listener, router)
@@ -109,6 +116,7 @@ impl App {
             })
             .await;
         let _ = stop_tx.send(true);
+        let _ = scheduler.await;
         if tokio::time::timeout(DRAIN_TIMEOUT, worker).await.is_err() {
             tracing::warn!("the delivery worker did not stop in time; its claims will expire");
         }

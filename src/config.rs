@@ -18,6 +18,8 @@ pub struct Config {
     pub addr: SocketAddr,
     pub public_url: Url,
     pub scheduler_interval: Duration,
+    /// Assignees of a stage that waited this long get one reminder.
+    pub remind_after: Duration,
 }
 
 #[derive(Clone)]
@@ -93,6 +95,11 @@ impl Config {
                 "{interval_text:?} is not an interval such as 30s, 500ms, 5m or 1h (at least 10ms)"
             ),
         })?;
+        let remind_text = get("ACCESSBOT_REMINDER_AFTER").unwrap_or_else(|| "24h".into());
+        let remind_after = parse_interval(&remind_text).ok_or_else(|| ConfigError {
+            variable: "ACCESSBOT_REMINDER_AFTER",
+            message: format!("{remind_text:?} is not a duration such as 24h, 2d or 30m"),
+        })?;
         Ok(Config {
             database_url,
             slack,
@@ -101,6 +108,7 @@ impl Config {
             addr,
             public_url,
             scheduler_interval,
+            remind_after,
         })
     }
 }
@@ -119,7 +127,7 @@ fn parse_http_url(variable: &'static str, text: &str) -> Result<Url, ConfigError
     Ok(url)
 }
 
-/// `500ms`, `30s`, `5m`, `1h`.
+/// `500ms`, `30s`, `5m`, `1h`, `2d`.
 fn parse_interval(text: &str) -> Option<Duration> {
     let (digits, unit) = match text.strip_suffix("ms") {
         Some(digits) => (digits, 1),
@@ -128,6 +136,7 @@ fn parse_interval(text: &str) -> Option<Duration> {
                 's' => 1000,
                 'm' => 60_000,
                 'h' => 3_600_000,
+                'd' => 86_400_000,
                 _ => return None,
             };
             (&text[..text.len() - 1], unit)
@@ -147,6 +156,7 @@ impl fmt::Debug for Config {
             .field("addr", &self.addr)
             .field("public_url", &self.public_url.as_str())
             .field("scheduler_interval", &self.scheduler_interval)
+            .field("remind_after", &self.remind_after)
             .finish()
     }
 }

@@ -6,6 +6,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod metrics;
+pub mod scheduler;
 pub mod service;
 pub mod slack;
 pub mod store;

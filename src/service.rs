@@ -8,11 +8,11 @@ use tokio::sync::Notify;
 
 use crate::clock::Clock;
 use crate::domain::{
-    self, AccessLength, AccessRequest, Actor, App, Command, Decision, Edit, Effect, Refusal,
-    RequestDraft, ValidationError,
+    self, AccessLength, AccessRequest, Actor, App, Command, Decision, Edit, Effect, EventKind,
+    NewEvent, Refusal, RequestDraft, ThreadMessage, ValidationError, MAX_THREAD_TEXT,
 };
-use crate::slack::blocks;
-use crate::store::{Change, Delivery, Filed, NewCard, NewRequest, Store, StoreError};
+use crate::slack::{blocks, mrkdwn};
+use crate::store::{Change, Delivery, Filed, NewCard, NewRequest, Store, StoreError, ThreadPost};
 
 /// How often a change is re-decided when other changes keep winning the race.
 const MAX_CONFLICT_RETRIES: usize = 16;
@@ -120,6 +120,7 @@ impl Service {
                 event: change.event,
                 new_cards: change.new_cards,
                 deliveries: change.deliveries,
+                republish_homes: change.republish_homes,
                 idempotency_key,
             })
             .await?;
@@ -204,6 +205,74 @@ impl Service {
         Ok(request)
     }
 
+    /// Files a request on behalf of a Slack user (the `/access` modal).
+    pub async fn file_request_from_slack(&self, input: RequestInput) -> Result<AccessRequest, ServiceError> {
+        match self.file_request(input, None).await? {
+            Filed::Created(request) | Filed::Existing(request) => Ok(request),
+        }
+    }
+
+    /// Relays a reply written in the thread of one of a request's cards into the threads of
+    /// all its other cards, and keeps it. False when the thread belongs to no request or the
+    /// message was relayed before.
+    pub async fn relay_thread_reply(
+        &self,
+        channel: &str,
+        thread_ts: &str,
+        ts: &str,
+        user: &str,
+        text: &str,
+    ) -> Result<bool, ServiceError> {
+        let Some(card) = self.store.card_by_message(channel, thread_ts).await? else {
+            return Ok(false);
+        };
+        let text = mrkdwn::plain(text, MAX_THREAD_TEXT);
+        let now = self.clock.now();
+        let post = ThreadPost {
+            request_id: card.request_id,
+            source_card_id: card.id,
+            source_channel: channel.to_string(),
+            source_ts: ts.to_string(),
+            relay_text: blocks::thread_relay(user, &text),
+            event: NewEvent {
+                at: now,
+                actor: user.to_string(),
+                kind: EventKind::ThreadMessage,
+                before: None,
+                after: None,
+                detail: Some(text.clone()),
+            },
+            message: ThreadMessage {
+                at: now,
+                user: user.to_string(),
+                text,
+            },
+        };
+        let added = self.store.add_thread_message(post).await?;
+        if added {
+            self.deliveries_waiting.notify_one();
+        }
+        Ok(added)
+    }
+
+    /// The discussion of a request, oldest first.
+    pub async fn thread(&self, id: i64) -> Result<Vec<ThreadMessage>, ServiceError> {
+        self.request(id).await?;
+        Ok(self.store.thread(id).await?)
+    }
+
+    /// A user opened the Home tab: publish it now, and again whenever it would change.
+    pub async fn home_opened(&self, user: &str) -> Result<(), ServiceError> {
+        let now = self.clock.now();
+        self.store.home_opened(user, now).await?;
+        let publish = Delivery::PublishHome {
+            user: user.to_string(),
+        };
+        self.store.enqueue(None, &[publish], now).await?;
+        self.deliveries_waiting.notify_one();
+        Ok(())
+    }
+
     /// Tells one user something only they see, in the conversation where they clicked.
     pub async fn tell(
         &self,
@@ -238,7 +307,17 @@ fn plan(decision: Decision) -> Change {
         new_cards: Vec::new(),
         refresh_cards: false,
         deliveries: Vec::new(),
+        republish_homes: Vec::new(),
     };
+    let request = &change.request;
+    change.republish_homes = [&request.requester, &request.target_user]
+        .into_iter()
+        .chain(&request.approvers)
+        .chain(&request.app_admins)
+        .cloned()
+        .collect();
+    change.republish_homes.sort();
+    change.republish_homes.dedup();
     for effect in effects {
         match effect {
             Effect::PostCards { kind, recipients } => change.new_cards.extend(

@@ -15,9 +15,9 @@ use slack_morphism::prelude::{SlackBlock, SlackMessageContent};
 use tokio::sync::{watch, Notify};
 
 use crate::clock::Clock;
-use crate::slack::blocks;
+use crate::slack::{blocks, views};
 use crate::slack::client::{CallError, SlackApi};
-use crate::store::{Delivery, OutboxItem, Store, StoreError};
+use crate::store::{Delivery, OutboxItem, RequestFilter, Store, StoreError};
 
 /// How long a claim protects a delivery from other workers.
 const LEASE: i64 = 60;
@@ -27,6 +27,8 @@ const BATCH: u32 = 64;
 const CONCURRENCY: usize = 16;
 /// After this many attempts a delivery that keeps failing is dead-lettered.
 const MAX_ATTEMPTS: i32 = 12;
+/// Tasks and own requests read for a Home tab; the view shows what fits.
+const HOME_ITEMS: u32 = 100;
 /// The longest wait between two attempts.
 const MAX_BACKOFF_SECONDS: i64 = 300;
 
@@ -209,7 +211,7 @@ impl Worker {
                 user,
                 text,
             } => slack.post_ephemeral(channel, user, text).await,
-            Delivery::PublishHome { .. } => Ok(()),
+            Delivery::PublishHome { user } => return self.publish_home(slack, user).await,
         };
         Ok(self.outcome(delivery.method(), result))
     }
@@ -231,6 +233,15 @@ impl Worker {
                 self.store
                     .card_posted(card_id, &posted.channel, &posted.ts, request.version, now)
                     .await?;
+                // A card that joins a running conversation starts with what was said so far.
+                let thread = self.store.thread(request.id).await?;
+                if !thread.is_empty() {
+                    let summary = Delivery::PostInCardThread {
+                        card_id,
+                        text: blocks::thread_summary(&thread),
+                    };
+                    self.store.enqueue(Some(request.id), &[summary], now).await?;
+                }
                 Ok(Outcome::Done)
             }
             Err(err) => Ok(self.outcome("chat.postMessage", Err(err))),
@@ -259,6 +270,24 @@ impl Worker {
             }
             Err(err) => Ok(self.outcome("chat.update", Err(err))),
         }
+    }
+
+    async fn publish_home(&self, slack: &SlackApi, user: &str) -> Result<Outcome, StoreError> {
+        let tasks = self.store.open_tasks(user, HOME_ITEMS).await?;
+        let filter = RequestFilter {
+            user: Some(user.to_string()),
+            limit: HOME_ITEMS,
+            ..RequestFilter::default()
+        };
+        let own: Vec<_> = self
+            .store
+            .requests(&filter)
+            .await?
+            .into_iter()
+            .filter(|request| request.requester == user)
+            .collect();
+        let view = views::home(user, &tasks, &own);
+        Ok(self.outcome("views.publish", slack.publish_home(user, view).await))
     }
 
     fn outcome(&self, method: &'static str, result: Result<(), CallError>) -> Outcome {

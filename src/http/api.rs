@@ -197,6 +197,14 @@ pub async fn request_events(
     Ok(Json(json!(events)))
 }
 
+pub async fn request_thread(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let thread = state.service.thread(request_id(&id)?).await?;
+    Ok(Json(json!(thread)))
+}
+
 pub async fn cancel_request(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -48,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         .route("/requests", get(api::list_requests).post(api::file_request))
         .route("/requests/{id}", get(api::get_request))
         .route("/requests/{id}/events", get(api::request_events))
+        .route("/requests/{id}/thread", get(api::request_thread))
         .route("/requests/{id}/cancel", post(api::cancel_request))
         .route("/deliveries", get(api::list_deliveries))
         .route("/deliveries/{id}/retry", post(api::retry_delivery))

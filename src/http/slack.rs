@@ -9,12 +9,17 @@ use serde_json::{json, Value};
 use super::error::ApiError;
 use super::json::read_body;
 use super::AppState;
-use crate::domain::{Actor, Command, Refusal, ValidationError};
-use crate::service::ServiceError;
+use serde::Deserialize;
+use slack_morphism::prelude::SlackView;
+
+use crate::domain::{Actor, Command, Refusal};
+use crate::service::{RequestInput, ServiceError};
+use crate::slack::client::{CallError, SlackApi};
+use crate::slack::events::{parse_event, SlackEvent};
 use crate::slack::ids::{action, callback, field};
 use crate::slack::payload::{parse_interaction, ButtonClick, Interaction, Submission};
-use crate::slack::signature;
-use crate::slack::views;
+use crate::slack::{blocks, signature, views};
+use crate::store::RequestFilter;
 
 /// Checks Slack's signature over the raw body and returns the body.
 async fn verified_body(state: &AppState, req: Request) -> Result<axum::body::Bytes, ApiError> {
@@ -38,16 +43,37 @@ async fn verified_body(state: &AppState, req: Request) -> Result<axum::body::Byt
 }
 
 /// `POST /slack/events`: the Events API, including the `url_verification` handshake.
+/// Each event is handled once: a retried delivery (`X-Slack-Retry-Num`) of an event already
+/// seen is acknowledged and dropped.
 pub async fn events(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let body = verified_body(&state, req).await?;
-    let envelope: Value = serde_json::from_slice(&body)
-        .map_err(|_| ApiError::BadRequest("the event body is not JSON".into()))?;
-    if envelope.get("type").and_then(Value::as_str) == Some("url_verification") {
-        let challenge = envelope
-            .get("challenge")
-            .and_then(Value::as_str)
-            .ok_or_else(|| ApiError::BadRequest("url_verification without a challenge".into()))?;
-        return Ok(Json(json!({ "challenge": challenge })).into_response());
+    let event = parse_event(&body).map_err(|err| ApiError::BadRequest(err.to_string()))?;
+    let now = state.service.clock().now();
+    match event {
+        SlackEvent::UrlVerification { challenge } => {
+            return Ok(Json(json!({ "challenge": challenge })).into_response())
+        }
+        SlackEvent::ThreadReply {
+            event_id,
+            channel,
+            thread_ts,
+            ts,
+            user,
+            text,
+        } => {
+            if state.service.store().claim_key(&event_id, now).await? {
+                state
+                    .service
+                    .relay_thread_reply(&channel, &thread_ts, &ts, &user, &text)
+                    .await?;
+            }
+        }
+        SlackEvent::HomeOpened { event_id, user } => {
+            if state.service.store().claim_key(&event_id, now).await? {
+                state.service.home_opened(&user).await?;
+            }
+        }
+        SlackEvent::Ignored => {}
     }
     Ok(().into_response())
 }
@@ -67,17 +93,73 @@ pub async fn interactivity(
     }
 }
 
-/// `POST /slack/commands`: slash commands.
+/// The fields of a slash command the bot uses.
+#[derive(Deserialize)]
+struct SlashCommand {
+    user_id: String,
+    trigger_id: String,
+    #[serde(default)]
+    text: String,
+}
+
+/// `POST /slack/commands`: `/access` opens the request modal; `/access list` and
+/// `/access help` answer privately.
 pub async fn commands(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
-    let _body = verified_body(&state, req).await?;
-    Ok(Json(json!({
-        "response_type": "ephemeral",
-        "text": "Request access with the HTTP API for now; `/access` in Slack is coming.",
-    }))
-    .into_response())
+    let body = verified_body(&state, req).await?;
+    let command: SlashCommand = serde_urlencoded::from_bytes(&body)
+        .map_err(|_| ApiError::BadRequest("not a slash command form".into()))?;
+    let private = |text: String| {
+        Json(json!({ "response_type": "ephemeral", "text": text })).into_response()
+    };
+    match command.text.trim().to_lowercase().as_str() {
+        "help" => Ok(private(blocks::help_text())),
+        "list" => {
+            let filter = RequestFilter {
+                user: Some(command.user_id.clone()),
+                limit: 100,
+                ..RequestFilter::default()
+            };
+            let open: Vec<_> = state
+                .service
+                .store()
+                .requests(&filter)
+                .await?
+                .into_iter()
+                .filter(|r| r.requester == command.user_id && r.status.is_pending())
+                .collect();
+            Ok(private(blocks::open_requests_text(&open)))
+        }
+        "" | "request" => {
+            let apps = state.service.store().apps().await?;
+            let view = views::request_modal(&apps, None, &command.user_id);
+            spawn_view_call(&state, move |api| async move {
+                api.open_view(&command.trigger_id, view).await
+            });
+            Ok(().into_response())
+        }
+        _ => Ok(private(blocks::help_text())),
+    }
+}
+
+/// Makes a views.* call after Slack got its answer (trigger ids stay fresh for 3 s);
+/// failures are logged and counted by the client.
+fn spawn_view_call<F, Fut>(state: &AppState, call: F)
+where
+    F: FnOnce(SlackApi) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), CallError>> + Send,
+{
+    if let Some(slack) = &state.slack {
+        let api = slack.api.clone();
+        tokio::spawn(async move {
+            let _ = call(api).await;
+        });
+    }
 }
 
 async fn on_click(state: &AppState, click: ButtonClick) -> Result<Response, ApiError> {
+    if click.action_id == field::APP {
+        return on_app_chosen(state, &click).await;
+    }
     let Some(request_id) = click.value.as_deref().and_then(|v| v.parse::<i64>().ok()) else {
         return Ok(().into_response());
     };
@@ -109,20 +191,30 @@ async fn open_modal(
     state: &AppState,
     click: &ButtonClick,
     request_id: i64,
-    view: Result<slack_morphism::prelude::SlackView, ServiceError>,
+    view: Result<SlackView, ServiceError>,
 ) -> Result<Response, ApiError> {
     let view = match view {
         Ok(view) => view,
         Err(err) => return explain_failure(state, click, request_id, Err(err)).await,
     };
-    if let Some(slack) = &state.slack {
-        let api = slack.api.clone();
-        let trigger_id = click.trigger_id.clone();
-        tokio::spawn(async move {
-            // A failure is logged and counted by the client; the trigger cannot be retried.
-            let _ = api.open_view(&trigger_id, view).await;
-        });
-    }
+    let trigger_id = click.trigger_id.clone();
+    spawn_view_call(state, move |api| async move {
+        api.open_view(&trigger_id, view).await
+    });
+    Ok(().into_response())
+}
+
+/// The app select of the `/access` modal changed: show that app's permissions and groups.
+async fn on_app_chosen(state: &AppState, click: &ButtonClick) -> Result<Response, ApiError> {
+    let (Some(view), Some(slug)) = (click.view.clone(), click.selected.as_deref()) else {
+        return Ok(().into_response());
+    };
+    let apps = state.service.store().apps().await?;
+    let chosen = apps.iter().find(|app| app.slug == slug);
+    let modal = views::request_modal(&apps, chosen, &click.user);
+    spawn_view_call(state, move |api| async move {
+        api.update_view(&view.id, view.hash.as_deref(), modal).await
+    });
     Ok(().into_response())
 }
 
@@ -149,6 +241,9 @@ async fn explain_failure(
 }
 
 async fn on_submission(state: &AppState, submission: Submission) -> Result<Response, ApiError> {
+    if submission.callback_id == callback::NEW_REQUEST {
+        return on_new_request(state, submission).await;
+    }
     let Ok(request_id) = submission.private_metadata.parse::<i64>() else {
         return Ok(().into_response());
     };
@@ -207,6 +302,55 @@ async fn on_submission(state: &AppState, submission: Submission) -> Result<Respo
         )])),
         Err(err) => Err(err.into()),
     }
+}
+
+/// The `/access` modal was submitted: file the request exactly as the API would.
+async fn on_new_request(state: &AppState, submission: Submission) -> Result<Response, ApiError> {
+    let values = &submission.values;
+    let Some(app) = values
+        .selected(field::APP)
+        .or_else(|| Some(submission.private_metadata.clone()).filter(|s| !s.is_empty()))
+    else {
+        return Ok(field_errors(&[(field::APP, "Choose an app.")]));
+    };
+    let input = RequestInput {
+        app,
+        target_user: values
+            .user(field::TARGET_USER)
+            .unwrap_or_else(|| submission.user.clone()),
+        requester: Some(submission.user.clone()),
+        permission: values.selected(field::PERMISSION),
+        groups: values.selected_many(field::GROUPS),
+        comment: values.text(field::COMMENT).unwrap_or_default(),
+        access_length: values.text(field::ACCESS_LENGTH),
+    };
+    match state.service.file_request_from_slack(input).await {
+        Ok(_) => Ok(().into_response()),
+        Err(ServiceError::UnknownApp(_)) => Ok(field_errors(&[(
+            field::APP,
+            "That app is no longer in the catalog.",
+        )])),
+        Err(ServiceError::Invalid(invalid)) => {
+            let message = invalid.to_string();
+            Ok(field_errors(&[(input_field_of(&message), &message)]))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Which modal input a validation message is about; messages start with the field's name.
+fn input_field_of(message: &str) -> &'static str {
+    [
+        ("access_length", field::ACCESS_LENGTH),
+        ("permission", field::PERMISSION),
+        ("group", field::GROUPS),
+        ("comment", field::COMMENT),
+        ("target_user", field::TARGET_USER),
+    ]
+    .into_iter()
+    .find(|(prefix, _)| message.starts_with(prefix))
+    .map(|(_, field)| field)
+    .unwrap_or(field::APP)
 }
 
 /// `response_action: errors`, shown under the named inputs of the open modal.

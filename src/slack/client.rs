@@ -142,6 +142,22 @@ impl SlackApi {
             .map(|_| ())
     }
 
+    /// views.update of an open modal; `hash` guards against overwriting a newer version.
+    pub async fn update_view(
+        &self,
+        view_id: &str,
+        hash: Option<&str>,
+        view: SlackView,
+    ) -> Result<(), CallError> {
+        let session = self.client.open_session(&self.token);
+        let mut request = SlackApiViewsUpdateRequest::new(view);
+        request.view_id = Some(view_id.into());
+        request.hash = hash.map(str::to_string);
+        self.call("views.update", session.views_update(&request))
+            .await
+            .map(|_| ())
+    }
+
     /// views.publish of a user's App Home.
     pub async fn publish_home(&self, user: &str, view: SlackView) -> Result<(), CallError> {
         let session = self.client.open_session(&self.token);

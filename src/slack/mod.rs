@@ -2,6 +2,7 @@
 
 pub mod blocks;
 pub mod client;
+pub mod events;
 pub mod ids;
 pub mod limits;
 pub mod mrkdwn;

@@ -12,15 +12,26 @@ pub enum PayloadError {
     Malformed(String),
 }
 
-/// A click on a button of a message (or of the Home tab).
+/// A click on a button, or a choice in a select, of a message, a modal or the Home tab.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ButtonClick {
     pub user: String,
     pub action_id: String,
+    /// A button's value.
     pub value: Option<String>,
+    /// A select's chosen option.
+    pub selected: Option<String>,
     pub trigger_id: String,
     /// The conversation of the clicked message, when the button was in a message.
     pub channel: Option<String>,
+    /// The modal or Home tab the element was in, with its hash for `views.update`.
+    pub view: Option<ViewRef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewRef {
+    pub id: String,
+    pub hash: Option<String>,
 }
 
 /// A submitted modal.
@@ -108,13 +119,29 @@ fn button_click(event: SlackInteractionBlockActionsEvent) -> Interaction {
         SlackInteractionActionContainer::View(_) => None,
     }
     .or(event.channel.map(|channel| channel.id));
+    let view = match (&event.container, &event.view) {
+        (SlackInteractionActionContainer::View(container), view) => Some(ViewRef {
+            id: container.view_id.to_string(),
+            hash: view.as_ref().and_then(view_hash),
+        }),
+        _ => None,
+    };
     Interaction::Button(ButtonClick {
         user: user.id.to_string(),
         action_id: action.action_id.to_string(),
         value: action.value,
+        selected: action.selected_option.map(|option| option.value),
         trigger_id: event.trigger_id.to_string(),
         channel: channel.map(|c| c.to_string()),
+        view,
     })
+}
+
+fn view_hash(view: &SlackView) -> Option<String> {
+    match view {
+        SlackView::Modal(modal) => modal.hash.clone(),
+        SlackView::Home(_) => None,
+    }
 }
 
 fn submission_of(event: SlackInteractionViewSubmissionEvent) -> Interaction {

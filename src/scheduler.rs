@@ -1,0 +1,86 @@
+//! Timed work: access that has run out, reminders before it does, and reminders about
+//! requests left waiting. Each step goes through the same once-only decision as a click,
+//! so replicas running it at the same moment still act once.
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, Utc};
+use tokio::sync::watch;
+
+use crate::domain::{AccessRequest, Actor, Command};
+use crate::service::{Service, ServiceError};
+
+/// Requests handled per kind and tick; the next tick continues.
+const BATCH: u32 = 200;
+
+pub struct Scheduler {
+    service: Service,
+    /// Assignees are reminded once a stage has waited this long.
+    remind_after: Duration,
+}
+
+impl Scheduler {
+    pub fn new(service: Service, remind_after: Duration) -> Scheduler {
+        Scheduler {
+            service,
+            remind_after,
+        }
+    }
+
+    /// Ticks every `interval` until shut down.
+    pub async fn run(self: Arc<Self>, interval: StdDuration, mut shutdown: watch::Receiver<bool>) {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+            if let Err(err) = self.run_once().await {
+                tracing::error!(error = %err, "scheduled work failed");
+            }
+        }
+    }
+
+    /// Does everything due at the clock's `now`; returns how many requests changed.
+    pub async fn run_once(&self) -> Result<usize, ServiceError> {
+        let store = self.service.store();
+        let now = self.service.clock().now();
+        let mut changed = 0;
+        for request in store.due_expiries(now, BATCH).await? {
+            changed += self.act(&request, Command::Expire).await?;
+        }
+        for request in store.expiring_before(now + Duration::days(1), BATCH).await? {
+            if reminder_due(&request, now) {
+                changed += self.act(&request, Command::RemindExpiry).await?;
+            }
+        }
+        for request in store.waiting_since(now - self.remind_after, BATCH).await? {
+            changed += self.act(&request, Command::RemindAssignees).await?;
+        }
+        Ok(changed)
+    }
+
+    /// 1 when the request changed; 0 when another replica or a click got there first.
+    async fn act(&self, request: &AccessRequest, command: Command) -> Result<usize, ServiceError> {
+        match self.service.act(request.id, &Actor::System, command).await {
+            Ok(_) => Ok(1),
+            Err(ServiceError::Refused(_)) => Ok(0),
+            Err(err) => Err(err),
+        }
+    }
+}
+
+/// The requester hears a day before access ends, or with a tenth of a shorter length left.
+pub fn reminder_due(request: &AccessRequest, now: DateTime<Utc>) -> bool {
+    let (Some(expires_at), Some(length)) = (request.expires_at, request.access_length.duration())
+    else {
+        return false;
+    };
+    let lead = Duration::days(1).min(length / 10);
+    now >= expires_at - lead && now < expires_at
+}
