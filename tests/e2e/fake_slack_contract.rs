@@ -823,3 +823,43 @@ async fn wait_for_reports_every_call_when_it_times_out() {
     let calls = waiter.await.unwrap().expect("the waiter wakes on the call");
     assert_eq!(calls.len(), 1);
 }
+
+#[tokio::test]
+async fn enforced_tiers_limit_posts_to_one_per_second_per_channel() {
+    let fake = FakeSlack::start().await;
+    fake.enforce_tiers(true);
+    let client = client_for(&fake);
+    let token = token(DEFAULT_BOT_TOKEN);
+    let session = client.open_session(&token);
+    let post = |channel: &str| SlackApiChatPostMessageRequest::new(channel.into(), text("card"));
+    session.chat_post_message(&post("U0ALICE")).await.unwrap();
+    session
+        .chat_post_message(&post("U0BOB"))
+        .await
+        .expect("another channel has its own budget");
+    match session.chat_post_message(&post("D0ALICE")).await {
+        Err(SlackClientError::RateLimitError(error)) => {
+            assert_eq!(error.retry_after, Some(Duration::from_secs(1)))
+        }
+        other => panic!("expected a rate limit error, got {other:?}"),
+    }
+    assert_eq!(fake.messages_in("U0ALICE").len(), 1);
+
+    for _ in 0..50 {
+        session
+            .conversations_open(
+                &SlackApiConversationsOpenRequest::new().with_users(vec!["U0ALICE".into()]),
+            )
+            .await
+            .unwrap();
+    }
+    let over = session
+        .conversations_open(
+            &SlackApiConversationsOpenRequest::new().with_users(vec!["U0ALICE".into()]),
+        )
+        .await;
+    assert!(
+        matches!(over, Err(SlackClientError::RateLimitError(_))),
+        "{over:?}"
+    );
+}

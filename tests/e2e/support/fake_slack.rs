@@ -898,6 +898,9 @@ struct World {
     users: HashMap<String, Value>,
     used_triggers: HashSet<String>,
     enforce_trigger_expiry: bool,
+    enforce_tiers: bool,
+    /// When the calls counted against each rate budget were made.
+    budget_use: HashMap<String, VecDeque<Instant>>,
     ts_counter: u64,
     id_counter: u64,
     last_modal: Option<String>,
@@ -925,6 +928,40 @@ impl World {
             1_700_000_000 + n,
             n.wrapping_mul(2_654_435_761) as u32
         )
+    }
+
+    /// With tiers enforced: `Some(retry_after_secs)` when this call exceeds its budget,
+    /// otherwise counts it.
+    fn over_budget(&mut self, method: &str, args: &Value, now: Instant) -> Option<u64> {
+        if !self.enforce_tiers {
+            return None;
+        }
+        let (key, budget) = match rate_budget(method) {
+            Some(RateBudget::PerChannelPerSecond) => (
+                format!(
+                    "{method}:{}",
+                    Self::resolve_channel(str_arg(args, "channel").unwrap_or(""))
+                ),
+                (1, Duration::from_secs(1)),
+            ),
+            Some(RateBudget::PerMinute(n)) => (method.to_string(), (n, Duration::from_secs(60))),
+            None => return None,
+        };
+        let (limit, window) = budget;
+        let used = self.budget_use.entry(key).or_default();
+        while used
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= window)
+        {
+            used.pop_front();
+        }
+        if used.len() >= limit {
+            let oldest = *used.front().expect("non-empty when over budget");
+            let wait = window.saturating_sub(now.duration_since(oldest));
+            return Some(wait.as_secs_f64().ceil().max(1.0) as u64);
+        }
+        used.push_back(now);
+        None
     }
 
     fn message_mut(&mut self, channel: &str, ts: &str) -> Option<&mut Value> {
@@ -1451,6 +1488,31 @@ impl World {
     }
 }
 
+/// Slack's published rate limits (platform notes §5): per method per workspace per minute,
+/// except chat.postMessage, about one message per second per channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateBudget {
+    PerMinute(usize),
+    PerChannelPerSecond,
+}
+
+/// The budget of a method when tiers are enforced.
+pub fn rate_budget(method: &str) -> Option<RateBudget> {
+    match method {
+        "chat.postMessage" => Some(RateBudget::PerChannelPerSecond),
+        // Tier 3: 50+ per minute.
+        "chat.update"
+        | "conversations.open"
+        | "conversations.history"
+        | "conversations.replies"
+        | "users.lookupByEmail" => Some(RateBudget::PerMinute(50)),
+        // Tier 4: 100+ per minute.
+        "chat.postEphemeral" | "views.open" | "views.update" | "views.push" | "views.publish"
+        | "users.info" => Some(RateBudget::PerMinute(100)),
+        _ => None,
+    }
+}
+
 fn error(code: &str) -> Value {
     json!({"ok": false, "error": code})
 }
@@ -1613,6 +1675,14 @@ impl FakeSlack {
     /// (their age is read from the signer's trigger id format).
     pub fn enforce_trigger_expiry(&self, enforce: bool) {
         self.shared().world().enforce_trigger_expiry = enforce;
+    }
+
+    /// Enforces Slack's rate tiers ([`rate_budget`]): a call over its method's budget gets
+    /// HTTP 429 with `Retry-After` and does nothing. Off by default.
+    pub fn enforce_tiers(&self, enforce: bool) {
+        let mut world = self.shared().world();
+        world.enforce_tiers = enforce;
+        world.budget_use.clear();
     }
 
     /// Overrides what `users.info` answers for `user` (an object with at least `id`).
@@ -1917,7 +1987,14 @@ async fn handle(
         } else {
             fault = world.faults.get_mut(&method).and_then(VecDeque::pop_front);
             match &fault {
-                None => Planned::Answer(StatusCode::OK, world.dispatch(&method, &args), None),
+                None => match world.over_budget(&method, &args, Instant::now()) {
+                    Some(retry_after) => Planned::Answer(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        error("ratelimited"),
+                        Some(retry_after),
+                    ),
+                    None => Planned::Answer(StatusCode::OK, world.dispatch(&method, &args), None),
+                },
                 Some(Fault::RateLimited { retry_after_secs }) => Planned::Answer(
                     StatusCode::TOO_MANY_REQUESTS,
                     error("ratelimited"),
