@@ -1,0 +1,2 @@
+mod fake_slack_contract;
+mod support;
