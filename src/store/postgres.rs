@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{PgPool, Postgres};
+use sqlx::{PgPool, Postgres, Transaction};
 
 use super::rows::{self, impl_store};
 use super::{Store, StoreResult};
@@ -39,6 +39,10 @@ impl PostgresStore {
             read: pool.clone(),
             write: pool,
         })
+    }
+
+    async fn begin_write(&self) -> StoreResult<Transaction<'static, Postgres>> {
+        Ok(self.write.begin().await?)
     }
 }
 

@@ -355,7 +355,8 @@ pub(super) fn status_counts(rows: Vec<(String, i64)>) -> StoreResult<Vec<(Status
 }
 
 /// Implements [`Store`](super::Store) for `$store`, a struct with a `read` and a `write`
-/// `sqlx::Pool<$db>`. Every transaction that writes runs on `write`; `$claim_lock` is
+/// `sqlx::Pool<$db>` and a `begin_write` method that starts a transaction on `write`, used
+/// by every transaction that writes. `$claim_lock` is
 /// appended to the query that picks the deliveries to claim (`FOR UPDATE SKIP LOCKED` on
 /// PostgreSQL, where several replicas claim at once).
 macro_rules! impl_store {
@@ -495,7 +496,7 @@ macro_rules! impl_store {
                 now: chrono::DateTime<chrono::Utc>,
             ) -> $crate::store::StoreResult<bool> {
                 let lists = rows::AppValues::new(app)?;
-                let mut tx = self.write.begin().await?;
+                let mut tx = self.begin_write().await?;
                 let inserted = sqlx::query(
                     "INSERT INTO apps (slug, name, admins, approvers, permissions, groups, \
                      admin_channel, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
@@ -563,7 +564,7 @@ macro_rules! impl_store {
             ) -> $crate::store::StoreResult<$crate::store::Filed> {
                 use $crate::store::Filed;
                 let now = rows::millis(new.event.at);
-                let mut tx = self.write.begin().await?;
+                let mut tx = self.begin_write().await?;
                 if let Some(key) = &new.idempotency_key {
                     let row: Option<rows::RequestRow> = sqlx::query_as(concat!(
                         "SELECT ",
@@ -674,7 +675,7 @@ macro_rules! impl_store {
                 let request = &change.request;
                 let now = rows::millis(change.event.at);
                 let values = rows::RequestValues::new(request)?;
-                let mut tx = self.write.begin().await?;
+                let mut tx = self.begin_write().await?;
                 let updated = bind_request(
                     sqlx::query(concat!(
                         "UPDATE requests SET (",
@@ -719,7 +720,7 @@ macro_rules! impl_store {
                 request_id: i64,
                 event: &$crate::domain::NewEvent,
             ) -> $crate::store::StoreResult<()> {
-                let mut tx = self.write.begin().await?;
+                let mut tx = self.begin_write().await?;
                 Self::insert_event(&mut tx, request_id, event).await?;
                 tx.commit().await?;
                 Ok(())
@@ -761,7 +762,7 @@ macro_rules! impl_store {
                 rendered_version: i64,
                 now: chrono::DateTime<chrono::Utc>,
             ) -> $crate::store::StoreResult<()> {
-                let mut tx = self.write.begin().await?;
+                let mut tx = self.begin_write().await?;
                 let request_id: Option<i64> = sqlx::query_scalar(
                     "UPDATE cards SET channel = $2, ts = $3, rendered_version = $4 \
                      WHERE id = $1 RETURNING request_id",
@@ -816,7 +817,7 @@ macro_rules! impl_store {
                 deliveries: &[$crate::store::Delivery],
                 now: chrono::DateTime<chrono::Utc>,
             ) -> $crate::store::StoreResult<()> {
-                let mut tx = self.write.begin().await?;
+                let mut tx = self.begin_write().await?;
                 Self::insert_deliveries(&mut tx, request_id, deliveries, rows::millis(now))
                     .await?;
                 tx.commit().await?;
@@ -831,7 +832,7 @@ macro_rules! impl_store {
                 limit: u32,
             ) -> $crate::store::StoreResult<Vec<$crate::store::OutboxItem>> {
                 let now = rows::millis(now);
-                let mut tx = self.write.begin().await?;
+                let mut tx = self.begin_write().await?;
                 let mut claimed: Vec<rows::ClaimedRow> = sqlx::query_as(concat!(
                     "UPDATE outbox SET lease_owner = $1, lease_until = $2, \
                      attempts = attempts + 1, updated_at = $3 \
@@ -906,7 +907,7 @@ macro_rules! impl_store {
                 error: &str,
                 now: chrono::DateTime<chrono::Utc>,
             ) -> $crate::store::StoreResult<()> {
-                let mut tx = self.write.begin().await?;
+                let mut tx = self.begin_write().await?;
                 let row: Option<(Option<i64>, String)> = sqlx::query_as(
                     "UPDATE outbox SET status = 'failed', last_error = $2, updated_at = $3, \
                      lease_owner = NULL, lease_until = NULL WHERE id = $1 \

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool};
+use sqlx::{Sqlite, SqlitePool, Transaction};
 
 use super::rows::{self, impl_store};
 use super::{Store, StoreResult};
@@ -56,6 +56,12 @@ impl SqliteStore {
                 .await?
         };
         Ok(SqliteStore { read, write })
+    }
+
+    /// Starts a transaction that writes. It takes the write lock at once, so it never has
+    /// to upgrade a read snapshot (which fails when another process wrote meanwhile).
+    async fn begin_write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+        Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
     }
 }
 
