@@ -46,4 +46,8 @@ impl PostgresStore {
     }
 }
 
-impl_store!(PostgresStore, Postgres, claim_lock = " FOR UPDATE SKIP LOCKED");
+impl_store!(
+    PostgresStore,
+    Postgres,
+    claim_lock = " FOR UPDATE SKIP LOCKED"
+);

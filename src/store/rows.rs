@@ -160,7 +160,10 @@ impl RequestRow {
                 .access_length
                 .parse()
                 .map_err(|err| corrupt(format!("{err}")))?,
-            status: self.status.parse().map_err(|err| corrupt(format!("{err}")))?,
+            status: self
+                .status
+                .parse()
+                .map_err(|err| corrupt(format!("{err}")))?,
             approvers: list("approvers", &self.approvers)?,
             app_admins: list("app_admins", &self.app_admins)?,
             created_at: from_millis(self.created_at)?,
@@ -355,10 +358,10 @@ pub(super) fn status_counts(rows: Vec<(String, i64)>) -> StoreResult<Vec<(Status
 }
 
 /// Implements [`Store`](super::Store) for `$store`, a struct with a `read` and a `write`
-/// `sqlx::Pool<$db>` and a `begin_write` method that starts a transaction on `write`, used
-/// by every transaction that writes. `$claim_lock` is
-/// appended to the query that picks the deliveries to claim (`FOR UPDATE SKIP LOCKED` on
-/// PostgreSQL, where several replicas claim at once).
+/// `sqlx::Pool<$db>`, and a `begin_write` method that starts a transaction on `write`:
+/// every transaction that writes begins there. `$claim_lock` is appended to the query that
+/// picks the deliveries to claim (`FOR UPDATE SKIP LOCKED` on PostgreSQL, where several
+/// replicas claim at once).
 macro_rules! impl_store {
     ($store:ident, $db:ty, claim_lock = $claim_lock:literal) => {
         type Conn = <$db as sqlx::Database>::Connection;
@@ -371,8 +374,8 @@ macro_rules! impl_store {
             ) -> $crate::store::StoreResult<()> {
                 let values = rows::EventValues::new(event)?;
                 sqlx::query(
-                    "INSERT INTO events (request_id, at, actor, kind, before_json, after_json, detail) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    "INSERT INTO events (request_id, at, actor, kind, before_json, after_json, \
+                     detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 )
                 .bind(request_id)
                 .bind(values.at)
@@ -802,7 +805,8 @@ macro_rules! impl_store {
             ) -> $crate::store::StoreResult<()> {
                 // Updates can finish out of order; a card never goes back to an older version.
                 sqlx::query(
-                    "UPDATE cards SET rendered_version = $2 WHERE id = $1 AND rendered_version < $2",
+                    "UPDATE cards SET rendered_version = $2 \
+                     WHERE id = $1 AND rendered_version < $2",
                 )
                 .bind(card_id)
                 .bind(rendered_version)

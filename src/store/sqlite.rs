@@ -42,8 +42,16 @@ impl SqliteStore {
             .max_connections(1)
             .min_connections(if in_memory { 1 } else { 0 })
             // An in-memory database lives only as long as its connection.
-            .idle_timeout(if in_memory { None } else { Some(Duration::from_secs(600)) })
-            .max_lifetime(if in_memory { None } else { Some(Duration::from_secs(1800)) })
+            .idle_timeout(if in_memory {
+                None
+            } else {
+                Some(Duration::from_secs(600))
+            })
+            .max_lifetime(if in_memory {
+                None
+            } else {
+                Some(Duration::from_secs(1800))
+            })
             .connect_with(options.clone())
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&write).await?;
