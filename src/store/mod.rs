@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{AccessRequest, App, AuditEvent, CardKind, NewEvent, Status};
 
 mod postgres;
+mod rows;
 mod sqlite;
 
 pub use postgres::PostgresStore;

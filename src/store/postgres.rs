@@ -1,6 +1,53 @@
-//! PostgreSQL store (being written by the store work; temporary scaffold).
+//! The PostgreSQL store, for several replicas sharing one database.
+//!
+//! Row locks and `FOR UPDATE SKIP LOCKED` let the replicas work side by side: a change is
+//! applied only on top of the version it was decided on, and each delivery is claimed by
+//! one replica at a time.
+
 use std::sync::Arc;
-pub struct PostgresStore;
-pub async fn open(_url: &str) -> super::StoreResult<Arc<dyn super::Store>> {
-    unimplemented!("scaffold")
+use std::time::Duration;
+
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{PgPool, Postgres, Transaction};
+
+use super::rows::{self, impl_store};
+use super::{Store, StoreResult};
+
+/// Connections per replica.
+const MAX_CONNECTIONS: u32 = 10;
+
+pub struct PostgresStore {
+    read: PgPool,
+    write: PgPool,
 }
+
+/// Connects to the database at `url` and runs the migrations (one replica at a time:
+/// sqlx holds an advisory lock while migrating).
+pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
+    Ok(Arc::new(PostgresStore::open(url).await?))
+}
+
+impl PostgresStore {
+    pub async fn open(url: &str) -> StoreResult<PostgresStore> {
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(PostgresStore {
+            read: pool.clone(),
+            write: pool,
+        })
+    }
+
+    async fn begin_write(&self) -> StoreResult<Transaction<'static, Postgres>> {
+        Ok(self.write.begin().await?)
+    }
+}
+
+impl_store!(
+    PostgresStore,
+    Postgres,
+    claim_lock = " FOR UPDATE SKIP LOCKED"
+);

@@ -1,6 +1,76 @@
-//! SQLite store (being written by the store work; temporary scaffold).
+//! The SQLite store: the embedded default, for one process.
+//!
+//! SQLite allows one writer at a time. Every transaction that writes goes through a pool
+//! of one connection, so writers queue in the process instead of failing with
+//! "database is locked"; reads use a few more connections (WAL lets them run beside the
+//! writer).
+
+use std::str::FromStr;
 use std::sync::Arc;
-pub struct SqliteStore;
-pub async fn open(_url: &str) -> super::StoreResult<Arc<dyn super::Store>> {
-    unimplemented!("scaffold")
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+
+use super::rows::{self, impl_store};
+use super::{Store, StoreResult};
+
+/// Connections for reads beside the single writer.
+const READ_CONNECTIONS: u32 = 4;
+
+pub struct SqliteStore {
+    read: SqlitePool,
+    write: SqlitePool,
 }
+
+/// Opens (creating it if missing) the database at `url` and runs the migrations.
+/// `sqlite::memory:` gives a private in-memory database.
+pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
+    Ok(Arc::new(SqliteStore::open(url).await?))
+}
+
+impl SqliteStore {
+    pub async fn open(url: &str) -> StoreResult<SqliteStore> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(if in_memory { 1 } else { 0 })
+            // An in-memory database lives only as long as its connection.
+            .idle_timeout(if in_memory {
+                None
+            } else {
+                Some(Duration::from_secs(600))
+            })
+            .max_lifetime(if in_memory {
+                None
+            } else {
+                Some(Duration::from_secs(1800))
+            })
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&write).await?;
+        let read = if in_memory {
+            write.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(READ_CONNECTIONS)
+                .connect_with(options)
+                .await?
+        };
+        Ok(SqliteStore { read, write })
+    }
+
+    /// Starts a transaction that writes. It takes the write lock at once, so it never has
+    /// to upgrade a read snapshot (which fails when another process wrote meanwhile).
+    async fn begin_write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+        Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+impl_store!(SqliteStore, Sqlite, claim_lock = "");

@@ -1,2 +1,3 @@
 mod fake_slack_contract;
+mod store_contract;
 mod support;

@@ -1,0 +1,1003 @@
+//! What the SQLite and PostgreSQL stores share: rows as stored, their conversion to and
+//! from the domain, and the [`Store`](super::Store) implementation itself.
+//!
+//! Both schemas have the same tables and column types (timestamps are unix milliseconds,
+//! lists are JSON text) and every statement uses `$N` placeholders, which both sqlx
+//! drivers understand. So one body of code serves both backends: [`impl_store!`] expands
+//! it for a concrete `sqlx::Database`, and each backend only says how to connect and how
+//! to lock the rows it claims.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::{Card, Delivery, FailedDelivery, OutboxItem, StoreError, StoreResult};
+use crate::domain::{AccessRequest, App, AuditEvent, CardKind, NewEvent, Status};
+
+/// The columns of `requests` that [`RequestRow`] reads.
+macro_rules! request_columns {
+    () => {
+        "id, app, app_name, target_user, requester, permission, groups, comment, \
+         access_length, status, approvers, app_admins, admin_channel, created_at, updated_at, \
+         approved_by, approved_at, decided_by, decided_at, provisioned_at, expires_at, \
+         removed_by, removed_at, denial_feedback, expiry_reminded, stage_reminded, version"
+    };
+}
+pub(super) use request_columns;
+
+/// The columns of `requests` that [`RequestValues`] writes, as `$1`…`$26` in this order.
+macro_rules! request_values {
+    () => {
+        "app, app_name, target_user, requester, permission, groups, comment, access_length, \
+         status, approvers, app_admins, admin_channel, created_at, updated_at, approved_by, \
+         approved_at, decided_by, decided_at, provisioned_at, expires_at, removed_by, \
+         removed_at, denial_feedback, expiry_reminded, stage_reminded, version"
+    };
+}
+pub(super) use request_values;
+
+pub(super) fn millis(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+fn opt_millis(at: Option<DateTime<Utc>>) -> Option<i64> {
+    at.map(millis)
+}
+
+pub(super) fn from_millis(ms: i64) -> StoreResult<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(ms)
+        .ok_or_else(|| StoreError::Corrupt(format!("timestamp {ms} is out of range")))
+}
+
+fn opt_from_millis(ms: Option<i64>) -> StoreResult<Option<DateTime<Utc>>> {
+    ms.map(from_millis).transpose()
+}
+
+pub(super) fn to_json(value: &impl Serialize) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|err| StoreError::Corrupt(err.to_string()))
+}
+
+fn list(column: &str, text: &str) -> StoreResult<Vec<String>> {
+    serde_json::from_str(text)
+        .map_err(|err| StoreError::Corrupt(format!("{column} is not a JSON list: {err}")))
+}
+
+fn json_value(column: &str, text: Option<String>) -> StoreResult<Option<serde_json::Value>> {
+    text.map(|text| {
+        serde_json::from_str(&text)
+            .map_err(|err| StoreError::Corrupt(format!("{column} is not JSON: {err}")))
+    })
+    .transpose()
+}
+
+pub(super) fn delivery(payload: &str) -> StoreResult<Delivery> {
+    serde_json::from_str(payload)
+        .map_err(|err| StoreError::Corrupt(format!("outbox payload is not a delivery: {err}")))
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct AppRow {
+    slug: String,
+    name: String,
+    admins: String,
+    approvers: String,
+    permissions: String,
+    groups: String,
+    admin_channel: Option<String>,
+}
+
+impl AppRow {
+    pub(super) fn into_app(self) -> StoreResult<App> {
+        Ok(App {
+            admins: list("admins", &self.admins)?,
+            approvers: list("approvers", &self.approvers)?,
+            permissions: list("permissions", &self.permissions)?,
+            groups: list("groups", &self.groups)?,
+            slug: self.slug,
+            name: self.name,
+            admin_channel: self.admin_channel,
+        })
+    }
+}
+
+/// An app's lists as stored.
+pub(super) struct AppValues {
+    pub admins: String,
+    pub approvers: String,
+    pub permissions: String,
+    pub groups: String,
+}
+
+impl AppValues {
+    pub(super) fn new(app: &App) -> StoreResult<AppValues> {
+        Ok(AppValues {
+            admins: to_json(&app.admins)?,
+            approvers: to_json(&app.approvers)?,
+            permissions: to_json(&app.permissions)?,
+            groups: to_json(&app.groups)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct RequestRow {
+    id: i64,
+    app: String,
+    app_name: String,
+    target_user: String,
+    requester: String,
+    permission: String,
+    groups: String,
+    comment: String,
+    access_length: String,
+    status: String,
+    approvers: String,
+    app_admins: String,
+    admin_channel: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+    approved_by: Option<String>,
+    approved_at: Option<i64>,
+    decided_by: Option<String>,
+    decided_at: Option<i64>,
+    provisioned_at: Option<i64>,
+    expires_at: Option<i64>,
+    removed_by: Option<String>,
+    removed_at: Option<i64>,
+    denial_feedback: Option<String>,
+    expiry_reminded: bool,
+    stage_reminded: bool,
+    version: i64,
+}
+
+impl RequestRow {
+    pub(super) fn into_request(self) -> StoreResult<AccessRequest> {
+        let id = self.id;
+        let corrupt = |what: String| StoreError::Corrupt(format!("request {id}: {what}"));
+        Ok(AccessRequest {
+            id,
+            groups: list("groups", &self.groups)?,
+            access_length: self
+                .access_length
+                .parse()
+                .map_err(|err| corrupt(format!("{err}")))?,
+            status: self
+                .status
+                .parse()
+                .map_err(|err| corrupt(format!("{err}")))?,
+            approvers: list("approvers", &self.approvers)?,
+            app_admins: list("app_admins", &self.app_admins)?,
+            created_at: from_millis(self.created_at)?,
+            updated_at: from_millis(self.updated_at)?,
+            approved_at: opt_from_millis(self.approved_at)?,
+            decided_at: opt_from_millis(self.decided_at)?,
+            provisioned_at: opt_from_millis(self.provisioned_at)?,
+            expires_at: opt_from_millis(self.expires_at)?,
+            removed_at: opt_from_millis(self.removed_at)?,
+            app: self.app,
+            app_name: self.app_name,
+            target_user: self.target_user,
+            requester: self.requester,
+            permission: self.permission,
+            comment: self.comment,
+            admin_channel: self.admin_channel,
+            approved_by: self.approved_by,
+            decided_by: self.decided_by,
+            removed_by: self.removed_by,
+            denial_feedback: self.denial_feedback,
+            expiry_reminded: self.expiry_reminded,
+            stage_reminded: self.stage_reminded,
+            version: self.version,
+        })
+    }
+}
+
+/// A request's columns as written, in the order of [`request_values!`].
+pub(super) struct RequestValues<'a> {
+    pub request: &'a AccessRequest,
+    pub groups: String,
+    pub access_length: String,
+    pub approvers: String,
+    pub app_admins: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub approved_at: Option<i64>,
+    pub decided_at: Option<i64>,
+    pub provisioned_at: Option<i64>,
+    pub expires_at: Option<i64>,
+    pub removed_at: Option<i64>,
+}
+
+impl<'a> RequestValues<'a> {
+    pub(super) fn new(request: &'a AccessRequest) -> StoreResult<RequestValues<'a>> {
+        Ok(RequestValues {
+            request,
+            groups: to_json(&request.groups)?,
+            access_length: request.access_length.to_string(),
+            approvers: to_json(&request.approvers)?,
+            app_admins: to_json(&request.app_admins)?,
+            created_at: millis(request.created_at),
+            updated_at: millis(request.updated_at),
+            approved_at: opt_millis(request.approved_at),
+            decided_at: opt_millis(request.decided_at),
+            provisioned_at: opt_millis(request.provisioned_at),
+            expires_at: opt_millis(request.expires_at),
+            removed_at: opt_millis(request.removed_at),
+        })
+    }
+}
+
+/// An event's columns as written.
+pub(super) struct EventValues {
+    pub at: i64,
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+impl EventValues {
+    pub(super) fn new(event: &NewEvent) -> StoreResult<EventValues> {
+        Ok(EventValues {
+            at: millis(event.at),
+            before: event.before.as_ref().map(to_json).transpose()?,
+            after: event.after.as_ref().map(to_json).transpose()?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct EventRow {
+    id: i64,
+    request_id: i64,
+    at: i64,
+    actor: String,
+    kind: String,
+    before_json: Option<String>,
+    after_json: Option<String>,
+    detail: Option<String>,
+}
+
+impl EventRow {
+    pub(super) fn into_event(self) -> StoreResult<AuditEvent> {
+        Ok(AuditEvent {
+            id: self.id,
+            request_id: self.request_id,
+            at: from_millis(self.at)?,
+            actor: self.actor,
+            kind: self.kind,
+            before: json_value("before_json", self.before_json)?,
+            after: json_value("after_json", self.after_json)?,
+            detail: self.detail,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct CardRow {
+    id: i64,
+    request_id: i64,
+    kind: String,
+    recipient: String,
+    channel: Option<String>,
+    ts: Option<String>,
+    rendered_version: i64,
+}
+
+impl CardRow {
+    pub(super) fn into_card(self) -> StoreResult<Card> {
+        let kind = CardKind::parse(&self.kind).ok_or_else(|| {
+            StoreError::Corrupt(format!("card {}: unknown kind {:?}", self.id, self.kind))
+        })?;
+        Ok(Card {
+            id: self.id,
+            request_id: self.request_id,
+            kind,
+            recipient: self.recipient,
+            channel: self.channel,
+            ts: self.ts,
+            rendered_version: self.rendered_version,
+        })
+    }
+}
+
+/// A row just claimed; `attempts` already counts this claim.
+#[derive(sqlx::FromRow)]
+pub(super) struct ClaimedRow {
+    pub id: i64,
+    request_id: Option<i64>,
+    payload: String,
+    attempts: i32,
+}
+
+impl ClaimedRow {
+    pub(super) fn into_item(self) -> StoreResult<OutboxItem> {
+        Ok(OutboxItem {
+            id: self.id,
+            request_id: self.request_id,
+            delivery: delivery(&self.payload)?,
+            attempts: self.attempts.saturating_sub(1),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct FailedRow {
+    id: i64,
+    request_id: Option<i64>,
+    method: String,
+    last_error: Option<String>,
+    attempts: i32,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl FailedRow {
+    pub(super) fn into_failed(self) -> StoreResult<FailedDelivery> {
+        Ok(FailedDelivery {
+            id: self.id,
+            request_id: self.request_id,
+            method: self.method,
+            error: self.last_error.unwrap_or_default(),
+            attempts: self.attempts,
+            created_at: from_millis(self.created_at)?,
+            failed_at: from_millis(self.updated_at)?,
+        })
+    }
+}
+
+/// Requests by status, with a zero for every status that has none.
+pub(super) fn status_counts(rows: Vec<(String, i64)>) -> StoreResult<Vec<(Status, i64)>> {
+    let mut counts: Vec<(Status, i64)> = Status::ALL.iter().map(|&s| (s, 0)).collect();
+    for (status, count) in rows {
+        let status: Status = status
+            .parse()
+            .map_err(|err| StoreError::Corrupt(format!("requests: {err}")))?;
+        if let Some(slot) = counts.iter_mut().find(|(s, _)| *s == status) {
+            slot.1 = count;
+        }
+    }
+    Ok(counts)
+}
+
+/// Implements [`Store`](super::Store) for `$store`, a struct with a `read` and a `write`
+/// `sqlx::Pool<$db>`, and a `begin_write` method that starts a transaction on `write`:
+/// every transaction that writes begins there. `$claim_lock` is appended to the query that
+/// picks the deliveries to claim (`FOR UPDATE SKIP LOCKED` on PostgreSQL, where several
+/// replicas claim at once).
+macro_rules! impl_store {
+    ($store:ident, $db:ty, claim_lock = $claim_lock:literal) => {
+        type Conn = <$db as sqlx::Database>::Connection;
+
+        impl $store {
+            async fn insert_event(
+                conn: &mut Conn,
+                request_id: i64,
+                event: &$crate::domain::NewEvent,
+            ) -> $crate::store::StoreResult<()> {
+                let values = rows::EventValues::new(event)?;
+                sqlx::query(
+                    "INSERT INTO events (request_id, at, actor, kind, before_json, after_json, \
+                     detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(request_id)
+                .bind(values.at)
+                .bind(&event.actor)
+                .bind(event.kind.as_str())
+                .bind(&values.before)
+                .bind(&values.after)
+                .bind(&event.detail)
+                .execute(&mut *conn)
+                .await?;
+                Ok(())
+            }
+
+            async fn insert_deliveries(
+                conn: &mut Conn,
+                request_id: Option<i64>,
+                deliveries: &[$crate::store::Delivery],
+                now: i64,
+            ) -> $crate::store::StoreResult<()> {
+                for delivery in deliveries {
+                    let payload = rows::to_json(delivery)?;
+                    sqlx::query(
+                        "INSERT INTO outbox (request_id, method, payload, status, attempts, \
+                         not_before, created_at, updated_at) \
+                         VALUES ($1, $2, $3, 'pending', 0, $4, $4, $4)",
+                    )
+                    .bind(request_id)
+                    .bind(delivery.method())
+                    .bind(&payload)
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                Ok(())
+            }
+
+            /// Inserts the cards and queues a post of each.
+            async fn insert_cards(
+                conn: &mut Conn,
+                request_id: i64,
+                cards: &[$crate::store::NewCard],
+                now: i64,
+            ) -> $crate::store::StoreResult<()> {
+                for card in cards {
+                    let card_id: i64 = sqlx::query_scalar(
+                        "INSERT INTO cards (request_id, kind, recipient, rendered_version) \
+                         VALUES ($1, $2, $3, 0) RETURNING id",
+                    )
+                    .bind(request_id)
+                    .bind(card.kind.as_str())
+                    .bind(&card.recipient)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                    let post = $crate::store::Delivery::PostCard { card_id };
+                    Self::insert_deliveries(conn, Some(request_id), &[post], now).await?;
+                }
+                Ok(())
+            }
+
+            async fn request_by_key(
+                &self,
+                key: &str,
+            ) -> $crate::store::StoreResult<Option<$crate::domain::AccessRequest>> {
+                let row: Option<rows::RequestRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    rows::request_columns!(),
+                    " FROM requests WHERE idempotency_key = $1"
+                ))
+                .bind(key)
+                .fetch_optional(&self.read)
+                .await?;
+                row.map(rows::RequestRow::into_request).transpose()
+            }
+        }
+
+        /// Binds a request's columns as `$1`…`$26` (see `request_values!`).
+        fn bind_request<'q>(
+            query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
+            v: &'q rows::RequestValues<'q>,
+        ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>> {
+            let r = v.request;
+            query
+                .bind(&r.app)
+                .bind(&r.app_name)
+                .bind(&r.target_user)
+                .bind(&r.requester)
+                .bind(&r.permission)
+                .bind(&v.groups)
+                .bind(&r.comment)
+                .bind(&v.access_length)
+                .bind(r.status.as_str())
+                .bind(&v.approvers)
+                .bind(&v.app_admins)
+                .bind(&r.admin_channel)
+                .bind(v.created_at)
+                .bind(v.updated_at)
+                .bind(&r.approved_by)
+                .bind(v.approved_at)
+                .bind(&r.decided_by)
+                .bind(v.decided_at)
+                .bind(v.provisioned_at)
+                .bind(v.expires_at)
+                .bind(&r.removed_by)
+                .bind(v.removed_at)
+                .bind(&r.denial_feedback)
+                .bind(r.expiry_reminded)
+                .bind(r.stage_reminded)
+                .bind(r.version)
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::Store for $store {
+            async fn ping(&self) -> $crate::store::StoreResult<()> {
+                sqlx::query("SELECT 1").execute(&self.read).await?;
+                Ok(())
+            }
+
+            async fn put_app(
+                &self,
+                app: &$crate::domain::App,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::StoreResult<bool> {
+                let lists = rows::AppValues::new(app)?;
+                let mut tx = self.begin_write().await?;
+                let inserted = sqlx::query(
+                    "INSERT INTO apps (slug, name, admins, approvers, permissions, groups, \
+                     admin_channel, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     ON CONFLICT (slug) DO NOTHING",
+                )
+                .bind(&app.slug)
+                .bind(&app.name)
+                .bind(&lists.admins)
+                .bind(&lists.approvers)
+                .bind(&lists.permissions)
+                .bind(&lists.groups)
+                .bind(&app.admin_channel)
+                .bind(rows::millis(now))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if inserted == 0 {
+                    sqlx::query(
+                        "UPDATE apps SET name = $2, admins = $3, approvers = $4, \
+                         permissions = $5, groups = $6, admin_channel = $7, updated_at = $8 \
+                         WHERE slug = $1",
+                    )
+                    .bind(&app.slug)
+                    .bind(&app.name)
+                    .bind(&lists.admins)
+                    .bind(&lists.approvers)
+                    .bind(&lists.permissions)
+                    .bind(&lists.groups)
+                    .bind(&app.admin_channel)
+                    .bind(rows::millis(now))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(inserted > 0)
+            }
+
+            async fn app(
+                &self,
+                slug: &str,
+            ) -> $crate::store::StoreResult<Option<$crate::domain::App>> {
+                let row: Option<rows::AppRow> = sqlx::query_as(
+                    "SELECT slug, name, admins, approvers, permissions, groups, admin_channel \
+                     FROM apps WHERE slug = $1",
+                )
+                .bind(slug)
+                .fetch_optional(&self.read)
+                .await?;
+                row.map(rows::AppRow::into_app).transpose()
+            }
+
+            async fn apps(&self) -> $crate::store::StoreResult<Vec<$crate::domain::App>> {
+                let rows: Vec<rows::AppRow> = sqlx::query_as(
+                    "SELECT slug, name, admins, approvers, permissions, groups, admin_channel \
+                     FROM apps ORDER BY slug",
+                )
+                .fetch_all(&self.read)
+                .await?;
+                rows.into_iter().map(rows::AppRow::into_app).collect()
+            }
+
+            async fn file_request(
+                &self,
+                new: $crate::store::NewRequest,
+            ) -> $crate::store::StoreResult<$crate::store::Filed> {
+                use $crate::store::Filed;
+                let now = rows::millis(new.event.at);
+                let mut tx = self.begin_write().await?;
+                if let Some(key) = &new.idempotency_key {
+                    let row: Option<rows::RequestRow> = sqlx::query_as(concat!(
+                        "SELECT ",
+                        rows::request_columns!(),
+                        " FROM requests WHERE idempotency_key = $1"
+                    ))
+                    .bind(key)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if let Some(row) = row {
+                        return Ok(Filed::Existing(row.into_request()?));
+                    }
+                }
+                let values = rows::RequestValues::new(&new.request)?;
+                let inserted = bind_request(
+                    sqlx::query(concat!(
+                        "INSERT INTO requests (",
+                        rows::request_values!(),
+                        ", idempotency_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+                         $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, \
+                         $25, $26, $27) RETURNING id"
+                    )),
+                    &values,
+                )
+                .bind(&new.idempotency_key)
+                .fetch_one(&mut *tx)
+                .await;
+                let id: i64 = match inserted {
+                    Ok(row) => sqlx::Row::try_get(&row, "id")?,
+                    Err(sqlx::Error::Database(err)) if err.is_unique_violation() => {
+                        // Another filing with the same key committed first.
+                        tx.rollback().await?;
+                        if let Some(key) = &new.idempotency_key {
+                            if let Some(existing) = self.request_by_key(key).await? {
+                                return Ok(Filed::Existing(existing));
+                            }
+                        }
+                        return Err(sqlx::Error::Database(err).into());
+                    }
+                    Err(err) => return Err(err.into()),
+                };
+                Self::insert_event(&mut tx, id, &new.event).await?;
+                Self::insert_cards(&mut tx, id, &new.new_cards, now).await?;
+                Self::insert_deliveries(&mut tx, Some(id), &new.deliveries, now).await?;
+                tx.commit().await?;
+                let mut request = new.request;
+                request.id = id;
+                Ok(Filed::Created(request))
+            }
+
+            async fn request(
+                &self,
+                id: i64,
+            ) -> $crate::store::StoreResult<Option<$crate::domain::AccessRequest>> {
+                let row: Option<rows::RequestRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    rows::request_columns!(),
+                    " FROM requests WHERE id = $1"
+                ))
+                .bind(id)
+                .fetch_optional(&self.read)
+                .await?;
+                row.map(rows::RequestRow::into_request).transpose()
+            }
+
+            async fn requests(
+                &self,
+                filter: &$crate::store::RequestFilter,
+            ) -> $crate::store::StoreResult<Vec<$crate::domain::AccessRequest>> {
+                let limit = if filter.limit == 0 { 50 } else { filter.limit };
+                let rows: Vec<rows::RequestRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    rows::request_columns!(),
+                    " FROM requests WHERE ($1 IS NULL OR status = $1) \
+                     AND ($2 IS NULL OR app = $2) \
+                     AND ($3 IS NULL OR requester = $3 OR target_user = $3) \
+                     AND ($4 IS NULL OR id < $4) \
+                     ORDER BY id DESC LIMIT $5"
+                ))
+                .bind(filter.status.map(|s| s.as_str()))
+                .bind(&filter.app)
+                .bind(&filter.user)
+                .bind(filter.before_id)
+                .bind(i64::from(limit))
+                .fetch_all(&self.read)
+                .await?;
+                rows.into_iter().map(rows::RequestRow::into_request).collect()
+            }
+
+            async fn events(
+                &self,
+                request_id: i64,
+            ) -> $crate::store::StoreResult<Vec<$crate::domain::AuditEvent>> {
+                let rows: Vec<rows::EventRow> = sqlx::query_as(
+                    "SELECT id, request_id, at, actor, kind, before_json, after_json, detail \
+                     FROM events WHERE request_id = $1 ORDER BY id",
+                )
+                .bind(request_id)
+                .fetch_all(&self.read)
+                .await?;
+                rows.into_iter().map(rows::EventRow::into_event).collect()
+            }
+
+            async fn apply(
+                &self,
+                change: $crate::store::Change,
+            ) -> $crate::store::StoreResult<()> {
+                let request = &change.request;
+                let now = rows::millis(change.event.at);
+                let values = rows::RequestValues::new(request)?;
+                let mut tx = self.begin_write().await?;
+                let updated = bind_request(
+                    sqlx::query(concat!(
+                        "UPDATE requests SET (",
+                        rows::request_values!(),
+                        ") = ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+                         $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26) \
+                         WHERE id = $27 AND version = $26 - 1"
+                    )),
+                    &values,
+                )
+                .bind(request.id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if updated == 0 {
+                    tx.rollback().await?;
+                    return Err($crate::store::StoreError::Conflict);
+                }
+                let earlier_cards: Vec<i64> = if change.refresh_cards {
+                    sqlx::query_scalar("SELECT id FROM cards WHERE request_id = $1 ORDER BY id")
+                        .bind(request.id)
+                        .fetch_all(&mut *tx)
+                        .await?
+                } else {
+                    Vec::new()
+                };
+                Self::insert_event(&mut tx, request.id, &change.event).await?;
+                let updates: Vec<$crate::store::Delivery> = earlier_cards
+                    .into_iter()
+                    .map(|card_id| $crate::store::Delivery::UpdateCard { card_id })
+                    .collect();
+                Self::insert_deliveries(&mut tx, Some(request.id), &updates, now).await?;
+                Self::insert_cards(&mut tx, request.id, &change.new_cards, now).await?;
+                Self::insert_deliveries(&mut tx, Some(request.id), &change.deliveries, now)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn append_event(
+                &self,
+                request_id: i64,
+                event: &$crate::domain::NewEvent,
+            ) -> $crate::store::StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                Self::insert_event(&mut tx, request_id, event).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn card(
+                &self,
+                card_id: i64,
+            ) -> $crate::store::StoreResult<Option<$crate::store::Card>> {
+                let row: Option<rows::CardRow> = sqlx::query_as(
+                    "SELECT id, request_id, kind, recipient, channel, ts, rendered_version \
+                     FROM cards WHERE id = $1",
+                )
+                .bind(card_id)
+                .fetch_optional(&self.read)
+                .await?;
+                row.map(rows::CardRow::into_card).transpose()
+            }
+
+            async fn cards(
+                &self,
+                request_id: i64,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::Card>> {
+                let rows: Vec<rows::CardRow> = sqlx::query_as(
+                    "SELECT id, request_id, kind, recipient, channel, ts, rendered_version \
+                     FROM cards WHERE request_id = $1 ORDER BY id",
+                )
+                .bind(request_id)
+                .fetch_all(&self.read)
+                .await?;
+                rows.into_iter().map(rows::CardRow::into_card).collect()
+            }
+
+            async fn card_posted(
+                &self,
+                card_id: i64,
+                channel: &str,
+                ts: &str,
+                rendered_version: i64,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                let request_id: Option<i64> = sqlx::query_scalar(
+                    "UPDATE cards SET channel = $2, ts = $3, rendered_version = $4 \
+                     WHERE id = $1 RETURNING request_id",
+                )
+                .bind(card_id)
+                .bind(channel)
+                .bind(ts)
+                .bind(rendered_version)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(request_id) = request_id else {
+                    return Ok(());
+                };
+                let version: Option<i64> =
+                    sqlx::query_scalar("SELECT version FROM requests WHERE id = $1")
+                        .bind(request_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if version.is_some_and(|version| version > rendered_version) {
+                    let update = $crate::store::Delivery::UpdateCard { card_id };
+                    Self::insert_deliveries(
+                        &mut tx,
+                        Some(request_id),
+                        &[update],
+                        rows::millis(now),
+                    )
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn card_updated(
+                &self,
+                card_id: i64,
+                rendered_version: i64,
+            ) -> $crate::store::StoreResult<()> {
+                // Updates can finish out of order; a card never goes back to an older version.
+                sqlx::query(
+                    "UPDATE cards SET rendered_version = $2 \
+                     WHERE id = $1 AND rendered_version < $2",
+                )
+                .bind(card_id)
+                .bind(rendered_version)
+                .execute(&self.write)
+                .await?;
+                Ok(())
+            }
+
+            async fn enqueue(
+                &self,
+                request_id: Option<i64>,
+                deliveries: &[$crate::store::Delivery],
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                Self::insert_deliveries(&mut tx, request_id, deliveries, rows::millis(now))
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn claim_deliveries(
+                &self,
+                owner: &str,
+                now: chrono::DateTime<chrono::Utc>,
+                lease: chrono::Duration,
+                limit: u32,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::OutboxItem>> {
+                let now = rows::millis(now);
+                let mut tx = self.begin_write().await?;
+                let mut claimed: Vec<rows::ClaimedRow> = sqlx::query_as(concat!(
+                    "UPDATE outbox SET lease_owner = $1, lease_until = $2, \
+                     attempts = attempts + 1, updated_at = $3 \
+                     WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' \
+                     AND not_before <= $3 AND (lease_until IS NULL OR lease_until <= $3) \
+                     ORDER BY id LIMIT $4",
+                    $claim_lock,
+                    ") RETURNING id, request_id, payload, attempts"
+                ))
+                .bind(owner)
+                .bind(now.saturating_add(lease.num_milliseconds()))
+                .bind(now)
+                .bind(i64::from(limit))
+                .fetch_all(&mut *tx)
+                .await?;
+                claimed.sort_by_key(|row| row.id);
+                let mut items = Vec::with_capacity(claimed.len());
+                for row in claimed {
+                    let id = row.id;
+                    match row.into_item() {
+                        Ok(item) => items.push(item),
+                        Err(err) => {
+                            // An unreadable payload can never be sent: dead-letter it rather
+                            // than failing every claim that picks it up.
+                            sqlx::query(
+                                "UPDATE outbox SET status = 'failed', last_error = $2, \
+                                 lease_owner = NULL, lease_until = NULL WHERE id = $1",
+                            )
+                            .bind(id)
+                            .bind(err.to_string())
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                    }
+                }
+                tx.commit().await?;
+                Ok(items)
+            }
+
+            async fn delivery_done(&self, id: i64) -> $crate::store::StoreResult<()> {
+                sqlx::query(
+                    "UPDATE outbox SET status = 'done', lease_owner = NULL, lease_until = NULL \
+                     WHERE id = $1",
+                )
+                .bind(id)
+                .execute(&self.write)
+                .await?;
+                Ok(())
+            }
+
+            async fn delivery_postponed(
+                &self,
+                id: i64,
+                not_before: chrono::DateTime<chrono::Utc>,
+                error: &str,
+            ) -> $crate::store::StoreResult<()> {
+                sqlx::query(
+                    "UPDATE outbox SET status = 'pending', not_before = $2, last_error = $3, \
+                     lease_owner = NULL, lease_until = NULL WHERE id = $1",
+                )
+                .bind(id)
+                .bind(rows::millis(not_before))
+                .bind(error)
+                .execute(&self.write)
+                .await?;
+                Ok(())
+            }
+
+            async fn delivery_failed(
+                &self,
+                id: i64,
+                error: &str,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                let row: Option<(Option<i64>, String)> = sqlx::query_as(
+                    "UPDATE outbox SET status = 'failed', last_error = $2, updated_at = $3, \
+                     lease_owner = NULL, lease_until = NULL WHERE id = $1 \
+                     RETURNING request_id, method",
+                )
+                .bind(id)
+                .bind(error)
+                .bind(rows::millis(now))
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some((Some(request_id), method)) = row {
+                    let event = $crate::domain::NewEvent {
+                        at: now,
+                        actor: "system".to_string(),
+                        kind: $crate::domain::EventKind::DeliveryFailed,
+                        before: None,
+                        after: None,
+                        detail: Some(format!("{method} failed: {error}")),
+                    };
+                    Self::insert_event(&mut tx, request_id, &event).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn failed_deliveries(
+                &self,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::FailedDelivery>> {
+                let rows: Vec<rows::FailedRow> = sqlx::query_as(
+                    "SELECT id, request_id, method, last_error, attempts, created_at, updated_at \
+                     FROM outbox WHERE status = 'failed' ORDER BY id",
+                )
+                .fetch_all(&self.read)
+                .await?;
+                rows.into_iter().map(rows::FailedRow::into_failed).collect()
+            }
+
+            async fn retry_delivery(
+                &self,
+                id: i64,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::StoreResult<bool> {
+                // A retry asked for by a person starts afresh: its attempts count from zero.
+                let retried = sqlx::query(
+                    "UPDATE outbox SET status = 'pending', not_before = $2, updated_at = $2, \
+                     attempts = 0, lease_owner = NULL, lease_until = NULL \
+                     WHERE id = $1 AND status = 'failed'",
+                )
+                .bind(id)
+                .bind(rows::millis(now))
+                .execute(&self.write)
+                .await?
+                .rows_affected();
+                Ok(retried > 0)
+            }
+
+            async fn next_delivery_due(
+                &self,
+            ) -> $crate::store::StoreResult<Option<chrono::DateTime<chrono::Utc>>> {
+                // A leased delivery is due again when its lease runs out.
+                let due: Option<i64> = sqlx::query_scalar(
+                    "SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > not_before \
+                     THEN lease_until ELSE not_before END) FROM outbox WHERE status = 'pending'",
+                )
+                .fetch_one(&self.read)
+                .await?;
+                due.map(rows::from_millis).transpose()
+            }
+
+            async fn stats(&self) -> $crate::store::StoreResult<$crate::store::StoreStats> {
+                let by_status: Vec<(String, i64)> =
+                    sqlx::query_as("SELECT status, COUNT(*) FROM requests GROUP BY status")
+                        .fetch_all(&self.read)
+                        .await?;
+                let count = |status: &'static str| {
+                    sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM outbox WHERE status = $1")
+                        .bind(status)
+                        .fetch_one(&self.read)
+                };
+                Ok($crate::store::StoreStats {
+                    requests_by_status: rows::status_counts(by_status)?,
+                    deliveries_waiting: count("pending").await?,
+                    deliveries_failed: count("failed").await?,
+                })
+            }
+        }
+    };
+}
+pub(super) use impl_store;

@@ -1,0 +1,820 @@
+//! The store contract: the same stories against SQLite and PostgreSQL.
+//! PostgreSQL runs when `TEST_DATABASE_URL` is set, e.g.
+//! `postgres://postgres@127.0.0.1:5432/test`.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use accessbot::domain::{
+    self, AccessRequest, Actor, App, CardKind, Command, EventKind, RequestDraft, Status,
+};
+use accessbot::store::{
+    Change, Delivery, Filed, NewCard, NewRequest, OutboxItem, RequestFilter, Store, StoreError,
+};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+
+use crate::support::db::{Backend, TestDb};
+
+/// Runs each story `fn $name(store: Arc<dyn Store>)` on both backends, as the tests
+/// `$name::sqlite` and `$name::postgres`.
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use crate::support::db::{with_store, Backend};
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                with_store(Backend::Sqlite, super::$name).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                with_store(Backend::Postgres, super::$name).await;
+            }
+        }
+    )*};
+}
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap()
+}
+
+fn github() -> App {
+    App {
+        slug: "github".into(),
+        name: "GitHub".into(),
+        admins: vec!["UADMIN1".into(), "UADMIN2".into()],
+        approvers: vec!["UAPPROVER".into()],
+        permissions: vec!["Member".into(), "Admin".into()],
+        groups: vec!["eng".into(), "ops".into()],
+        admin_channel: Some("CADMINS".into()),
+    }
+}
+
+fn figma() -> App {
+    App {
+        slug: "figma".into(),
+        name: "Figma".into(),
+        admins: vec!["UADMIN1".into()],
+        approvers: vec![],
+        permissions: vec!["Editor".into()],
+        groups: vec![],
+        admin_channel: None,
+    }
+}
+
+/// A request for `app` by `requester`, with its receipt and first-stage cards.
+fn new_request(app: &App, requester: &str, key: Option<&str>) -> NewRequest {
+    let draft = RequestDraft {
+        target_user: requester.into(),
+        requester: requester.into(),
+        permission: None,
+        groups: app.groups.iter().take(1).cloned().collect(),
+        comment: "for the <release> & more".into(),
+        access_length: "7d".parse().unwrap(),
+    };
+    let decision = domain::file_request(app, draft, t0()).unwrap();
+    let mut new_cards = vec![NewCard {
+        kind: CardKind::Receipt,
+        recipient: requester.into(),
+    }];
+    new_cards.extend(decision.request.assignees().iter().map(|user| NewCard {
+        kind: if app.approvers.is_empty() {
+            CardKind::Provisioning
+        } else {
+            CardKind::Approval
+        },
+        recipient: user.clone(),
+    }));
+    NewRequest {
+        request: decision.request,
+        event: decision.event,
+        new_cards,
+        deliveries: vec![Delivery::PublishHome {
+            user: requester.into(),
+        }],
+        idempotency_key: key.map(str::to_string),
+    }
+}
+
+async fn file(store: &Arc<dyn Store>, new: NewRequest) -> AccessRequest {
+    match store.file_request(new).await.unwrap() {
+        Filed::Created(request) => request,
+        Filed::Existing(request) => panic!("request {} existed", request.id),
+    }
+}
+
+/// The change `command` by `actor` makes, with the effects the store must carry.
+fn change(request: &AccessRequest, actor: &str, command: Command, at: DateTime<Utc>) -> Change {
+    let decision = domain::decide(request, &Actor::User(actor.into()), &command, at).unwrap();
+    Change {
+        request: decision.request,
+        event: decision.event,
+        new_cards: vec![],
+        refresh_cards: true,
+        deliveries: vec![],
+    }
+}
+
+/// Claims everything due at `now`.
+async fn claim_all(store: &Arc<dyn Store>, now: DateTime<Utc>) -> Vec<OutboxItem> {
+    store
+        .claim_deliveries("test", now, Duration::minutes(1), 1000)
+        .await
+        .unwrap()
+}
+
+/// Claims everything due at `now` and marks it delivered.
+async fn drain(store: &Arc<dyn Store>, now: DateTime<Utc>) -> Vec<Delivery> {
+    let items = claim_all(store, now).await;
+    for item in &items {
+        store.delivery_done(item.id).await.unwrap();
+    }
+    deliveries(&items)
+}
+
+fn deliveries(items: &[OutboxItem]) -> Vec<Delivery> {
+    items.iter().map(|item| item.delivery.clone()).collect()
+}
+
+on_both!(
+    apps_are_created_replaced_and_listed_by_slug,
+    filing_stores_the_request_and_queues_a_post_of_every_card,
+    filing_again_with_a_used_idempotency_key_returns_the_first_request,
+    concurrent_filings_with_one_key_file_one_request,
+    applying_on_the_current_version_stores_the_change_and_its_effects,
+    applying_on_a_stale_version_conflicts_and_changes_nothing,
+    concurrent_decisions_on_one_version_have_one_winner,
+    concurrent_claimers_never_get_the_same_delivery,
+    a_delivery_whose_lease_ran_out_is_claimed_again,
+    a_postponed_delivery_is_not_due_before_its_time,
+    a_failed_delivery_is_listed_audited_and_can_be_retried,
+    a_card_posted_after_its_request_moved_on_is_queued_for_an_update,
+    requests_are_listed_newest_first_with_filters_and_a_cursor,
+    stats_count_requests_by_status_and_waiting_deliveries,
+);
+
+async fn apps_are_created_replaced_and_listed_by_slug(store: Arc<dyn Store>) {
+    assert!(store.put_app(&github(), t0()).await.unwrap());
+    assert!(store.put_app(&figma(), t0()).await.unwrap());
+    let mut renamed = github();
+    renamed.name = "GitHub Enterprise".into();
+    renamed.admin_channel = None;
+    renamed.groups = vec![];
+    assert!(!store.put_app(&renamed, t0()).await.unwrap());
+
+    assert_eq!(store.app("github").await.unwrap(), Some(renamed.clone()));
+    assert_eq!(store.app("nope").await.unwrap(), None);
+    assert_eq!(store.apps().await.unwrap(), vec![figma(), renamed]);
+}
+
+async fn filing_stores_the_request_and_queues_a_post_of_every_card(store: Arc<dyn Store>) {
+    let new = new_request(&github(), "UREQ", None);
+    let first = file(&store, new.clone()).await;
+    let second = file(&store, new_request(&github(), "UOTHER", None)).await;
+    assert!(first.id > 0 && second.id > first.id);
+    let mut expected = new.request.clone();
+    expected.id = first.id;
+    assert_eq!(first, expected);
+    assert_eq!(store.request(first.id).await.unwrap(), Some(expected));
+    assert_eq!(store.request(first.id + 100).await.unwrap(), None);
+
+    let cards = store.cards(first.id).await.unwrap();
+    let kinds: Vec<_> = cards
+        .iter()
+        .map(|c| (c.kind, c.recipient.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (CardKind::Receipt, "UREQ"),
+            (CardKind::Approval, "UAPPROVER")
+        ]
+    );
+    assert!(cards.iter().all(|c| c.channel.is_none() && c.ts.is_none()));
+    assert_eq!(
+        store.card(cards[1].id).await.unwrap().as_ref(),
+        Some(&cards[1])
+    );
+
+    let events = store.events(first.id).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].kind, "created");
+    assert_eq!(events[0].actor, "UREQ");
+    assert_eq!(events[0].at, t0());
+    assert_eq!(events[0].after, new.event.after);
+    assert_eq!(events[0].before, None);
+
+    let items = claim_all(&store, t0()).await;
+    let first_items: Vec<_> = items
+        .iter()
+        .filter(|i| i.request_id == Some(first.id))
+        .collect();
+    assert_eq!(
+        first_items
+            .iter()
+            .map(|i| i.delivery.clone())
+            .collect::<Vec<_>>(),
+        [
+            Delivery::PostCard {
+                card_id: cards[0].id
+            },
+            Delivery::PostCard {
+                card_id: cards[1].id
+            },
+            Delivery::PublishHome {
+                user: "UREQ".into()
+            },
+        ]
+    );
+    assert!(items.iter().all(|i| i.attempts == 0));
+}
+
+async fn filing_again_with_a_used_idempotency_key_returns_the_first_request(store: Arc<dyn Store>) {
+    let first = file(&store, new_request(&github(), "UREQ", Some("key-1"))).await;
+    let again = store
+        .file_request(new_request(&figma(), "UOTHER", Some("key-1")))
+        .await
+        .unwrap();
+    assert_eq!(again, Filed::Existing(first.clone()));
+    let other = file(&store, new_request(&github(), "UREQ", Some("key-2"))).await;
+    assert_ne!(other.id, first.id);
+    assert_eq!(
+        store
+            .requests(&RequestFilter::default())
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(store.events(first.id).await.unwrap().len(), 1);
+}
+
+async fn concurrent_filings_with_one_key_file_one_request(store: Arc<dyn Store>) {
+    let filings = (0..8).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .file_request(new_request(&github(), "UREQ", Some("same")))
+                .await
+                .unwrap()
+        })
+    });
+    let mut created = Vec::new();
+    let mut ids = HashSet::new();
+    for filing in filings {
+        match filing.await.unwrap() {
+            Filed::Created(request) => {
+                ids.insert(request.id);
+                created.push(request.id);
+            }
+            Filed::Existing(request) => {
+                ids.insert(request.id);
+            }
+        }
+    }
+    assert_eq!(created.len(), 1);
+    assert_eq!(ids.len(), 1);
+    assert_eq!(
+        store
+            .requests(&RequestFilter::default())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(store.cards(created[0]).await.unwrap().len(), 2);
+}
+
+async fn applying_on_the_current_version_stores_the_change_and_its_effects(store: Arc<dyn Store>) {
+    let filed = file(&store, new_request(&github(), "UREQ", None)).await;
+    let earlier = store.cards(filed.id).await.unwrap();
+    drain(&store, t0()).await;
+
+    let at = t0() + Duration::minutes(5);
+    let mut approve = change(&filed, "UAPPROVER", Command::Approve, at);
+    approve.new_cards = vec![
+        NewCard {
+            kind: CardKind::Provisioning,
+            recipient: "UADMIN1".into(),
+        },
+        NewCard {
+            kind: CardKind::Provisioning,
+            recipient: "CADMINS".into(),
+        },
+    ];
+    approve.deliveries = vec![Delivery::PostMessage {
+        channel: "UREQ".into(),
+        text: "approved".into(),
+        blocks: None,
+    }];
+    let approved = approve.request.clone();
+    store.apply(approve).await.unwrap();
+
+    assert_eq!(
+        store.request(filed.id).await.unwrap(),
+        Some(approved.clone())
+    );
+    assert_eq!(approved.version, filed.version + 1);
+    let events = store.events(filed.id).await.unwrap();
+    assert_eq!(
+        events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
+        ["created", "approved"]
+    );
+    assert_eq!(events[1].at, at);
+
+    let cards = store.cards(filed.id).await.unwrap();
+    assert_eq!(cards.len(), 4);
+    let queued = drain(&store, at).await;
+    assert_eq!(
+        queued,
+        [
+            Delivery::UpdateCard {
+                card_id: earlier[0].id
+            },
+            Delivery::UpdateCard {
+                card_id: earlier[1].id
+            },
+            Delivery::PostCard {
+                card_id: cards[2].id
+            },
+            Delivery::PostCard {
+                card_id: cards[3].id
+            },
+            Delivery::PostMessage {
+                channel: "UREQ".into(),
+                text: "approved".into(),
+                blocks: None
+            },
+        ]
+    );
+
+    // Every field survives the round trip, including the optional ones.
+    let mut provisioned = change(
+        &approved,
+        "UADMIN1",
+        Command::ConfirmProvisioning,
+        at + Duration::hours(1),
+    );
+    provisioned.request.denial_feedback = Some("\"quoted\" ✓".into());
+    provisioned.request.expiry_reminded = true;
+    provisioned.request.removed_at = Some(at + Duration::milliseconds(1234));
+    let expected = provisioned.request.clone();
+    assert!(expected.expires_at.is_some());
+    store.apply(provisioned).await.unwrap();
+    assert_eq!(store.request(filed.id).await.unwrap(), Some(expected));
+}
+
+async fn applying_on_a_stale_version_conflicts_and_changes_nothing(store: Arc<dyn Store>) {
+    let filed = file(&store, new_request(&github(), "UREQ", None)).await;
+    drain(&store, t0()).await;
+    let approve = change(&filed, "UAPPROVER", Command::Approve, t0());
+    let mut deny = change(&filed, "UAPPROVER", Command::Deny, t0());
+    deny.new_cards = vec![NewCard {
+        kind: CardKind::Receipt,
+        recipient: "UX".into(),
+    }];
+    deny.deliveries = vec![Delivery::PublishHome {
+        user: "UREQ".into(),
+    }];
+    store.apply(approve.clone()).await.unwrap();
+
+    assert!(matches!(store.apply(deny).await, Err(StoreError::Conflict)));
+    assert!(matches!(
+        store.apply(approve.clone()).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(
+        store.request(filed.id).await.unwrap(),
+        Some(approve.request)
+    );
+    assert_eq!(store.events(filed.id).await.unwrap().len(), 2);
+    assert_eq!(store.cards(filed.id).await.unwrap().len(), 2);
+    // Only the winner's two card updates are queued.
+    assert_eq!(claim_all(&store, t0()).await.len(), 2);
+
+    let mut unknown = change(&filed, "UAPPROVER", Command::Approve, t0());
+    unknown.request.id = filed.id + 1000;
+    assert!(matches!(
+        store.apply(unknown).await,
+        Err(StoreError::Conflict)
+    ));
+}
+
+async fn concurrent_decisions_on_one_version_have_one_winner(store: Arc<dyn Store>) {
+    let filed = file(&store, new_request(&figma(), "UREQ", None)).await;
+    let attempts = (0..6).map(|i| {
+        let command = if i % 2 == 0 {
+            Command::ConfirmProvisioning
+        } else {
+            Command::Deny
+        };
+        let change = change(&filed, "UADMIN1", command, t0());
+        let store = store.clone();
+        tokio::spawn(async move { store.apply(change).await })
+    });
+    let mut wins = 0;
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            Ok(()) => wins += 1,
+            Err(StoreError::Conflict) => {}
+            Err(err) => panic!("{err}"),
+        }
+    }
+    assert_eq!(wins, 1);
+    assert_eq!(store.events(filed.id).await.unwrap().len(), 2);
+    assert_eq!(store.request(filed.id).await.unwrap().unwrap().version, 2);
+}
+
+async fn concurrent_claimers_never_get_the_same_delivery(store: Arc<dyn Store>) {
+    let messages: Vec<Delivery> = (0..60)
+        .map(|i| Delivery::PublishHome {
+            user: format!("U{i}"),
+        })
+        .collect();
+    store.enqueue(None, &messages, t0()).await.unwrap();
+    let claimers = (0..6).map(|worker| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let owner = format!("worker-{worker}");
+                let batch = store
+                    .claim_deliveries(&owner, t0(), Duration::minutes(1), 3)
+                    .await
+                    .unwrap();
+                if batch.is_empty() {
+                    return mine;
+                }
+                mine.extend(batch.into_iter().map(|item| item.id));
+            }
+        })
+    });
+    let mut seen = HashSet::new();
+    for claimer in claimers {
+        for id in claimer.await.unwrap() {
+            assert!(seen.insert(id), "delivery {id} claimed twice");
+        }
+    }
+    assert_eq!(seen.len(), 60);
+    assert!(claim_all(&store, t0()).await.is_empty());
+}
+
+async fn a_delivery_whose_lease_ran_out_is_claimed_again(store: Arc<dyn Store>) {
+    let home = Delivery::PublishHome {
+        user: "UREQ".into(),
+    };
+    store
+        .enqueue(None, std::slice::from_ref(&home), t0())
+        .await
+        .unwrap();
+    let lease = Duration::seconds(30);
+    let first = store.claim_deliveries("a", t0(), lease, 10).await.unwrap();
+    assert_eq!(deliveries(&first), [home]);
+    assert_eq!(first[0].attempts, 0);
+    assert_eq!(first[0].request_id, None);
+    assert_eq!(store.next_delivery_due().await.unwrap(), Some(t0() + lease));
+
+    let during = t0() + Duration::seconds(29);
+    assert!(store
+        .claim_deliveries("b", during, lease, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let after = t0() + lease;
+    let second = store.claim_deliveries("b", after, lease, 10).await.unwrap();
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].id, first[0].id);
+    assert_eq!(second[0].attempts, 1);
+
+    store.delivery_done(second[0].id).await.unwrap();
+    assert!(claim_all(&store, after + Duration::hours(1))
+        .await
+        .is_empty());
+    assert_eq!(store.next_delivery_due().await.unwrap(), None);
+    assert_eq!(store.stats().await.unwrap().deliveries_waiting, 0);
+}
+
+async fn a_postponed_delivery_is_not_due_before_its_time(store: Arc<dyn Store>) {
+    assert_eq!(store.next_delivery_due().await.unwrap(), None);
+    store
+        .enqueue(
+            None,
+            &[Delivery::PublishHome {
+                user: "UREQ".into(),
+            }],
+            t0(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.next_delivery_due().await.unwrap(), Some(t0()));
+    let item = claim_all(&store, t0()).await.remove(0);
+    let later = t0() + Duration::seconds(42);
+    store
+        .delivery_postponed(item.id, later, "ratelimited")
+        .await
+        .unwrap();
+
+    assert_eq!(store.next_delivery_due().await.unwrap(), Some(later));
+    assert!(claim_all(&store, later - Duration::milliseconds(1))
+        .await
+        .is_empty());
+    let again = claim_all(&store, later).await;
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 1);
+}
+
+async fn a_failed_delivery_is_listed_audited_and_can_be_retried(store: Arc<dyn Store>) {
+    let filed = file(&store, new_request(&figma(), "UREQ", None)).await;
+    let items = claim_all(&store, t0()).await;
+    let post = items
+        .iter()
+        .find(|i| matches!(i.delivery, Delivery::PostCard { .. }))
+        .unwrap();
+    for other in items.iter().filter(|i| i.id != post.id) {
+        store.delivery_done(other.id).await.unwrap();
+    }
+    let failed_at = t0() + Duration::seconds(3);
+    store
+        .delivery_failed(post.id, "channel_not_found", failed_at)
+        .await
+        .unwrap();
+
+    let failed = store.failed_deliveries().await.unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].id, post.id);
+    assert_eq!(failed[0].request_id, Some(filed.id));
+    assert_eq!(failed[0].method, "chat.postMessage");
+    assert_eq!(failed[0].error, "channel_not_found");
+    assert_eq!(failed[0].attempts, 1);
+    assert_eq!(failed[0].created_at, t0());
+    assert_eq!(failed[0].failed_at, failed_at);
+    let events = store.events(filed.id).await.unwrap();
+    let last = events.last().unwrap();
+    assert_eq!(last.kind, EventKind::DeliveryFailed.as_str());
+    assert_eq!(last.actor, "system");
+    assert_eq!(
+        last.detail.as_deref(),
+        Some("chat.postMessage failed: channel_not_found")
+    );
+    assert_eq!(store.stats().await.unwrap().deliveries_failed, 1);
+
+    // A delivery with no request fails without an audit entry.
+    store
+        .enqueue(None, &[Delivery::PublishHome { user: "UX".into() }], t0())
+        .await
+        .unwrap();
+    let loose = claim_all(&store, failed_at).await.remove(0);
+    store
+        .delivery_failed(loose.id, "invalid_auth", failed_at)
+        .await
+        .unwrap();
+    assert_eq!(store.events(filed.id).await.unwrap().len(), events.len());
+
+    let retry_at = t0() + Duration::minutes(10);
+    assert!(store.retry_delivery(post.id, retry_at).await.unwrap());
+    assert!(!store.retry_delivery(post.id, retry_at).await.unwrap());
+    assert!(!store
+        .retry_delivery(post.id + 1000, retry_at)
+        .await
+        .unwrap());
+    assert_eq!(store.failed_deliveries().await.unwrap().len(), 1);
+    let again = claim_all(&store, retry_at).await;
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].id, post.id);
+    assert_eq!(again[0].delivery, post.delivery);
+}
+
+async fn a_card_posted_after_its_request_moved_on_is_queued_for_an_update(store: Arc<dyn Store>) {
+    let filed = file(&store, new_request(&github(), "UREQ", None)).await;
+    drain(&store, t0()).await;
+    let cards = store.cards(filed.id).await.unwrap();
+
+    store
+        .card_posted(cards[0].id, "DREQ", "1.0001", filed.version, t0())
+        .await
+        .unwrap();
+    let posted = store.card(cards[0].id).await.unwrap().unwrap();
+    assert_eq!(posted.channel.as_deref(), Some("DREQ"));
+    assert_eq!(posted.ts.as_deref(), Some("1.0001"));
+    assert_eq!(posted.rendered_version, filed.version);
+    assert!(claim_all(&store, t0()).await.is_empty());
+
+    let mut approve = change(&filed, "UAPPROVER", Command::Approve, t0());
+    approve.refresh_cards = false;
+    store.apply(approve).await.unwrap();
+    store
+        .card_posted(cards[1].id, "DAPP", "2.0002", filed.version, t0())
+        .await
+        .unwrap();
+    assert_eq!(
+        deliveries(&claim_all(&store, t0()).await),
+        [Delivery::UpdateCard {
+            card_id: cards[1].id
+        }]
+    );
+
+    store
+        .card_updated(cards[1].id, filed.version + 1)
+        .await
+        .unwrap();
+    store
+        .card_updated(cards[1].id, filed.version)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .card(cards[1].id)
+            .await
+            .unwrap()
+            .unwrap()
+            .rendered_version,
+        filed.version + 1
+    );
+    assert_eq!(store.card(cards[1].id + 1000).await.unwrap(), None);
+}
+
+async fn requests_are_listed_newest_first_with_filters_and_a_cursor(store: Arc<dyn Store>) {
+    let a = file(&store, new_request(&github(), "UA", None)).await;
+    let b = file(&store, new_request(&figma(), "UB", None)).await;
+    let mut for_other = new_request(&github(), "UA", None);
+    for_other.request.target_user = "UC".into();
+    let c = file(&store, for_other).await;
+    let ids = |requests: Vec<AccessRequest>| requests.iter().map(|r| r.id).collect::<Vec<_>>();
+    let list = |filter: RequestFilter| {
+        let store = store.clone();
+        async move { ids(store.requests(&filter).await.unwrap()) }
+    };
+
+    assert_eq!(list(RequestFilter::default()).await, [c.id, b.id, a.id]);
+    assert_eq!(
+        list(RequestFilter {
+            limit: 2,
+            ..Default::default()
+        })
+        .await,
+        [c.id, b.id]
+    );
+    assert_eq!(
+        list(RequestFilter {
+            before_id: Some(b.id),
+            ..Default::default()
+        })
+        .await,
+        [a.id]
+    );
+    assert_eq!(
+        list(RequestFilter {
+            app: Some("github".into()),
+            ..Default::default()
+        })
+        .await,
+        [c.id, a.id]
+    );
+    assert_eq!(
+        list(RequestFilter {
+            status: Some(Status::PendingProvisioning),
+            ..Default::default()
+        })
+        .await,
+        [b.id]
+    );
+    assert_eq!(
+        list(RequestFilter {
+            user: Some("UC".into()),
+            ..Default::default()
+        })
+        .await,
+        [c.id]
+    );
+    assert_eq!(
+        list(RequestFilter {
+            user: Some("UA".into()),
+            ..Default::default()
+        })
+        .await,
+        [c.id, a.id]
+    );
+    assert!(list(RequestFilter {
+        user: Some("UZ".into()),
+        ..Default::default()
+    })
+    .await
+    .is_empty());
+}
+
+async fn stats_count_requests_by_status_and_waiting_deliveries(store: Arc<dyn Store>) {
+    let empty = store.stats().await.unwrap();
+    assert_eq!(
+        empty.requests_by_status,
+        Status::ALL.iter().map(|&s| (s, 0)).collect::<Vec<_>>()
+    );
+    assert_eq!((empty.deliveries_waiting, empty.deliveries_failed), (0, 0));
+
+    file(&store, new_request(&github(), "UA", None)).await;
+    file(&store, new_request(&github(), "UB", None)).await;
+    let c = file(&store, new_request(&figma(), "UC", None)).await;
+    store
+        .apply(change(&c, "UADMIN1", Command::Deny, t0()))
+        .await
+        .unwrap();
+    store.ping().await.unwrap();
+
+    let stats = store.stats().await.unwrap();
+    let count = |status| {
+        stats
+            .requests_by_status
+            .iter()
+            .find(|(s, _)| *s == status)
+            .unwrap()
+            .1
+    };
+    assert_eq!(stats.requests_by_status.len(), Status::ALL.len());
+    assert_eq!(count(Status::PendingApproval), 2);
+    assert_eq!(count(Status::Denied), 1);
+    assert_eq!(count(Status::Provisioned), 0);
+    // Per request: a receipt, the stage's cards and a home; plus an update of c's two cards.
+    assert_eq!(stats.deliveries_waiting, 3 + 3 + 3 + 2);
+    assert_eq!(stats.deliveries_failed, 0);
+}
+
+#[tokio::test]
+async fn an_in_memory_sqlite_store_works() {
+    let store = accessbot::store::connect("sqlite::memory:").await.unwrap();
+    let filed = file(&store, new_request(&github(), "UREQ", None)).await;
+    assert_eq!(store.request(filed.id).await.unwrap(), Some(filed));
+    assert_eq!(claim_all(&store, t0()).await.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_on_one_database_never_claim_the_same_delivery() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some(db) = TestDb::new(backend).await else {
+            continue;
+        };
+        let replicas = [db.store().await, db.store().await];
+        let messages: Vec<Delivery> = (0..40)
+            .map(|i| Delivery::PublishHome {
+                user: format!("U{i}"),
+            })
+            .collect();
+        replicas[0].enqueue(None, &messages, t0()).await.unwrap();
+        let claimers = (0..4).map(|worker| {
+            let store = replicas[worker % 2].clone();
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let batch = store
+                        .claim_deliveries(&format!("r{worker}"), t0(), Duration::minutes(1), 2)
+                        .await
+                        .unwrap();
+                    if batch.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(batch.into_iter().map(|item| item.id));
+                }
+            })
+        });
+        let mut seen = HashSet::new();
+        for claimer in claimers {
+            for id in claimer.await.unwrap() {
+                assert!(seen.insert(id), "{backend:?}: delivery {id} claimed twice");
+            }
+        }
+        assert_eq!(seen.len(), 40, "{backend:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_unreadable_stored_payload_is_dead_lettered_not_returned() {
+    let db = TestDb::sqlite().await;
+    let store = db.store().await;
+    store
+        .enqueue(None, &[Delivery::PublishHome { user: "U1".into() }], t0())
+        .await
+        .unwrap();
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(db.url())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE outbox SET payload = '{\"type\":\"nope\"}'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    store
+        .enqueue(None, &[Delivery::PublishHome { user: "U2".into() }], t0())
+        .await
+        .unwrap();
+
+    let items = claim_all(&store, t0()).await;
+    assert_eq!(
+        deliveries(&items),
+        [Delivery::PublishHome { user: "U2".into() }]
+    );
+    let failed = store.failed_deliveries().await.unwrap();
+    assert_eq!(failed.len(), 1);
+    assert!(
+        failed[0].error.contains("not a delivery"),
+        "{}",
+        failed[0].error
+    );
+}
