@@ -263,12 +263,7 @@ async fn on_submission(state: &AppState, submission: Submission) -> Result<Respo
                 .edit(request_id, &actor, &permission, groups, &access_length)
                 .await;
             let error_field = match &result {
-                Err(ServiceError::Invalid(ValidationError::BadInput(_))) => field::ACCESS_LENGTH,
-                Err(ServiceError::Invalid(ValidationError::NotInCatalog(m)))
-                    if m.contains("group") =>
-                {
-                    field::GROUPS
-                }
+                Err(ServiceError::Invalid(invalid)) => input_field_of(&invalid.to_string()),
                 _ => field::PERMISSION,
             };
             (result.map(|_| ()), error_field)

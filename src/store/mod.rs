@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{AccessRequest, App, AuditEvent, CardKind, NewEvent, Status};
+use crate::domain::{AccessRequest, App, AuditEvent, CardKind, NewEvent, Status, ThreadMessage};
 
 mod postgres;
 mod rows;
@@ -122,6 +122,8 @@ pub struct Change {
     /// Queue an update of every card of the request.
     pub refresh_cards: bool,
     pub deliveries: Vec<Delivery>,
+    /// Users whose Home tab shows this request; it is republished for those who use it.
+    pub republish_homes: Vec<String>,
 }
 
 /// A request to file, with its first event, cards and messages.
@@ -132,6 +134,8 @@ pub struct NewRequest {
     pub event: NewEvent,
     pub new_cards: Vec<NewCard>,
     pub deliveries: Vec<Delivery>,
+    /// Users whose Home tab shows this request; it is republished for those who use it.
+    pub republish_homes: Vec<String>,
     /// A client's `Idempotency-Key`: filing twice with the same key returns the first request.
     pub idempotency_key: Option<String>,
 }
@@ -141,6 +145,20 @@ pub enum Filed {
     Created(AccessRequest),
     /// The idempotency key was used before; this is the request it filed.
     Existing(AccessRequest),
+}
+
+/// A reply in the thread of one card, to keep and relay to the threads of the others.
+#[derive(Debug, Clone)]
+pub struct ThreadPost {
+    pub request_id: i64,
+    /// The card in whose thread it was written; it gets no copy.
+    pub source_card_id: i64,
+    pub source_channel: String,
+    pub source_ts: String,
+    /// What the other threads show.
+    pub relay_text: String,
+    pub event: NewEvent,
+    pub message: ThreadMessage,
 }
 
 /// A delivery claimed by a worker.
@@ -256,4 +274,36 @@ pub trait Store: Send + Sync {
     async fn next_delivery_due(&self) -> StoreResult<Option<DateTime<Utc>>>;
 
     async fn stats(&self) -> StoreResult<StoreStats>;
+
+    /// Records `key` as processed; false when it was already (a retried event, a replay).
+    async fn claim_key(&self, key: &str, now: DateTime<Utc>) -> StoreResult<bool>;
+
+    /// The card posted as message `ts` in `channel`.
+    async fn card_by_message(&self, channel: &str, ts: &str) -> StoreResult<Option<Card>>;
+    /// Keeps a thread reply, notes it in the audit trail and queues its relay to every other
+    /// card of the request, in one transaction; false if this message was kept before.
+    async fn add_thread_message(&self, post: ThreadPost) -> StoreResult<bool>;
+    /// A request's discussion, oldest first.
+    async fn thread(&self, request_id: i64) -> StoreResult<Vec<ThreadMessage>>;
+
+    /// Remembers that `user` uses the Home tab.
+    async fn home_opened(&self, user: &str, now: DateTime<Utc>) -> StoreResult<()>;
+    /// Requests waiting for `user` to act in their current stage, oldest first.
+    async fn open_tasks(&self, user: &str, limit: u32) -> StoreResult<Vec<AccessRequest>>;
+
+    /// Provisioned requests whose access has run out at `now`.
+    async fn due_expiries(&self, now: DateTime<Utc>, limit: u32)
+        -> StoreResult<Vec<AccessRequest>>;
+    /// Provisioned requests ending by `at` whose requester was not reminded yet.
+    async fn expiring_before(
+        &self,
+        at: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<AccessRequest>>;
+    /// Pending requests whose current stage began by `since` and was not reminded yet.
+    async fn waiting_since(
+        &self,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<AccessRequest>>;
 }

@@ -435,6 +435,65 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            /// Queues a republish of the Home tab of each of `users` who uses it, unless one
+            /// is already waiting (it renders the latest state when sent).
+            async fn insert_home_publishes(
+                conn: &mut Conn,
+                users: &[String],
+                now: i64,
+            ) -> $crate::store::StoreResult<()> {
+                if users.is_empty() {
+                    return Ok(());
+                }
+                let mut query = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT user_id FROM home_viewers WHERE user_id IN (",
+                );
+                let mut separated = query.separated(", ");
+                for user in users {
+                    separated.push_bind(user);
+                }
+                query.push(")");
+                let viewers: Vec<String> = query
+                    .build_query_scalar()
+                    .fetch_all(&mut *conn)
+                    .await?;
+                for user in viewers {
+                    let delivery = $crate::store::Delivery::PublishHome { user };
+                    let payload = rows::to_json(&delivery)?;
+                    sqlx::query(
+                        "INSERT INTO outbox (request_id, method, payload, status, attempts, \
+                         not_before, created_at, updated_at) \
+                         SELECT NULL, $1, $2, 'pending', 0, $3, $3, $3 WHERE NOT EXISTS \
+                         (SELECT 1 FROM outbox WHERE status = 'pending' AND payload = $2 \
+                         AND lease_owner IS NULL)",
+                    )
+                    .bind(delivery.method())
+                    .bind(&payload)
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                Ok(())
+            }
+
+            async fn requests_where(
+                &self,
+                condition: &str,
+                at: i64,
+                limit: u32,
+            ) -> $crate::store::StoreResult<Vec<$crate::domain::AccessRequest>> {
+                let sql = format!(
+                    "SELECT {} FROM requests WHERE {condition} ORDER BY id LIMIT $2",
+                    rows::request_columns!()
+                );
+                let rows: Vec<rows::RequestRow> = sqlx::query_as(&sql)
+                    .bind(at)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.read)
+                    .await?;
+                rows.into_iter().map(rows::RequestRow::into_request).collect()
+            }
+
             async fn request_by_key(
                 &self,
                 key: &str,
@@ -612,6 +671,7 @@ macro_rules! impl_store {
                 Self::insert_event(&mut tx, id, &new.event).await?;
                 Self::insert_cards(&mut tx, id, &new.new_cards, now).await?;
                 Self::insert_deliveries(&mut tx, Some(id), &new.deliveries, now).await?;
+                Self::insert_home_publishes(&mut tx, &new.republish_homes, now).await?;
                 tx.commit().await?;
                 let mut request = new.request;
                 request.id = id;
@@ -714,6 +774,7 @@ macro_rules! impl_store {
                 Self::insert_cards(&mut tx, request.id, &change.new_cards, now).await?;
                 Self::insert_deliveries(&mut tx, Some(request.id), &change.deliveries, now)
                     .await?;
+                Self::insert_home_publishes(&mut tx, &change.republish_homes, now).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -979,6 +1040,197 @@ macro_rules! impl_store {
                 .fetch_one(&self.read)
                 .await?;
                 due.map(rows::from_millis).transpose()
+            }
+
+            async fn claim_key(
+                &self,
+                key: &str,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::StoreResult<bool> {
+                let mut tx = self.begin_write().await?;
+                let inserted = sqlx::query(
+                    "INSERT INTO processed_keys (key, at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                )
+                .bind(key)
+                .bind(rows::millis(now))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                tx.commit().await?;
+                Ok(inserted == 1)
+            }
+
+            async fn card_by_message(
+                &self,
+                channel: &str,
+                ts: &str,
+            ) -> $crate::store::StoreResult<Option<$crate::store::Card>> {
+                let row: Option<rows::CardRow> = sqlx::query_as(
+                    "SELECT id, request_id, kind, recipient, channel, ts, rendered_version \
+                     FROM cards WHERE channel = $1 AND ts = $2",
+                )
+                .bind(channel)
+                .bind(ts)
+                .fetch_optional(&self.read)
+                .await?;
+                row.map(rows::CardRow::into_card).transpose()
+            }
+
+            async fn add_thread_message(
+                &self,
+                post: $crate::store::ThreadPost,
+            ) -> $crate::store::StoreResult<bool> {
+                let now = rows::millis(post.message.at);
+                let mut tx = self.begin_write().await?;
+                let inserted = sqlx::query(
+                    "INSERT INTO thread_messages (request_id, at, user_id, text, source_channel, \
+                     source_ts) VALUES ($1, $2, $3, $4, $5, $6) \
+                     ON CONFLICT (source_channel, source_ts) DO NOTHING",
+                )
+                .bind(post.request_id)
+                .bind(now)
+                .bind(&post.message.user)
+                .bind(&post.message.text)
+                .bind(&post.source_channel)
+                .bind(&post.source_ts)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if inserted == 0 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                Self::insert_event(&mut tx, post.request_id, &post.event).await?;
+                let others: Vec<i64> = sqlx::query_scalar(
+                    "SELECT id FROM cards WHERE request_id = $1 AND id <> $2 ORDER BY id",
+                )
+                .bind(post.request_id)
+                .bind(post.source_card_id)
+                .fetch_all(&mut *tx)
+                .await?;
+                let relays: Vec<$crate::store::Delivery> = others
+                    .into_iter()
+                    .map(|card_id| $crate::store::Delivery::PostInCardThread {
+                        card_id,
+                        text: post.relay_text.clone(),
+                    })
+                    .collect();
+                Self::insert_deliveries(&mut tx, Some(post.request_id), &relays, now).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn thread(
+                &self,
+                request_id: i64,
+            ) -> $crate::store::StoreResult<Vec<$crate::domain::ThreadMessage>> {
+                let rows: Vec<(i64, String, String)> = sqlx::query_as(
+                    "SELECT at, user_id, text FROM thread_messages WHERE request_id = $1 \
+                     ORDER BY id",
+                )
+                .bind(request_id)
+                .fetch_all(&self.read)
+                .await?;
+                rows.into_iter()
+                    .map(|(at, user, text)| {
+                        Ok($crate::domain::ThreadMessage {
+                            at: rows::from_millis(at)?,
+                            user,
+                            text,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn home_opened(
+                &self,
+                user: &str,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query(
+                    "INSERT INTO home_viewers (user_id, opened_at) VALUES ($1, $2) \
+                     ON CONFLICT (user_id) DO UPDATE SET opened_at = excluded.opened_at",
+                )
+                .bind(user)
+                .bind(rows::millis(now))
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn open_tasks(
+                &self,
+                user: &str,
+                limit: u32,
+            ) -> $crate::store::StoreResult<Vec<$crate::domain::AccessRequest>> {
+                // Lists are JSON text; Slack ids are [A-Z0-9] only, so the quoted id is an
+                // exact element match.
+                let quoted = format!("%\"{user}\"%");
+                let rows: Vec<rows::RequestRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    rows::request_columns!(),
+                    " FROM requests WHERE \
+                     (status = 'pending_approval' AND approvers LIKE $1) OR \
+                     (status IN ('pending_provisioning', 'pending_deprovisioning') \
+                      AND app_admins LIKE $1) \
+                     ORDER BY id LIMIT $2"
+                ))
+                .bind(&quoted)
+                .bind(i64::from(limit))
+                .fetch_all(&self.read)
+                .await?;
+                rows.into_iter()
+                    .map(rows::RequestRow::into_request)
+                    .filter(|request| {
+                        request
+                            .as_ref()
+                            .map_or(true, |r| r.assignees().iter().any(|a| a == user))
+                    })
+                    .collect()
+            }
+
+            async fn due_expiries(
+                &self,
+                now: chrono::DateTime<chrono::Utc>,
+                limit: u32,
+            ) -> $crate::store::StoreResult<Vec<$crate::domain::AccessRequest>> {
+                self.requests_where(
+                    "status = 'provisioned' AND expires_at <= $1",
+                    rows::millis(now),
+                    limit,
+                )
+                .await
+            }
+
+            async fn expiring_before(
+                &self,
+                at: chrono::DateTime<chrono::Utc>,
+                limit: u32,
+            ) -> $crate::store::StoreResult<Vec<$crate::domain::AccessRequest>> {
+                self.requests_where(
+                    "status = 'provisioned' AND NOT expiry_reminded AND expires_at <= $1",
+                    rows::millis(at),
+                    limit,
+                )
+                .await
+            }
+
+            async fn waiting_since(
+                &self,
+                since: chrono::DateTime<chrono::Utc>,
+                limit: u32,
+            ) -> $crate::store::StoreResult<Vec<$crate::domain::AccessRequest>> {
+                self.requests_where(
+                    "NOT stage_reminded AND (\
+                     (status = 'pending_approval' AND created_at <= $1) OR \
+                     (status = 'pending_provisioning' AND COALESCE(approved_at, created_at) <= $1) \
+                     OR (status = 'pending_deprovisioning' AND expires_at <= $1))",
+                    rows::millis(since),
+                    limit,
+                )
+                .await
             }
 
             async fn stats(&self) -> $crate::store::StoreResult<$crate::store::StoreStats> {
