@@ -10,7 +10,9 @@ use slack_morphism::prelude::*;
 use super::ids::action;
 use super::limits;
 use super::mrkdwn::{escape, escape_truncated, list, plain, truncate};
-use crate::domain::{mention, AccessRequest, CardKind, FieldChange, Notice, Status};
+use crate::domain::{
+    mention, AccessRequest, CardKind, FieldChange, Notice, Status, ThreadMessage,
+};
 
 /// Characters given to a list of people inside a card field or status line.
 const PEOPLE_CHARS: usize = 600;
@@ -22,6 +24,10 @@ const COMMENT_CHARS: usize = 1500;
 const FEEDBACK_CHARS: usize = 2000;
 /// Characters of one before/after value in an "edited" notice (three fit in a section).
 const CHANGE_CHARS: usize = 900;
+/// Characters of one message in a thread summary, so that a long one leaves room for others.
+const SUMMARY_LINE_CHARS: usize = 1000;
+/// Characters of the list of assignees on one line of `/access list`.
+const LIST_PEOPLE_CHARS: usize = 300;
 
 /// The card of `request` for `recipient` (a user id, or the admin channel's id).
 ///
@@ -102,17 +108,7 @@ pub fn card(request: &AccessRequest, kind: CardKind, recipient: &str) -> SlackMe
             Status::PendingApproval | Status::PendingProvisioning
         )
     {
-        buttons.push(
-            button("Cancel request", action::CANCEL_REQUEST, &id).with_confirm(confirm_dialog(
-                "Cancel this request?",
-                &format!(
-                    "Your request for *{}* will be withdrawn.",
-                    escape(&request.app_name)
-                ),
-                "Cancel request",
-                "Keep it",
-            )),
-        );
+        buttons.push(cancel_button(request));
     }
     if kind != CardKind::Receipt
         && request.status == Status::Denied
@@ -210,6 +206,160 @@ pub fn thread_relay(author: &str, text: &str) -> String {
 /// not escaped, only cut to fit a message.
 pub fn ephemeral(text: &str) -> String {
     truncate(text, limits::MESSAGE_TEXT)
+}
+
+/// The first reply in the thread of a card posted after the request's conversation began:
+/// "Conversation so far:" and one line `<@U…>: text` per message, oldest first, with the
+/// text escaped and its line breaks folded. Within [`limits::MESSAGE_TEXT`]: when it is too
+/// long, the newest messages are kept after a line "…N earlier messages", and each message
+/// is cut to 1,000 characters. With no messages, only the heading.
+pub fn thread_summary(messages: &[ThreadMessage]) -> String {
+    const HEADING: &str = "Conversation so far:";
+    let earlier = |n: usize| match n {
+        1 => "…1 earlier message".to_string(),
+        n => format!("…{n} earlier messages"),
+    };
+    // The heading and the note about earlier messages, whatever their number, always fit.
+    let mut used = HEADING.chars().count() + 1 + earlier(messages.len()).chars().count();
+    let mut lines = Vec::new();
+    for message in messages.iter().rev() {
+        let text = message.text.split_whitespace().collect::<Vec<_>>().join(" ");
+        let line = truncate(
+            &format!("{}: {}", mention(&message.user), escape(&text)),
+            SUMMARY_LINE_CHARS,
+        );
+        let needed = 1 + line.chars().count();
+        if used + needed > limits::MESSAGE_TEXT {
+            break;
+        }
+        used += needed;
+        lines.push(line);
+    }
+    let mut out = HEADING.to_string();
+    let left_out = messages.len() - lines.len();
+    if left_out > 0 {
+        out.push('\n');
+        out.push_str(&earlier(left_out));
+    }
+    for line in lines.iter().rev() {
+        out.push('\n');
+        out.push_str(line);
+    }
+    truncate(&out, limits::MESSAGE_TEXT)
+}
+
+/// The answer to `/access help` (and to an unknown subcommand).
+pub fn help_text() -> String {
+    [
+        "*accessbot* handles requests for access to software.",
+        "• `/access` — request an app from the catalog, for yourself or for someone else.",
+        "• `/access list` — your open requests and whom they wait for.",
+        "• `/access help` — this help.",
+        "Your open tasks and your requests are also in the bot's *Home* tab. Reply in the \
+         thread of a request's message to talk with everyone involved in it.",
+    ]
+    .join("\n")
+}
+
+/// The answer to `/access list`: one line per open request (`#42 GitHub — Member — pending
+/// approval by <@A>, <@B>`), in the order given; requests that are not open are left out.
+/// Within [`limits::MESSAGE_TEXT`], ending with "…and N more" when not all fit.
+pub fn open_requests_text(requests: &[AccessRequest]) -> String {
+    let open: Vec<&AccessRequest> = requests.iter().filter(|r| r.status.is_pending()).collect();
+    if open.is_empty() {
+        return "You have no open requests.".to_string();
+    }
+    let mut out = "*Your open requests*".to_string();
+    for (i, request) in open.iter().enumerate() {
+        let line = open_request_line(request);
+        let rest = open.len() - i - 1;
+        let reserve = if rest == 0 {
+            0
+        } else {
+            format!("\n…and {rest} more").chars().count()
+        };
+        if out.chars().count() + 1 + line.chars().count() + reserve > limits::MESSAGE_TEXT {
+            out.push_str(&format!("\n…and {} more", open.len() - i));
+            break;
+        }
+        out.push('\n');
+        out.push_str(&line);
+    }
+    truncate(&out, limits::MESSAGE_TEXT)
+}
+
+fn open_request_line(request: &AccessRequest) -> String {
+    let waiting = match request.status {
+        Status::PendingApproval => "pending approval",
+        Status::PendingProvisioning => "pending provisioning",
+        _ => "access ended, pending removal",
+    };
+    let assignees: Vec<String> = request.assignees().iter().map(|id| mention(id)).collect();
+    let by = if assignees.is_empty() {
+        String::new()
+    } else {
+        format!(" by {}", list(&assignees, LIST_PEOPLE_CHARS))
+    };
+    let target = if request.target_user == request.requester {
+        String::new()
+    } else {
+        format!(" for {}", mention(&request.target_user))
+    };
+    format!(
+        "#{} *{}*{target} — {} — {waiting}{by}",
+        request.id,
+        escape(&request.app_name),
+        escape(&request.permission)
+    )
+}
+
+/// The blocks of the card `kind` of `request` for `user`, for the App Home.
+pub(crate) fn card_blocks(request: &AccessRequest, kind: CardKind, user: &str) -> Vec<SlackBlock> {
+    card(request, kind, user).blocks.unwrap_or_default()
+}
+
+/// One compact row of the App Home's "Your requests": app, permission, target when it is
+/// someone else, where the request stands and when it was made, with `Cancel request`
+/// while approval or provisioning is pending.
+pub(crate) fn request_row(request: &AccessRequest) -> SlackBlock {
+    let target = if request.target_user == request.requester {
+        String::new()
+    } else {
+        format!(" for {}", mention(&request.target_user))
+    };
+    let text = format!(
+        "*{}* — {}{target} · #{}\n{} · requested {}",
+        escape(&request.app_name),
+        escape(&request.permission),
+        request.id,
+        status_line(request),
+        date(request.created_at)
+    );
+    let mut row = SlackSectionBlock::new().with_text(md(&truncate(&text, limits::SECTION_TEXT)));
+    if matches!(
+        request.status,
+        Status::PendingApproval | Status::PendingProvisioning
+    ) {
+        row = row.with_accessory(cancel_button(request).into());
+    }
+    SlackBlock::Section(row)
+}
+
+fn cancel_button(request: &AccessRequest) -> SlackBlockButtonElement {
+    button(
+        "Cancel request",
+        action::CANCEL_REQUEST,
+        &request.id.to_string(),
+    )
+    .with_confirm(confirm_dialog(
+        "Cancel this request?",
+        &format!(
+            "Your request for *{}* will be withdrawn.",
+            escape(&request.app_name)
+        ),
+        "Cancel request",
+        "Keep it",
+    ))
 }
 
 /// What the recipient is asked to do on a live card.
@@ -412,7 +562,7 @@ fn md(text: &str) -> SlackBlockText {
     SlackBlockText::MarkDown(SlackBlockMarkDownText::new(text.to_string()))
 }
 
-fn header(text: &str) -> SlackBlock {
+pub(crate) fn header(text: &str) -> SlackBlock {
     SlackBlock::Header(SlackHeaderBlock::new(
         plain(text, limits::HEADER_TEXT).into(),
     ))
@@ -424,7 +574,7 @@ fn section(text: &str) -> SlackBlock {
     )
 }
 
-fn context(text: &str) -> SlackBlock {
+pub(crate) fn context(text: &str) -> SlackBlock {
     SlackBlock::Context(SlackContextBlock::new(vec![
         SlackContextBlockElement::MarkDown(SlackBlockMarkDownText::new(truncate(
             text,
@@ -465,6 +615,14 @@ mod tests {
     use super::*;
     use crate::domain::FieldChange;
     use crate::slack::limits::testing::{assert_within_limits, huge_request, request, t};
+
+    fn said(user: &str, text: &str, hour: u32) -> ThreadMessage {
+        ThreadMessage {
+            at: t(hour),
+            user: user.into(),
+            text: text.into(),
+        }
+    }
 
     fn json(content: &SlackMessageContent) -> Value {
         let value = serde_json::to_value(content).unwrap();
@@ -905,5 +1063,105 @@ mod tests {
             thread_relay("U1", "ping <!channel> & <@U2>"),
             "<@U1>: ping &lt;!channel&gt; &amp; &lt;@U2&gt;"
         );
+    }
+
+    #[test]
+    fn thread_summary_lists_the_conversation_oldest_first() {
+        let summary = thread_summary(&[
+            said("UREQ", "Which repo?\nThe <!channel> one", 9),
+            said("UADMIN1", "a & b", 10),
+        ]);
+        assert_eq!(
+            summary,
+            "Conversation so far:\n<@UREQ>: Which repo? The &lt;!channel&gt; one\n\
+             <@UADMIN1>: a &amp; b"
+        );
+        assert_eq!(thread_summary(&[]), "Conversation so far:");
+    }
+
+    #[test]
+    fn long_thread_summaries_keep_the_newest_messages() {
+        let messages: Vec<ThreadMessage> = (0..500)
+            .map(|i| said(&format!("U{i:0>79}"), &format!("{i} {}", "<&>".repeat(100)), 9))
+            .collect();
+        let summary = thread_summary(&messages);
+        assert!(summary.chars().count() <= limits::MESSAGE_TEXT);
+        let lines: Vec<&str> = summary.lines().collect();
+        assert_eq!(lines[0], "Conversation so far:");
+        let shown = lines.len() - 2;
+        assert_eq!(lines[1], format!("…{} earlier messages", 500 - shown));
+        assert!(lines.last().unwrap().contains(&format!("U{:0>79}>: 499 ", 499)));
+        assert!(!summary.contains("<&>"));
+
+        let huge = [said("U1", "old", 9), said("U2", &"<&>".repeat(20_000), 10)];
+        let summary = thread_summary(&huge);
+        assert!(summary.chars().count() <= limits::MESSAGE_TEXT);
+        assert!(summary.contains("<@U1>: old"), "a long message is cut, not the rest");
+        assert!(summary.ends_with('…'));
+
+        let many: Vec<ThreadMessage> = (0..40)
+            .map(|i| said("U1", &"x".repeat(990 + i), 9))
+            .collect();
+        let summary = thread_summary(&many);
+        assert!(summary.chars().count() <= limits::MESSAGE_TEXT);
+        assert_eq!(summary.lines().nth(1).unwrap(), "…38 earlier messages");
+        assert_eq!(
+            thread_summary(&[said("U1", &"x".repeat(2000), 9), said("U2", &"y".repeat(2000), 9), said("U3", &"z".repeat(2000), 9)])
+                .lines()
+                .nth(1)
+                .unwrap(),
+            "…1 earlier message"
+        );
+    }
+
+    #[test]
+    fn help_text_explains_every_subcommand() {
+        let help = help_text();
+        for usage in ["`/access`", "`/access list`", "`/access help`"] {
+            assert!(help.contains(usage), "{usage} missing");
+        }
+        assert!(help.chars().count() <= limits::MESSAGE_TEXT);
+    }
+
+    #[test]
+    fn open_requests_text_names_whom_each_request_waits_for() {
+        assert_eq!(open_requests_text(&[]), "You have no open requests.");
+        let mut done = provisioned();
+        done.id = 7;
+        assert_eq!(open_requests_text(&[done.clone()]), "You have no open requests.");
+        let mut other = approved();
+        other.id = 43;
+        other.target_user = "UOTHER".into();
+        let mut ended = provisioned();
+        ended.id = 44;
+        ended.status = Status::PendingDeprovisioning;
+        let text = open_requests_text(&[request(), done, other, ended]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[1..],
+            [
+                "#42 *GitHub* — Member — pending approval by <@UAPPR1>, <@UAPPR2>",
+                "#43 *GitHub* for <@UOTHER> — Member — pending provisioning by <@UADMIN1>, <@UADMIN2>",
+                "#44 *GitHub* — Member — access ended, pending removal by <@UADMIN1>, <@UADMIN2>",
+            ]
+        );
+    }
+
+    #[test]
+    fn long_lists_of_open_requests_end_with_how_many_more() {
+        let (base, _) = huge_request();
+        let requests: Vec<AccessRequest> = (0..200)
+            .map(|i| {
+                let mut r = base.clone();
+                r.id = i;
+                r
+            })
+            .collect();
+        let text = open_requests_text(&requests);
+        assert!(text.chars().count() <= limits::MESSAGE_TEXT);
+        assert!(!text.contains("<&>") && !text.contains("<!channel>"));
+        let shown = text.lines().count() - 2;
+        assert!(shown >= 1);
+        assert!(text.ends_with(&format!("…and {} more", 200 - shown)), "{text}");
     }
 }

@@ -161,22 +161,57 @@ pub(crate) mod testing {
         len(&value["text"])
     }
 
-    /// Asserts that a rendered message (`text` + `blocks`) or view keeps every limit, and
-    /// returns the total characters of text in its blocks.
+    fn check_button(button: &Value, count: &mut impl FnMut(&Value, usize, &str)) {
+        assert_eq!(button["type"], "button");
+        count(&button["text"], BUTTON_TEXT, "button");
+        assert!(len(&button["value"]) <= BUTTON_VALUE);
+        let confirm = &button["confirm"];
+        if !confirm.is_null() {
+            assert!(text_of(&confirm["title"]) <= CONFIRM_TITLE);
+            assert!(text_of(&confirm["text"]) <= CONFIRM_TEXT);
+            assert!(text_of(&confirm["confirm"]) <= CONFIRM_BUTTON);
+            assert!(text_of(&confirm["deny"]) <= CONFIRM_BUTTON);
+        }
+    }
+
+    /// Asserts that a rendered message (`text` + `blocks`), modal or Home tab keeps every
+    /// limit, and returns the total characters of text in its blocks.
     pub fn assert_within_limits(payload: &Value) -> usize {
         let blocks = payload["blocks"].as_array().expect("blocks");
-        let is_view = payload.get("type").is_some();
-        if is_view {
-            assert!(blocks.len() <= VIEW_BLOCKS);
-            assert!((1..=MODAL_TITLE).contains(&text_of(&payload["title"])));
-            assert_eq!(payload["title"]["type"], "plain_text");
-            assert!(text_of(&payload["submit"]) <= MODAL_BUTTON);
-            assert!(text_of(&payload["close"]) <= MODAL_BUTTON);
-            assert!(len(&payload["private_metadata"]) <= PRIVATE_METADATA);
-        } else {
-            assert!(blocks.len() <= MESSAGE_BLOCKS);
-            assert!(len(&payload["text"]) <= MESSAGE_TEXT);
+        let view_type = payload.get("type").and_then(Value::as_str);
+        let is_view = view_type.is_some();
+        match view_type {
+            Some("modal") => {
+                assert!(blocks.len() <= VIEW_BLOCKS);
+                assert!((1..=MODAL_TITLE).contains(&text_of(&payload["title"])));
+                assert_eq!(payload["title"]["type"], "plain_text");
+                assert!(text_of(&payload["submit"]) <= MODAL_BUTTON);
+                assert!(text_of(&payload["close"]) <= MODAL_BUTTON);
+                assert!(len(&payload["private_metadata"]) <= PRIVATE_METADATA);
+                if blocks.iter().any(|b| b["type"] == "input") {
+                    assert!(
+                        text_of(&payload["submit"]) > 0,
+                        "a modal with inputs needs a submit button"
+                    );
+                }
+            }
+            Some("home") => {
+                assert!(blocks.len() <= VIEW_BLOCKS, "{} blocks", blocks.len());
+                assert!(payload["title"].is_null() && payload["submit"].is_null());
+                assert!(len(&payload["private_metadata"]) <= PRIVATE_METADATA);
+            }
+            Some(other) => panic!("unexpected view type {other}"),
+            None => {
+                assert!(blocks.len() <= MESSAGE_BLOCKS);
+                assert!(len(&payload["text"]) <= MESSAGE_TEXT);
+            }
         }
+        assert!(!blocks.is_empty(), "Slack refuses an empty list of blocks");
+        let mut block_ids: Vec<&str> = blocks.iter().filter_map(|b| b["block_id"].as_str()).collect();
+        let named = block_ids.len();
+        block_ids.sort();
+        block_ids.dedup();
+        assert_eq!(block_ids.len(), named, "block ids are unique");
         let mut total = 0;
         let mut count = |value: &Value, max: usize, what: &str| {
             let n = text_of(value);
@@ -187,6 +222,7 @@ pub(crate) mod testing {
             match block["type"].as_str().unwrap() {
                 "section" => {
                     if !block["text"].is_null() {
+                        assert!(text_of(&block["text"]) > 0, "empty section text");
                         count(&block["text"], SECTION_TEXT, "section text");
                     }
                     let fields = block["fields"].as_array().cloned().unwrap_or_default();
@@ -194,11 +230,15 @@ pub(crate) mod testing {
                     for field in &fields {
                         count(field, SECTION_FIELD, "section field");
                     }
+                    if !block["accessory"].is_null() {
+                        check_button(&block["accessory"], &mut count);
+                    }
                 }
                 "header" => {
                     assert_eq!(block["text"]["type"], "plain_text");
                     count(&block["text"], HEADER_TEXT, "header");
                 }
+                "divider" => {}
                 "context" => {
                     let elements = block["elements"].as_array().unwrap();
                     assert!(elements.len() <= CONTEXT_ELEMENTS);
@@ -217,15 +257,7 @@ pub(crate) mod testing {
                     ids.dedup();
                     assert_eq!(ids.len(), elements.len(), "action ids are unique");
                     for button in elements {
-                        count(&button["text"], BUTTON_TEXT, "button");
-                        assert!(len(&button["value"]) <= BUTTON_VALUE);
-                        let confirm = &button["confirm"];
-                        if !confirm.is_null() {
-                            assert!(text_of(&confirm["title"]) <= CONFIRM_TITLE);
-                            assert!(text_of(&confirm["text"]) <= CONFIRM_TEXT);
-                            assert!(text_of(&confirm["confirm"]) <= CONFIRM_BUTTON);
-                            assert!(text_of(&confirm["deny"]) <= CONFIRM_BUTTON);
-                        }
+                        check_button(button, &mut count);
                     }
                 }
                 "input" => {
@@ -237,11 +269,23 @@ pub(crate) mod testing {
                     assert_eq!(element["action_id"], block["block_id"]);
                     assert!(text_of(&element["placeholder"]) <= PLACEHOLDER);
                     assert!(len(&element["initial_value"]) <= PLAIN_TEXT_INPUT);
+                    if let Some(max) = element["max_length"].as_u64() {
+                        assert!((1..=PLAIN_TEXT_INPUT as u64).contains(&max));
+                    }
                     let options = element["options"].as_array().cloned().unwrap_or_default();
                     assert!(options.len() <= SELECT_OPTIONS);
                     for option in &options {
                         assert!(text_of(&option["text"]) <= OPTION_TEXT);
                         assert!(len(&option["value"]) <= OPTION_VALUE);
+                    }
+                    // Slack refuses initial options that are not among the options.
+                    let initial = element["initial_option"].as_object().into_iter();
+                    let initials = element["initial_options"].as_array().into_iter().flatten();
+                    for chosen in initial
+                        .map(|o| Value::Object(o.clone()))
+                        .chain(initials.cloned())
+                    {
+                        assert!(options.contains(&chosen), "{chosen} is not an option");
                     }
                 }
                 other => panic!("unexpected block type {other}"),

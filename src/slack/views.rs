@@ -5,10 +5,18 @@
 
 use slack_morphism::prelude::*;
 
+use super::blocks::{card_blocks, context, header, request_row};
 use super::ids::{callback, field};
 use super::limits;
 use super::mrkdwn::{escape, plain, truncate};
-use crate::domain::{mention, AccessRequest, App};
+use crate::domain::{mention, AccessRequest, App, CardKind, Status};
+
+/// Longest comment typed in the request modal (a plain-text input holds at most 3,000).
+pub const COMMENT_MAX_CHARS: u64 = 3000;
+/// Longest access length typed in a modal (`unlimited`, `30m`, `2w`, …).
+const ACCESS_LENGTH_MAX_CHARS: u64 = 40;
+/// Rows of "Your requests" kept in the App Home however many tasks there are.
+const HOME_MIN_REQUESTS: usize = 5;
 
 /// Longest feedback a denier can type; it fits a card field and a message.
 pub const FEEDBACK_MAX_CHARS: u64 = 2000;
@@ -111,12 +119,244 @@ pub fn edit_modal(request: &AccessRequest, app: &App) -> SlackView {
             &request.access_length.to_string(),
             limits::PLAIN_TEXT_INPUT,
         ))
-        .with_max_length(40);
-    blocks.push(SlackBlock::Input(
-        input_block(field::ACCESS_LENGTH, "Access Length", length.into())
-            .with_hint(plain("unlimited, or e.g. 30m, 12h, 7d, 2w", limits::INPUT_LABEL).into()),
-    ));
+        .with_max_length(ACCESS_LENGTH_MAX_CHARS);
+    blocks.push(access_length_input(length));
     modal("Edit request", "Save", request, callback::EDIT, blocks)
+}
+
+/// The `/access` modal (`callback_id` = [`callback::NEW_REQUEST`], `private_metadata` = the
+/// selected app's slug, or empty).
+///
+/// The app select (block and action id [`field::APP`]) lists the first 100 apps of the
+/// catalog (option value = slug) and sits in an input block with `dispatch_action: true`:
+/// choosing an app sends a `block_actions` payload (`container.type` = `view`, action id
+/// `app`, the slug in `actions[0].selected_option.value`), and the handler answers with
+/// `views.update` (`view_id` = `view.id`, `hash` = `view.hash`) of
+/// `request_modal(apps, Some(chosen), requester)`.
+///
+/// Once an app is selected, the modal also asks for the permission (first one preselected),
+/// the groups (optional; left out when the app has none), the access length (`unlimited`),
+/// a comment (optional) and the target user (the requester). On submission,
+/// `view.state.values` looks like:
+/// ```json
+/// {
+///   "app":           {"app":           {"type": "static_select",
+///                                       "selected_option": {"text": {…}, "value": "github"}}},
+///   "permission":    {"permission":    {"type": "static_select",
+///                                       "selected_option": {"text": {…}, "value": "Member"}}},
+///   "groups":        {"groups":        {"type": "multi_static_select", "selected_options": []}},
+///   "access_length": {"access_length": {"type": "plain_text_input", "value": "unlimited"}},
+///   "comment":       {"comment":       {"type": "plain_text_input", "value": null}},
+///   "target_user":   {"target_user":   {"type": "users_select", "selected_user": "U123"}}
+/// }
+/// ```
+/// Only `app` is there when no app was selected yet. An empty catalog gives a modal that
+/// says so, with no inputs and no submit button.
+pub fn request_modal(apps: &[App], selected: Option<&App>, requester: &str) -> SlackView {
+    let title = plain("Request access", limits::MODAL_TITLE);
+    if apps.is_empty() && selected.is_none() {
+        return SlackView::Modal(
+            SlackModalView::new(
+                title.into(),
+                vec![section(
+                    "No apps are in the catalog yet. Ask an admin to add one.",
+                )],
+            )
+            .with_close(plain("Close", limits::MODAL_BUTTON).into())
+            .with_callback_id(SlackCallbackId::new(callback::NEW_REQUEST.to_string())),
+        );
+    }
+    let mut blocks = vec![SlackBlock::Input(app_input(apps, selected))];
+    match selected {
+        None => blocks.push(context(
+            "Choose an app to see its permissions and groups.",
+        )),
+        Some(app) => blocks.extend(request_inputs(app, requester)),
+    }
+    SlackView::Modal(
+        SlackModalView::new(title.into(), blocks)
+            .with_submit(plain("Request", limits::MODAL_BUTTON).into())
+            .with_close(plain("Cancel", limits::MODAL_BUTTON).into())
+            .with_callback_id(SlackCallbackId::new(callback::NEW_REQUEST.to_string()))
+            .with_private_metadata(
+                selected
+                    .map(|app| plain(&app.slug, limits::PRIVATE_METADATA))
+                    .unwrap_or_default(),
+            ),
+    )
+}
+
+/// The app select of the request modal; the selected app is always among its options.
+fn app_input(apps: &[App], selected: Option<&App>) -> SlackInputBlock {
+    let option = |app: &App| {
+        SlackBlockChoiceItem::new(
+            plain(&app.name, limits::OPTION_TEXT).into(),
+            plain(&app.slug, limits::OPTION_VALUE),
+        )
+    };
+    let mut options: Vec<_> = apps.iter().take(limits::SELECT_OPTIONS).map(option).collect();
+    let mut select = SlackBlockStaticSelectElement::new()
+        .with_action_id(SlackActionId::new(field::APP.to_string()))
+        .with_placeholder(plain("Choose an app", limits::PLACEHOLDER).into());
+    if let Some(app) = selected {
+        let chosen = option(app);
+        if !options.iter().any(|o| o.value == chosen.value) {
+            options.truncate(limits::SELECT_OPTIONS - 1);
+            options.push(chosen.clone());
+        }
+        select = select.with_initial_option(chosen);
+    }
+    let mut block = input_block(field::APP, "App", select.with_options(options).into())
+        .with_dispatch_action(true);
+    if apps.len() > limits::SELECT_OPTIONS {
+        block = block.with_hint(
+            plain(
+                &format!(
+                    "Showing the first {} of {} apps.",
+                    limits::SELECT_OPTIONS,
+                    apps.len()
+                ),
+                limits::INPUT_LABEL,
+            )
+            .into(),
+        );
+    }
+    block
+}
+
+/// The inputs of the request modal once `app` is selected.
+fn request_inputs(app: &App, requester: &str) -> Vec<SlackBlock> {
+    let permissions: Vec<_> = app
+        .permissions
+        .iter()
+        .take(limits::SELECT_OPTIONS)
+        .map(|name| choice(name))
+        .collect();
+    let mut permission = SlackBlockStaticSelectElement::new()
+        .with_action_id(SlackActionId::new(field::PERMISSION.to_string()))
+        .with_placeholder(plain("Choose a permission", limits::PLACEHOLDER).into());
+    if let Some(first) = permissions.first() {
+        permission = permission.with_initial_option(first.clone());
+    }
+    let mut blocks = vec![SlackBlock::Input(input_block(
+        field::PERMISSION,
+        "Permission",
+        permission.with_options(permissions).into(),
+    ))];
+    if !app.groups.is_empty() {
+        let groups: Vec<_> = app
+            .groups
+            .iter()
+            .take(limits::SELECT_OPTIONS)
+            .map(|name| choice(name))
+            .collect();
+        let select = SlackBlockMultiStaticSelectElement::new()
+            .with_action_id(SlackActionId::new(field::GROUPS.to_string()))
+            .with_placeholder(plain("Choose groups", limits::PLACEHOLDER).into())
+            .with_options(groups);
+        blocks.push(SlackBlock::Input(
+            input_block(field::GROUPS, "Groups", select.into()).with_optional(true),
+        ));
+    }
+    let length = SlackBlockPlainTextInputElement::new()
+        .with_action_id(SlackActionId::new(field::ACCESS_LENGTH.to_string()))
+        .with_initial_value("unlimited".to_string())
+        .with_max_length(ACCESS_LENGTH_MAX_CHARS);
+    blocks.push(access_length_input(length));
+    let comment = SlackBlockPlainTextInputElement::new()
+        .with_action_id(SlackActionId::new(field::COMMENT.to_string()))
+        .with_multiline(true)
+        .with_max_length(COMMENT_MAX_CHARS)
+        .with_placeholder(plain("Why do you need it?", limits::PLACEHOLDER).into());
+    blocks.push(SlackBlock::Input(
+        input_block(field::COMMENT, "Comment", comment.into()).with_optional(true),
+    ));
+    let target = SlackBlockUsersSelectElement::new()
+        .with_action_id(SlackActionId::new(field::TARGET_USER.to_string()))
+        .with_initial_user(requester.to_string());
+    blocks.push(SlackBlock::Input(input_block(
+        field::TARGET_USER,
+        "Who needs access",
+        target.into(),
+    )));
+    blocks
+}
+
+fn access_length_input(element: SlackBlockPlainTextInputElement) -> SlackBlock {
+    SlackBlock::Input(
+        input_block(field::ACCESS_LENGTH, "Access Length", element.into())
+            .with_hint(plain("unlimited, or e.g. 30m, 12h, 7d, 2w", limits::INPUT_LABEL).into()),
+    )
+}
+
+/// The App Home tab of `user`.
+///
+/// "Your tasks": every request of `tasks` whose current stage `user` is an assignee of,
+/// rendered as the card they would get (approval, provisioning or removal, by status) with
+/// the same live buttons (same action ids, value = request id), divided by dividers.
+/// "Your requests": one row per request of `own` (in the order given; newest first reads
+/// best) with `Cancel request` while approval or provisioning is pending.
+///
+/// At most 100 blocks: tasks come first, but at least the first five requests keep their
+/// place; each section ends with "…and N more" when not everything fits.
+pub fn home(user: &str, tasks: &[AccessRequest], own: &[AccessRequest]) -> SlackView {
+    let cards: Vec<Vec<SlackBlock>> = tasks
+        .iter()
+        .filter(|request| request.assignees().iter().any(|who| who == user))
+        .filter_map(|request| {
+            let kind = match request.status {
+                Status::PendingApproval => CardKind::Approval,
+                Status::PendingProvisioning => CardKind::Provisioning,
+                Status::PendingDeprovisioning => CardKind::Removal,
+                _ => return None,
+            };
+            Some(card_blocks(request, kind, user))
+        })
+        .collect();
+    let rows: Vec<Vec<SlackBlock>> = own.iter().map(|r| vec![request_row(r)]).collect();
+
+    // What the requests section needs at least: a divider, its header, and a few rows
+    // (or the line saying there are none) with their "…and N more".
+    let shown_rows = rows.len().clamp(1, HOME_MIN_REQUESTS);
+    let requests_reserve = 2 + shown_rows + usize::from(rows.len() > HOME_MIN_REQUESTS);
+
+    let mut blocks = vec![header("Your tasks")];
+    if cards.is_empty() {
+        blocks.push(section("Nothing waits for you."));
+    } else {
+        let budget = limits::VIEW_BLOCKS - requests_reserve - blocks.len();
+        blocks.extend(fill(&cards, budget, true, "tasks"));
+    }
+    blocks.push(SlackBlock::Divider(SlackDividerBlock::new()));
+    blocks.push(header("Your requests"));
+    if rows.is_empty() {
+        blocks.push(section(
+            "You have not requested anything yet. Use `/access` to request an app.",
+        ));
+    } else {
+        let budget = limits::VIEW_BLOCKS - blocks.len();
+        blocks.extend(fill(&rows, budget, false, "requests"));
+    }
+    SlackView::Home(SlackHomeView::new(blocks))
+}
+
+/// As many `items` as fit in `budget` blocks (at least one), optionally divided by
+/// dividers, then "…and N more {what}" when some did not fit.
+fn fill(items: &[Vec<SlackBlock>], budget: usize, divided: bool, what: &str) -> Vec<SlackBlock> {
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let divider = usize::from(divided && i > 0);
+        let more = usize::from(i + 1 < items.len());
+        if out.len() + divider + item.len() + more > budget {
+            out.push(context(&format!("…and {} more {what}", items.len() - i)));
+            break;
+        }
+        if divider == 1 {
+            out.push(SlackBlock::Divider(SlackDividerBlock::new()));
+        }
+        out.extend(item.iter().cloned());
+    }
+    out
 }
 
 fn modal(
