@@ -54,7 +54,10 @@ impl Scheduler {
         for request in store.due_expiries(now, BATCH).await? {
             changed += self.act(&request, Command::Expire).await?;
         }
-        for request in store.expiring_before(now + Duration::days(1), BATCH).await? {
+        for request in store
+            .expiring_before(now + Duration::days(1), BATCH)
+            .await?
+        {
             if reminder_due(&request, now) {
                 changed += self.act(&request, Command::RemindExpiry).await?;
             }

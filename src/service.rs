@@ -206,7 +206,10 @@ impl Service {
     }
 
     /// Files a request on behalf of a Slack user (the `/access` modal).
-    pub async fn file_request_from_slack(&self, input: RequestInput) -> Result<AccessRequest, ServiceError> {
+    pub async fn file_request_from_slack(
+        &self,
+        input: RequestInput,
+    ) -> Result<AccessRequest, ServiceError> {
         match self.file_request(input, None).await? {
             Filed::Created(request) | Filed::Existing(request) => Ok(request),
         }

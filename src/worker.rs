@@ -15,8 +15,8 @@ use slack_morphism::prelude::{SlackBlock, SlackMessageContent};
 use tokio::sync::{watch, Notify};
 
 use crate::clock::Clock;
-use crate::slack::{blocks, views};
 use crate::slack::client::{CallError, SlackApi};
+use crate::slack::{blocks, views};
 use crate::store::{Delivery, OutboxItem, RequestFilter, Store, StoreError};
 
 /// How long a claim protects a delivery from other workers.
@@ -240,7 +240,9 @@ impl Worker {
                         card_id,
                         text: blocks::thread_summary(&thread),
                     };
-                    self.store.enqueue(Some(request.id), &[summary], now).await?;
+                    self.store
+                        .enqueue(Some(request.id), &[summary], now)
+                        .await?;
                 }
                 Ok(Outcome::Done)
             }

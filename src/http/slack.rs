@@ -108,9 +108,8 @@ pub async fn commands(State(state): State<AppState>, req: Request) -> Result<Res
     let body = verified_body(&state, req).await?;
     let command: SlashCommand = serde_urlencoded::from_bytes(&body)
         .map_err(|_| ApiError::BadRequest("not a slash command form".into()))?;
-    let private = |text: String| {
-        Json(json!({ "response_type": "ephemeral", "text": text })).into_response()
-    };
+    let private =
+        |text: String| Json(json!({ "response_type": "ephemeral", "text": text })).into_response();
     match command.text.trim().to_lowercase().as_str() {
         "help" => Ok(private(blocks::help_text())),
         "list" => {

@@ -168,9 +168,7 @@ pub fn request_modal(apps: &[App], selected: Option<&App>, requester: &str) -> S
     }
     let mut blocks = vec![SlackBlock::Input(app_input(apps, selected))];
     match selected {
-        None => blocks.push(context(
-            "Choose an app to see its permissions and groups.",
-        )),
+        None => blocks.push(context("Choose an app to see its permissions and groups.")),
         Some(app) => blocks.extend(request_inputs(app, requester)),
     }
     SlackView::Modal(
@@ -194,7 +192,11 @@ fn app_input(apps: &[App], selected: Option<&App>) -> SlackInputBlock {
             plain(&app.slug, limits::OPTION_VALUE),
         )
     };
-    let mut options: Vec<_> = apps.iter().take(limits::SELECT_OPTIONS).map(option).collect();
+    let mut options: Vec<_> = apps
+        .iter()
+        .take(limits::SELECT_OPTIONS)
+        .map(option)
+        .collect();
     let mut select = SlackBlockStaticSelectElement::new()
         .with_action_id(SlackActionId::new(field::APP.to_string()))
         .with_placeholder(plain("Choose an app", limits::PLACEHOLDER).into());

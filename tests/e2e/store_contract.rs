@@ -6,10 +6,12 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use accessbot::domain::{
-    self, AccessRequest, Actor, App, CardKind, Command, EventKind, RequestDraft, Status,
+    self, AccessRequest, Actor, App, CardKind, Command, EventKind, NewEvent, RequestDraft, Status,
+    ThreadMessage,
 };
 use accessbot::store::{
     Change, Delivery, Filed, NewCard, NewRequest, OutboxItem, RequestFilter, Store, StoreError,
+    ThreadPost,
 };
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
@@ -93,6 +95,7 @@ fn new_request(app: &App, requester: &str, key: Option<&str>) -> NewRequest {
         deliveries: vec![Delivery::PublishHome {
             user: requester.into(),
         }],
+        republish_homes: vec![],
         idempotency_key: key.map(str::to_string),
     }
 }
@@ -113,6 +116,7 @@ fn change(request: &AccessRequest, actor: &str, command: Command, at: DateTime<U
         new_cards: vec![],
         refresh_cards: true,
         deliveries: vec![],
+        republish_homes: vec![],
     }
 }
 
@@ -152,6 +156,11 @@ on_both!(
     a_card_posted_after_its_request_moved_on_is_queued_for_an_update,
     requests_are_listed_newest_first_with_filters_and_a_cursor,
     stats_count_requests_by_status_and_waiting_deliveries,
+    a_processed_key_is_claimed_once,
+    a_thread_reply_is_kept_once_and_relayed_to_every_other_card,
+    open_tasks_are_the_requests_waiting_for_the_user_now,
+    homes_are_republished_only_for_users_who_opened_them,
+    expiries_and_reminders_are_found_when_due,
 );
 
 async fn apps_are_created_replaced_and_listed_by_slug(store: Arc<dyn Store>) {
@@ -817,4 +826,178 @@ async fn an_unreadable_stored_payload_is_dead_lettered_not_returned() {
         "{}",
         failed[0].error
     );
+}
+
+async fn a_processed_key_is_claimed_once(store: Arc<dyn Store>) {
+    assert!(store.claim_key("Ev1", t0()).await.unwrap());
+    assert!(!store.claim_key("Ev1", t0()).await.unwrap());
+    assert!(store.claim_key("Ev2", t0()).await.unwrap());
+}
+
+async fn a_thread_reply_is_kept_once_and_relayed_to_every_other_card(store: Arc<dyn Store>) {
+    store.put_app(&github(), t0()).await.unwrap();
+    let request = file(&store, new_request(&github(), "UREQ", None)).await;
+    let cards = store.cards(request.id).await.unwrap();
+    let source = &cards[1];
+    store
+        .card_posted(source.id, "DAPPROVER", "100.000001", request.version, t0())
+        .await
+        .unwrap();
+    let found = store
+        .card_by_message("DAPPROVER", "100.000001")
+        .await
+        .unwrap();
+    assert_eq!(found.map(|card| card.id), Some(source.id));
+    assert!(store
+        .card_by_message("DAPPROVER", "999.1")
+        .await
+        .unwrap()
+        .is_none());
+    drain(&store, t0()).await;
+
+    let post = ThreadPost {
+        request_id: request.id,
+        source_card_id: source.id,
+        source_channel: "DAPPROVER".into(),
+        source_ts: "100.000002".into(),
+        relay_text: "<@UAPPROVER>: why?".into(),
+        event: NewEvent {
+            at: t0(),
+            actor: "UAPPROVER".into(),
+            kind: EventKind::ThreadMessage,
+            before: None,
+            after: None,
+            detail: Some("why?".into()),
+        },
+        message: ThreadMessage {
+            at: t0(),
+            user: "UAPPROVER".into(),
+            text: "why?".into(),
+        },
+    };
+    assert!(store.add_thread_message(post.clone()).await.unwrap());
+    assert!(!store.add_thread_message(post).await.unwrap(), "kept twice");
+
+    let relayed: Vec<i64> = drain(&store, t0())
+        .await
+        .into_iter()
+        .map(|delivery| match delivery {
+            Delivery::PostInCardThread { card_id, text } => {
+                assert_eq!(text, "<@UAPPROVER>: why?");
+                card_id
+            }
+            other => panic!("unexpected delivery {other:?}"),
+        })
+        .collect();
+    let others: Vec<i64> = cards
+        .iter()
+        .map(|c| c.id)
+        .filter(|id| *id != source.id)
+        .collect();
+    assert_eq!(relayed, others);
+    let thread = store.thread(request.id).await.unwrap();
+    assert_eq!(thread.len(), 1);
+    assert_eq!(thread[0].user, "UAPPROVER");
+    let kinds: Vec<String> = store
+        .events(request.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds, ["created", "thread_message"]);
+}
+
+async fn open_tasks_are_the_requests_waiting_for_the_user_now(store: Arc<dyn Store>) {
+    store.put_app(&github(), t0()).await.unwrap();
+    store.put_app(&figma(), t0()).await.unwrap();
+    let approval = file(&store, new_request(&github(), "UREQ", None)).await;
+    let provisioning = file(&store, new_request(&figma(), "UREQ", None)).await;
+    let ids = |requests: Vec<AccessRequest>| requests.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.open_tasks("UAPPROVER", 10).await.unwrap()),
+        [approval.id]
+    );
+    assert_eq!(
+        ids(store.open_tasks("UADMIN1", 10).await.unwrap()),
+        [provisioning.id]
+    );
+    // A prefix of an assignee's id is not that assignee.
+    assert!(store.open_tasks("UADMIN", 10).await.unwrap().is_empty());
+    store
+        .apply(change(&approval, "UAPPROVER", Command::Approve, t0()))
+        .await
+        .unwrap();
+    assert!(store.open_tasks("UAPPROVER", 10).await.unwrap().is_empty());
+    assert_eq!(
+        ids(store.open_tasks("UADMIN1", 10).await.unwrap()),
+        [approval.id, provisioning.id]
+    );
+}
+
+async fn homes_are_republished_only_for_users_who_opened_them(store: Arc<dyn Store>) {
+    store.put_app(&github(), t0()).await.unwrap();
+    store.home_opened("UADMIN1", t0()).await.unwrap();
+    store.home_opened("UADMIN1", t0()).await.unwrap();
+    let mut new = new_request(&github(), "UREQ", None);
+    new.deliveries.clear();
+    new.new_cards.clear();
+    new.republish_homes = vec!["UREQ".into(), "UADMIN1".into(), "UADMIN2".into()];
+    let request = file(&store, new).await;
+    let mut next = change(&request, "UAPPROVER", Command::Approve, t0());
+    next.refresh_cards = false;
+    next.new_cards.clear();
+    next.republish_homes = vec!["UADMIN1".into()];
+    store.apply(next).await.unwrap();
+    // The second republish joins the one already waiting.
+    assert_eq!(
+        drain(&store, t0()).await,
+        [Delivery::PublishHome {
+            user: "UADMIN1".into()
+        }]
+    );
+}
+
+async fn expiries_and_reminders_are_found_when_due(store: Arc<dyn Store>) {
+    store.put_app(&figma(), t0()).await.unwrap();
+    let request = file(&store, new_request(&figma(), "UREQ", None)).await;
+    let waiting = store.waiting_since(t0(), 10).await.unwrap();
+    assert_eq!(waiting.len(), 1);
+    assert!(store
+        .waiting_since(t0() - Duration::seconds(1), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    store
+        .apply(change(
+            &request,
+            "UADMIN1",
+            Command::ConfirmProvisioning,
+            t0(),
+        ))
+        .await
+        .unwrap();
+    let expires = t0() + Duration::days(7);
+    assert!(store
+        .due_expiries(expires - Duration::seconds(1), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(store.due_expiries(expires, 10).await.unwrap().len(), 1);
+    assert!(store.expiring_before(t0(), 10).await.unwrap().is_empty());
+    let soon = store.expiring_before(expires, 10).await.unwrap();
+    assert_eq!(soon.len(), 1);
+    let reminded = domain::decide(&soon[0], &Actor::System, &Command::RemindExpiry, t0()).unwrap();
+    store
+        .apply(Change {
+            request: reminded.request,
+            event: reminded.event,
+            new_cards: vec![],
+            refresh_cards: false,
+            deliveries: vec![],
+            republish_homes: vec![],
+        })
+        .await
+        .unwrap();
+    assert!(store.expiring_before(expires, 10).await.unwrap().is_empty());
 }
