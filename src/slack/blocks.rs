@@ -10,9 +10,7 @@ use slack_morphism::prelude::*;
 use super::ids::action;
 use super::limits;
 use super::mrkdwn::{escape, escape_truncated, list, plain, truncate};
-use crate::domain::{
-    mention, AccessRequest, CardKind, FieldChange, Notice, Status, ThreadMessage,
-};
+use crate::domain::{mention, AccessRequest, CardKind, FieldChange, Notice, Status, ThreadMessage};
 
 /// Characters given to a list of people inside a card field or status line.
 const PEOPLE_CHARS: usize = 600;
@@ -223,7 +221,11 @@ pub fn thread_summary(messages: &[ThreadMessage]) -> String {
     let mut used = HEADING.chars().count() + 1 + earlier(messages.len()).chars().count();
     let mut lines = Vec::new();
     for message in messages.iter().rev() {
-        let text = message.text.split_whitespace().collect::<Vec<_>>().join(" ");
+        let text = message
+            .text
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
         let line = truncate(
             &format!("{}: {}", mention(&message.user), escape(&text)),
             SUMMARY_LINE_CHARS,
@@ -1082,7 +1084,13 @@ mod tests {
     #[test]
     fn long_thread_summaries_keep_the_newest_messages() {
         let messages: Vec<ThreadMessage> = (0..500)
-            .map(|i| said(&format!("U{i:0>79}"), &format!("{i} {}", "<&>".repeat(100)), 9))
+            .map(|i| {
+                said(
+                    &format!("U{i:0>79}"),
+                    &format!("{i} {}", "<&>".repeat(100)),
+                    9,
+                )
+            })
             .collect();
         let summary = thread_summary(&messages);
         assert!(summary.chars().count() <= limits::MESSAGE_TEXT);
@@ -1090,13 +1098,19 @@ mod tests {
         assert_eq!(lines[0], "Conversation so far:");
         let shown = lines.len() - 2;
         assert_eq!(lines[1], format!("…{} earlier messages", 500 - shown));
-        assert!(lines.last().unwrap().contains(&format!("U{:0>79}>: 499 ", 499)));
+        assert!(lines
+            .last()
+            .unwrap()
+            .contains(&format!("U{:0>79}>: 499 ", 499)));
         assert!(!summary.contains("<&>"));
 
         let huge = [said("U1", "old", 9), said("U2", &"<&>".repeat(20_000), 10)];
         let summary = thread_summary(&huge);
         assert!(summary.chars().count() <= limits::MESSAGE_TEXT);
-        assert!(summary.contains("<@U1>: old"), "a long message is cut, not the rest");
+        assert!(
+            summary.contains("<@U1>: old"),
+            "a long message is cut, not the rest"
+        );
         assert!(summary.ends_with('…'));
 
         let many: Vec<ThreadMessage> = (0..40)
@@ -1106,10 +1120,14 @@ mod tests {
         assert!(summary.chars().count() <= limits::MESSAGE_TEXT);
         assert_eq!(summary.lines().nth(1).unwrap(), "…38 earlier messages");
         assert_eq!(
-            thread_summary(&[said("U1", &"x".repeat(2000), 9), said("U2", &"y".repeat(2000), 9), said("U3", &"z".repeat(2000), 9)])
-                .lines()
-                .nth(1)
-                .unwrap(),
+            thread_summary(&[
+                said("U1", &"x".repeat(2000), 9),
+                said("U2", &"y".repeat(2000), 9),
+                said("U3", &"z".repeat(2000), 9)
+            ])
+            .lines()
+            .nth(1)
+            .unwrap(),
             "…1 earlier message"
         );
     }
@@ -1128,7 +1146,10 @@ mod tests {
         assert_eq!(open_requests_text(&[]), "You have no open requests.");
         let mut done = provisioned();
         done.id = 7;
-        assert_eq!(open_requests_text(&[done.clone()]), "You have no open requests.");
+        assert_eq!(
+            open_requests_text(&[done.clone()]),
+            "You have no open requests."
+        );
         let mut other = approved();
         other.id = 43;
         other.target_user = "UOTHER".into();
@@ -1162,6 +1183,9 @@ mod tests {
         assert!(!text.contains("<&>") && !text.contains("<!channel>"));
         let shown = text.lines().count() - 2;
         assert!(shown >= 1);
-        assert!(text.ends_with(&format!("…and {} more", 200 - shown)), "{text}");
+        assert!(
+            text.ends_with(&format!("…and {} more", 200 - shown)),
+            "{text}"
+        );
     }
 }

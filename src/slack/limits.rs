@@ -207,7 +207,10 @@ pub(crate) mod testing {
             }
         }
         assert!(!blocks.is_empty(), "Slack refuses an empty list of blocks");
-        let mut block_ids: Vec<&str> = blocks.iter().filter_map(|b| b["block_id"].as_str()).collect();
+        let mut block_ids: Vec<&str> = blocks
+            .iter()
+            .filter_map(|b| b["block_id"].as_str())
+            .collect();
         let named = block_ids.len();
         block_ids.sort();
         block_ids.dedup();
