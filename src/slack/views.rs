@@ -342,7 +342,7 @@ pub fn home(user: &str, tasks: &[AccessRequest], own: &[AccessRequest]) -> Slack
     SlackView::Home(SlackHomeView::new(blocks))
 }
 
-/// As many `items` as fit in `budget` blocks (at least one), optionally divided by
+/// As many `items` as fit in `budget` blocks (`budget` ≥ 1), optionally divided by
 /// dividers, then "…and N more {what}" when some did not fit.
 fn fill(items: &[Vec<SlackBlock>], budget: usize, divided: bool, what: &str) -> Vec<SlackBlock> {
     let mut out = Vec::new();
