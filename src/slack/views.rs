@@ -342,7 +342,7 @@ pub fn home(user: &str, tasks: &[AccessRequest], own: &[AccessRequest]) -> Slack
     SlackView::Home(SlackHomeView::new(blocks))
 }
 
-/// As many `items` as fit in `budget` blocks (at least one), optionally divided by
+/// As many `items` as fit in `budget` blocks (`budget` ≥ 1), optionally divided by
 /// dividers, then "…and N more {what}" when some did not fit.
 fn fill(items: &[Vec<SlackBlock>], budget: usize, divided: bool, what: &str) -> Vec<SlackBlock> {
     let mut out = Vec::new();
@@ -401,13 +401,71 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::slack::limits::testing::{app, assert_within_limits, huge_request, request};
+    use crate::slack::ids::action;
+    use crate::slack::limits::testing::{app, assert_within_limits, huge_request, request, t};
 
     fn json(view: &SlackView) -> Value {
         let value = serde_json::to_value(view).unwrap();
         assert_eq!(value["type"], "modal");
         assert_within_limits(&value);
         value
+    }
+
+    fn home_json(view: &SlackView) -> Value {
+        let value = serde_json::to_value(view).unwrap();
+        assert_eq!(value["type"], "home");
+        assert_within_limits(&value);
+        value
+    }
+
+    fn catalog() -> Vec<App> {
+        let mut jira = app();
+        jira.slug = "jira".into();
+        jira.name = "Jira".into();
+        jira.groups.clear();
+        vec![app(), jira]
+    }
+
+    fn types(view: &Value) -> Vec<String> {
+        view["blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["type"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// (action_id, value) of every button of a view, in order.
+    fn buttons(view: &Value) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for block in view["blocks"].as_array().unwrap() {
+            let elements = match block["type"].as_str().unwrap() {
+                "actions" => block["elements"].as_array().unwrap().clone(),
+                "section" if block["accessory"].is_object() => vec![block["accessory"].clone()],
+                _ => continue,
+            };
+            for e in elements {
+                out.push((
+                    e["action_id"].as_str().unwrap().to_string(),
+                    e["value"].as_str().unwrap().to_string(),
+                ));
+            }
+        }
+        out
+    }
+
+    fn texts(view: &Value) -> Vec<String> {
+        view["blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|b| {
+                b["text"]["text"]
+                    .as_str()
+                    .or_else(|| b["elements"][0]["text"].as_str())
+            })
+            .map(str::to_string)
+            .collect()
     }
 
     fn input<'a>(view: &'a Value, id: &str) -> Option<&'a Value> {
@@ -501,5 +559,324 @@ mod tests {
         assert_eq!(permission["initial_option"]["value"], r.permission.as_str());
         let view = json(&feedback_modal(&r));
         assert!(!view.to_string().contains("<&>"));
+    }
+
+    #[test]
+    fn request_modal_without_an_app_asks_for_one_first() {
+        let view = json(&request_modal(&catalog(), None, "UREQ"));
+        assert_eq!(view["callback_id"], callback::NEW_REQUEST);
+        assert_eq!(view["title"]["text"], "Request access");
+        assert_eq!(view["submit"]["text"], "Request");
+        assert_eq!(view["close"]["text"], "Cancel");
+        assert_eq!(view["private_metadata"], "");
+        assert_eq!(types(&view), ["input", "context"]);
+        let block = input(&view, field::APP).unwrap();
+        assert_eq!(block["dispatch_action"], true);
+        assert!(block["optional"].is_null());
+        let select = &block["element"];
+        assert_eq!(select["type"], "static_select");
+        assert_eq!(select["action_id"], field::APP);
+        assert!(select["initial_option"].is_null());
+        let options: Vec<(&str, &str)> = select["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| {
+                (
+                    o["value"].as_str().unwrap(),
+                    o["text"]["text"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(options, [("github", "GitHub"), ("jira", "Jira")]);
+        assert!(view["blocks"][1]["elements"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Choose an app"));
+    }
+
+    #[test]
+    fn request_modal_with_an_app_asks_for_everything_else() {
+        let apps = catalog();
+        let view = json(&request_modal(&apps, Some(&apps[0]), "UREQ"));
+        assert_eq!(view["private_metadata"], "github");
+        assert_eq!(view["submit"]["text"], "Request");
+        let ids: Vec<&str> = view["blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["block_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                field::APP,
+                field::PERMISSION,
+                field::GROUPS,
+                field::ACCESS_LENGTH,
+                field::COMMENT,
+                field::TARGET_USER
+            ]
+        );
+        let app = input(&view, field::APP).unwrap();
+        assert_eq!(app["dispatch_action"], true);
+        assert_eq!(app["element"]["initial_option"]["value"], "github");
+
+        let permission = &input(&view, field::PERMISSION).unwrap()["element"];
+        assert_eq!(permission["type"], "static_select");
+        assert_eq!(permission["initial_option"]["value"], "Member");
+        assert_eq!(permission["options"].as_array().unwrap().len(), 2);
+
+        let groups = input(&view, field::GROUPS).unwrap();
+        assert_eq!(groups["optional"], true);
+        assert_eq!(groups["element"]["type"], "multi_static_select");
+        assert_eq!(groups["element"]["options"].as_array().unwrap().len(), 3);
+        assert!(groups["element"]["initial_options"].is_null());
+
+        let length = input(&view, field::ACCESS_LENGTH).unwrap();
+        assert_eq!(length["element"]["type"], "plain_text_input");
+        assert_eq!(length["element"]["initial_value"], "unlimited");
+        assert_eq!(
+            length["hint"]["text"],
+            "unlimited, or e.g. 30m, 12h, 7d, 2w"
+        );
+
+        let comment = input(&view, field::COMMENT).unwrap();
+        assert_eq!(comment["optional"], true);
+        assert_eq!(comment["element"]["multiline"], true);
+        assert_eq!(comment["element"]["max_length"], 3000);
+        assert_eq!(
+            comment["element"]["placeholder"]["text"],
+            "Why do you need it?"
+        );
+
+        let target = input(&view, field::TARGET_USER).unwrap();
+        assert_eq!(target["label"]["text"], "Who needs access");
+        assert_eq!(target["element"]["type"], "users_select");
+        assert_eq!(target["element"]["initial_user"], "UREQ");
+        assert!(target["optional"].is_null());
+
+        let jira = json(&request_modal(&apps, Some(&apps[1]), "UREQ"));
+        assert_eq!(jira["private_metadata"], "jira");
+        assert!(input(&jira, field::GROUPS).is_none(), "Jira has no groups");
+        assert!(input(&jira, field::PERMISSION).is_some());
+    }
+
+    #[test]
+    fn request_modal_with_an_empty_catalog_says_so_and_cannot_be_submitted() {
+        let view = json(&request_modal(&[], None, "UREQ"));
+        assert_eq!(types(&view), ["section"]);
+        assert_eq!(
+            view["blocks"][0]["text"]["text"],
+            "No apps are in the catalog yet. Ask an admin to add one."
+        );
+        assert!(view["submit"].is_null());
+        assert_eq!(view["callback_id"], callback::NEW_REQUEST);
+    }
+
+    #[test]
+    fn request_modal_for_the_longest_catalog_stays_within_limits() {
+        let (_, big) = huge_request();
+        let apps: Vec<App> = (0..150)
+            .map(|i| {
+                let mut a = big.clone();
+                a.slug = format!("{}{i:03}", "x".repeat(77));
+                a
+            })
+            .collect();
+        let view = json(&request_modal(&apps, None, "UREQ"));
+        let app = input(&view, field::APP).unwrap();
+        assert_eq!(app["element"]["options"].as_array().unwrap().len(), 100);
+        assert_eq!(app["hint"]["text"], "Showing the first 100 of 150 apps.");
+
+        // An app beyond the first 100 stays selectable once chosen (e.g. by slug).
+        let view = json(&request_modal(&apps, Some(&apps[140]), &"U".repeat(80)));
+        let options = input(&view, field::APP).unwrap()["element"]["options"]
+            .as_array()
+            .unwrap()
+            .clone();
+        assert_eq!(options.len(), 100);
+        assert_eq!(options[99]["value"], apps[140].slug.as_str());
+        assert_eq!(view["private_metadata"], apps[140].slug.as_str());
+        for id in [field::PERMISSION, field::GROUPS] {
+            let element = &input(&view, id).unwrap()["element"];
+            assert_eq!(element["options"].as_array().unwrap().len(), 100);
+        }
+    }
+
+    fn pending(id: i64, status: Status) -> AccessRequest {
+        let mut r = request();
+        r.id = id;
+        r.status = status;
+        if status != Status::PendingApproval {
+            r.approved_by = Some("UAPPR1".into());
+            r.approved_at = Some(t(10));
+        }
+        if matches!(
+            status,
+            Status::Provisioned | Status::PendingDeprovisioning | Status::Expired
+        ) {
+            r.decided_by = Some("UADMIN1".into());
+            r.provisioned_at = Some(t(11));
+            r.expires_at = Some(t(12));
+        }
+        r
+    }
+
+    #[test]
+    fn home_shows_tasks_with_their_live_buttons_and_own_requests() {
+        let tasks = [
+            pending(1, Status::PendingApproval),
+            pending(2, Status::PendingProvisioning),
+            pending(3, Status::PendingDeprovisioning),
+        ];
+        // UAPPR1 approves; UADMIN1 provisions and removes.
+        let view = home_json(&home("UADMIN1", &tasks, &[]));
+        assert!(view["private_metadata"].as_str().unwrap_or("").is_empty());
+        let got = buttons(&view);
+        let want: Vec<(String, String)> = [
+            (action::CONFIRM_PROVISIONING, "2"),
+            (action::DENY, "2"),
+            (action::EDIT, "2"),
+            (action::CONFIRM_REMOVAL, "3"),
+        ]
+        .iter()
+        .map(|(a, v)| (a.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(got, want, "request 1 waits for the approvers, not UADMIN1");
+        let kinds = types(&view);
+        assert_eq!(kinds[0], "header");
+        assert_eq!(kinds.iter().filter(|k| *k == "divider").count(), 2);
+        let text = texts(&view).join("\n");
+        assert!(text.contains("Please confirm provisioning"));
+        assert!(text.contains("please remove it"));
+        assert!(text.contains("You have not requested anything yet"));
+
+        let view = home_json(&home("UAPPR1", &tasks, &[]));
+        assert_eq!(
+            buttons(&view)
+                .iter()
+                .map(|(a, v)| format!("{a}:{v}"))
+                .collect::<Vec<_>>(),
+            ["approve:1", "deny:1", "edit:1"]
+        );
+    }
+
+    #[test]
+    fn home_without_anything_says_so() {
+        let view = home_json(&home(
+            "UNOBODY",
+            &[pending(1, Status::PendingApproval)],
+            &[],
+        ));
+        assert_eq!(
+            types(&view),
+            ["header", "section", "divider", "header", "section"]
+        );
+        let text = texts(&view);
+        assert_eq!(text[0], "Your tasks");
+        assert_eq!(text[1], "Nothing waits for you.");
+        assert_eq!(text[2], "Your requests");
+        assert!(buttons(&view).is_empty());
+    }
+
+    #[test]
+    fn home_lists_own_requests_with_cancel_while_pending() {
+        let mut denied = pending(4, Status::Denied);
+        denied.decided_by = Some("UAPPR2".into());
+        let mut other = pending(5, Status::PendingApproval);
+        other.target_user = "UOTHER".into();
+        let own = [
+            pending(1, Status::PendingApproval),
+            pending(2, Status::PendingProvisioning),
+            pending(3, Status::Provisioned),
+            denied,
+            other,
+        ];
+        let view = home_json(&home("UREQ", &[], &own));
+        assert_eq!(
+            buttons(&view)
+                .iter()
+                .map(|(a, v)| format!("{a}:{v}"))
+                .collect::<Vec<_>>(),
+            [
+                format!("{}:1", action::CANCEL_REQUEST),
+                format!("{}:2", action::CANCEL_REQUEST),
+                format!("{}:5", action::CANCEL_REQUEST)
+            ]
+        );
+        let rows: Vec<&Value> = view["blocks"].as_array().unwrap().iter().skip(4).collect();
+        assert_eq!(rows.len(), 5);
+        let row = |i: usize| rows[i]["text"]["text"].as_str().unwrap().to_string();
+        assert!(row(0).starts_with("*GitHub* — Member · #1\n⏳ Pending approval by <@UAPPR1>"));
+        assert!(row(0).contains("requested <!date^"));
+        assert!(row(1).contains("Pending provisioning"));
+        assert!(row(2).contains("Ready to go"));
+        assert!(row(3).contains("Denied by <@UAPPR2>"));
+        assert!(row(4).contains("for <@UOTHER>"));
+        assert!(rows[0]["accessory"]["confirm"].is_object());
+    }
+
+    #[test]
+    fn home_with_200_tasks_and_200_requests_keeps_to_100_blocks() {
+        let (base, _) = huge_request();
+        let user = base.approvers[0].clone();
+        let admin = base.app_admins[0].clone();
+        let many = |status: Status| -> Vec<AccessRequest> {
+            (0..200)
+                .map(|i| {
+                    let mut r = base.clone();
+                    r.id = i;
+                    r.status = status;
+                    r.approved_by = Some(base.approvers[1].clone());
+                    r.approved_at = Some(t(10));
+                    r
+                })
+                .collect()
+        };
+        let tasks = many(Status::PendingApproval);
+        let own = many(Status::PendingProvisioning);
+        let view = home_json(&home(&user, &tasks, &own));
+        let blocks = view["blocks"].as_array().unwrap();
+        assert!(
+            blocks.len() <= 100 && blocks.len() >= 95,
+            "{}",
+            blocks.len()
+        );
+        let size = view.to_string().len();
+        assert!(size < 250_000, "view_too_large above 250 kB: {size} bytes");
+        // Headers are plain_text, which Slack never parses: only they hold the raw name.
+        for block in blocks.iter().filter(|b| b["type"] != "header") {
+            let block = block.to_string();
+            assert!(!block.contains("<&>") && !block.contains("<!channel>"));
+        }
+        let text = texts(&view);
+        let shown_tasks = buttons(&view)
+            .iter()
+            .filter(|(a, _)| a == action::APPROVE)
+            .count();
+        let shown_rows = buttons(&view)
+            .iter()
+            .filter(|(a, _)| a == action::CANCEL_REQUEST)
+            .count();
+        assert!(shown_tasks >= 10, "{shown_tasks}");
+        assert!(shown_rows >= HOME_MIN_REQUESTS);
+        assert!(text.contains(&format!("…and {} more tasks", 200 - shown_tasks)));
+        assert!(text.contains(&format!("…and {} more requests", 200 - shown_rows)));
+        let requests = text.iter().position(|t| t == "Your requests").unwrap();
+        assert!(text[requests + 1].contains("Pending provisioning"));
+
+        // Only own requests: they may use the whole view.
+        let view = home_json(&home(&admin, &[], &own));
+        let rows = buttons(&view).len();
+        assert_eq!(rows, 100 - 5, "header, line, divider, header, …and N more");
+        assert!(texts(&view).contains(&format!("…and {} more requests", 200 - rows)));
+
+        // Only tasks: the requests section keeps its header and line.
+        let provisioning = many(Status::PendingProvisioning);
+        let view = home_json(&home(&admin, &provisioning, &[]));
+        let kinds = types(&view);
+        assert_eq!(kinds[kinds.len() - 2..], ["header", "section"]);
+        assert!(kinds.len() >= 95);
     }
 }
