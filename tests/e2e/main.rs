@@ -1,3 +1,7 @@
+mod api;
+mod deliveries;
 mod fake_slack_contract;
+mod provisioning;
+mod slack_edge;
 mod store_contract;
 mod support;
