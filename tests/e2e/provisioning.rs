@@ -85,16 +85,19 @@ story! {
         assert!(request["provisioned_at"].is_string(), "{request}");
         assert!(request["expires_at"].is_null(), "unlimited access: {request}");
 
+        let provisioned_by = format!("Provisioned by <@{ADMIN2}>");
         for card in provisioning.iter().chain([&approval]) {
-            let card = wait_no_actions(slack, card).await;
-            assert!(
-                card.text().contains(&format!("Provisioned by <@{ADMIN2}>")),
-                "{}",
-                card.text()
-            );
+            let card = wait_card_until(slack, card, "show the outcome", |c| {
+                c.text().contains(&provisioned_by)
+            })
+            .await;
+            assert!(!card.has_actions(), "{}", card.message);
         }
-        let receipt = wait_no_actions(slack, &receipt).await;
-        assert!(receipt.text().contains("Ready to go"), "{}", receipt.text());
+        let receipt = wait_card_until(slack, &receipt, "say ready to go", |c| {
+            c.text().contains("Ready to go")
+        })
+        .await;
+        assert!(!receipt.has_actions(), "{}", receipt.message);
         dm_containing(slack, REQUESTER, "ready to go").await;
 
         assert_eq!(
