@@ -110,6 +110,8 @@ story! {
         let slack = &app.slack;
         put_app(app, "github", github_without_approvers()).await;
         let (pending, _) = file(app, "github", json!({})).await;
+        let live = card_with_button(slack, ADMIN1, "confirm_provisioning").await;
+        let receipt = card_with_button(slack, REQUESTER, "cancel_request").await;
         let (status, canceled) = app
             .api_post(&format!("/api/v1/requests/{pending}/cancel"), json!({}))
             .await;
@@ -119,6 +121,10 @@ story! {
             .api_post(&format!("/api/v1/requests/{pending}/cancel"), json!({}))
             .await;
         assert_eq!(status, StatusCode::CONFLICT, "twice: {body}");
+        for card in [&live, &receipt] {
+            let card = wait_no_actions(slack, card).await;
+            assert!(card.text().contains("Canceled"), "{}", card.text());
+        }
 
         let (id, _) = file(app, "github", json!({})).await;
         let card = wait_for_card(slack, ADMIN1, |c| {

@@ -363,10 +363,7 @@ where
     F: Fn(&Card) -> bool,
 {
     let found = || cards_in(slack, recipient).into_iter().rfind(&condition);
-    if let Err(timeout) = slack
-        .wait_for(|_| found().is_some(), PATIENCE)
-        .await
-    {
+    if let Err(timeout) = slack.wait_for(|_| found().is_some(), PATIENCE).await {
         panic!("no matching card for {recipient}: {timeout}");
     }
     found().expect("condition held")
@@ -473,8 +470,14 @@ pub fn buttons(message: &Value) -> Vec<(String, String, String)> {
         .flat_map(|block| block["elements"].as_array().cloned().unwrap_or_default())
         .map(|element| {
             (
-                element["text"]["text"].as_str().unwrap_or_default().to_string(),
-                element["action_id"].as_str().unwrap_or_default().to_string(),
+                element["text"]["text"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                element["action_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
                 element["style"].as_str().unwrap_or_default().to_string(),
             )
         })
@@ -500,7 +503,10 @@ pub fn has_actions(message: &Value) -> bool {
 
 /// The labels of a message's buttons.
 pub fn labels(message: &Value) -> Vec<String> {
-    buttons(message).into_iter().map(|(label, _, _)| label).collect()
+    buttons(message)
+        .into_iter()
+        .map(|(label, _, _)| label)
+        .collect()
 }
 
 /// How many ok `chat.postMessage` calls went to `recipient`'s conversation as top-level cards.
