@@ -136,17 +136,33 @@ impl Service {
         actor: &Actor,
         command: Command,
     ) -> Result<AccessRequest, ServiceError> {
+        self.act_once(id, actor, command, None)
+            .await?
+            .ok_or(ServiceError::Store(StoreError::Duplicate))
+    }
+
+    /// Like [`Service::act`], for a command that may be delivered more than once (a click
+    /// Slack retries, a replayed request): `None` when `key` was applied before.
+    pub async fn act_once(
+        &self,
+        id: i64,
+        actor: &Actor,
+        command: Command,
+        key: Option<&str>,
+    ) -> Result<Option<AccessRequest>, ServiceError> {
         for _ in 0..MAX_CONFLICT_RETRIES {
             let request = self.request(id).await?;
             let decision = domain::decide(&request, actor, &command, self.clock.now())?;
-            let change = plan(decision);
+            let mut change = plan(decision);
+            change.dedup_key = key.map(str::to_string);
             let updated = change.request.clone();
             match self.store.apply(change).await {
                 Ok(()) => {
                     self.deliveries_waiting.notify_one();
-                    return Ok(updated);
+                    return Ok(Some(updated));
                 }
                 Err(StoreError::Conflict) => continue,
+                Err(StoreError::Duplicate) => return Ok(None),
                 Err(err) => return Err(err.into()),
             }
         }
@@ -311,6 +327,7 @@ fn plan(decision: Decision) -> Change {
         refresh_cards: false,
         deliveries: Vec::new(),
         republish_homes: Vec::new(),
+        dedup_key: None,
     };
     let request = &change.request;
     change.republish_homes = [&request.requester, &request.target_user]

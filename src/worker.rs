@@ -78,9 +78,6 @@ impl Worker {
         interval: StdDuration,
         mut shutdown: watch::Receiver<bool>,
     ) {
-        if self.slack.is_none() {
-            tracing::warn!("Slack credentials are not set: Slack calls are kept until they are");
-        }
         loop {
             if *shutdown.borrow() {
                 return;

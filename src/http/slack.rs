@@ -12,7 +12,7 @@ use super::AppState;
 use serde::Deserialize;
 use slack_morphism::prelude::SlackView;
 
-use crate::domain::{Actor, Command, Refusal};
+use crate::domain::{mention, Actor, Command, Refusal};
 use crate::service::{RequestInput, ServiceError};
 use crate::slack::client::{CallError, SlackApi};
 use crate::slack::events::{parse_event, SlackEvent};
@@ -181,7 +181,11 @@ async fn on_click(state: &AppState, click: ButtonClick) -> Result<Response, ApiE
         }
         _ => return Ok(().into_response()),
     };
-    let result = state.service.act(request_id, &actor, command).await;
+    let key = format!("click:{}:{}", click.user, click.click_id);
+    let result = state
+        .service
+        .act_once(request_id, &actor, command, Some(&key))
+        .await;
     explain_failure(state, &click, request_id, result.map(|_| ())).await
 }
 
@@ -226,7 +230,13 @@ async fn explain_failure(
 ) -> Result<Response, ApiError> {
     let text = match result {
         Ok(()) => return Ok(().into_response()),
-        Err(ServiceError::Refused(refusal)) => refusal.to_string(),
+        // A double click: the first one already did it.
+        Err(ServiceError::Refused(Refusal::AlreadyDecided { by, .. }))
+            if by == mention(&click.user) =>
+        {
+            return Ok(().into_response())
+        }
+        Err(ServiceError::Refused(refusal)) => blocks::ephemeral(&refusal.to_string()),
         Err(ServiceError::UnknownRequest(_)) => "That request no longer exists.".to_string(),
         Err(err) => return Err(ApiError::from(err)),
     };

@@ -21,6 +21,8 @@ pub struct ButtonClick {
     pub value: Option<String>,
     /// A select's chosen option.
     pub selected: Option<String>,
+    /// Unique per click (`action_ts`); the same in a retried or replayed delivery.
+    pub click_id: String,
     pub trigger_id: String,
     /// The conversation of the clicked message, when the button was in a message.
     pub channel: Option<String>,
@@ -131,6 +133,10 @@ fn button_click(event: SlackInteractionBlockActionsEvent) -> Interaction {
         action_id: action.action_id.to_string(),
         value: action.value,
         selected: action.selected_option.map(|option| option.value),
+        click_id: action
+            .action_ts
+            .map(|ts| ts.to_string())
+            .unwrap_or_else(|| event.trigger_id.to_string()),
         trigger_id: event.trigger_id.to_string(),
         channel: channel.map(|c| c.to_string()),
         view,

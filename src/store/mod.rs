@@ -124,6 +124,9 @@ pub struct Change {
     pub deliveries: Vec<Delivery>,
     /// Users whose Home tab shows this request; it is republished for those who use it.
     pub republish_homes: Vec<String>,
+    /// Identifies the cause (e.g. one click); a change with a key seen before is refused
+    /// with `Duplicate`, so a repeated delivery is applied once.
+    pub dedup_key: Option<String>,
 }
 
 /// A request to file, with its first event, cards and messages.

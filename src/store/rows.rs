@@ -739,6 +739,21 @@ macro_rules! impl_store {
                 let now = rows::millis(change.event.at);
                 let values = rows::RequestValues::new(request)?;
                 let mut tx = self.begin_write().await?;
+                if let Some(key) = &change.dedup_key {
+                    let fresh = sqlx::query(
+                        "INSERT INTO processed_keys (key, at) VALUES ($1, $2) \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(key)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if fresh == 0 {
+                        tx.rollback().await?;
+                        return Err($crate::store::StoreError::Duplicate);
+                    }
+                }
                 let updated = bind_request(
                     sqlx::query(concat!(
                         "UPDATE requests SET (",

@@ -117,6 +117,7 @@ fn change(request: &AccessRequest, actor: &str, command: Command, at: DateTime<U
         refresh_cards: true,
         deliveries: vec![],
         republish_homes: vec![],
+        dedup_key: None,
     }
 }
 
@@ -996,6 +997,7 @@ async fn expiries_and_reminders_are_found_when_due(store: Arc<dyn Store>) {
             refresh_cards: false,
             deliveries: vec![],
             republish_homes: vec![],
+            dedup_key: None,
         })
         .await
         .unwrap();
