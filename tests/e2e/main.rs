@@ -1,6 +1,8 @@
 mod api;
 mod deliveries;
 mod fake_slack_contract;
+mod faults;
+mod process;
 mod provisioning;
 mod races;
 mod slack_edge;
