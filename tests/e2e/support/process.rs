@@ -195,7 +195,10 @@ impl AppProcess {
 
     /// Everything the process wrote to stdout and stderr so far.
     pub fn output(&self) -> String {
-        self.output.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.output
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn pid(&self) -> u32 {
@@ -249,11 +252,19 @@ impl AppProcess {
         let response = request.send().await?;
         let status = response.status();
         let text = response.text().await?;
-        Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
+        Ok((
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        ))
     }
 
     /// A request to the HTTP API that must be answered.
-    pub async fn api(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn api(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         self.try_api(method.clone(), path, body)
             .await
             .unwrap_or_else(|e| panic!("{method} {path}: {e}\n{}", self.output()))
@@ -270,9 +281,7 @@ impl AppProcess {
     /// Files a request for `slug` (201 expected); returns its id.
     pub async fn file(&self, slug: &str, target_user: &str, comment: &str) -> String {
         let body = json!({"app": slug, "target_user": target_user, "comment": comment});
-        let (status, answer) = self
-            .api(Method::POST, "/api/v1/requests", Some(body))
-            .await;
+        let (status, answer) = self.api(Method::POST, "/api/v1/requests", Some(body)).await;
         assert_eq!(status, StatusCode::CREATED, "filing: {answer}");
         id_of(&answer)
     }
@@ -352,8 +361,13 @@ impl AppProcess {
         let message = card.reload(slack).message;
         let button = ButtonClick::find_in(&message, action_id)
             .unwrap_or_else(|| panic!("no {action_id} on {message}"));
-        let payload =
-            signer::block_actions_in_message(user, &card.channel, &card.ts, Some(&message), &button);
+        let payload = signer::block_actions_in_message(
+            user,
+            &card.channel,
+            &card.ts,
+            Some(&message),
+            &button,
+        );
         let body = signer::interactivity_form(&payload);
         let status = self
             .post_signed("/slack/interactivity", FORM, &body, None)
@@ -364,7 +378,8 @@ impl AppProcess {
     /// `user` writes `text` in the thread of `card`; the event is delivered signed.
     pub async fn reply_in_thread(&self, slack: &FakeSlack, user: &str, card: &Card, text: &str) {
         let ts = slack.add_user_message(&card.channel, user, text, Some(&card.ts));
-        let event = signer::user_message_event(&card.channel, "im", user, text, &ts, Some(&card.ts));
+        let event =
+            signer::user_message_event(&card.channel, "im", user, text, &ts, Some(&card.ts));
         let body = signer::event_callback(event).to_string();
         let status = self.post_signed("/slack/events", JSON, &body, None).await;
         assert_eq!(status, StatusCode::OK, "thread reply event");
@@ -428,8 +443,18 @@ impl Peek {
     pub async fn cards_of(&mut self, recipient: &str) -> Vec<(Option<String>, Option<String>)> {
         let sql = "SELECT channel, ts FROM cards WHERE recipient = $1 ORDER BY id";
         match self {
-            Peek::Sqlite(conn) => sqlx::query_as::<_, (Option<String>, Option<String>)>(sql).bind(recipient).fetch_all(conn).await,
-            Peek::Postgres(conn) => sqlx::query_as::<_, (Option<String>, Option<String>)>(sql).bind(recipient).fetch_all(conn).await,
+            Peek::Sqlite(conn) => {
+                sqlx::query_as::<_, (Option<String>, Option<String>)>(sql)
+                    .bind(recipient)
+                    .fetch_all(conn)
+                    .await
+            }
+            Peek::Postgres(conn) => {
+                sqlx::query_as::<_, (Option<String>, Option<String>)>(sql)
+                    .bind(recipient)
+                    .fetch_all(conn)
+                    .await
+            }
         }
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
