@@ -65,7 +65,7 @@ story! {
             cards.push(card_with_button(slack, admin, "confirm_provisioning").await);
         }
 
-        let action_of = |i: usize| if i % 2 == 0 { "confirm_provisioning" } else { "deny" };
+        let action_of = |i: usize| if i.is_multiple_of(2) { "confirm_provisioning" } else { "deny" };
         let clicks = admins.iter().zip(&cards).enumerate().map(|(i, (admin, card))| {
             apps[i % apps.len()].click(admin, action_of(i), &id, &card.channel, &card.ts)
         });
