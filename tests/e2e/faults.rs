@@ -265,6 +265,35 @@ story! {
 }
 
 story! {
+    #[ignore = "app bug: a card found again after a lost answer is recorded at the request's \
+                current version although Slack shows the version first posted; \
+                worker.rs post_card"]
+    async fn a_card_found_after_a_lost_answer_is_brought_up_to_date(app: &TestApp) {
+        let slack = &app.slack;
+        put_app(app, "github", github()).await;
+        // Both first posts (receipt and approval card) land, but their answers are lost.
+        slack.fail_next_n("chat.postMessage", Fault::DropAfterProcessing, 2);
+        let (id, _) = file(app, "github", json!({})).await;
+        let approval = card_with_button(slack, APPROVER, "approve").await;
+        // The approver acts on the card before the bot retried (and found) its post.
+        let (status, _) = app.click(APPROVER, "approve", &id, &approval.channel, &approval.ts).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(app.request(&id).await["status"], "pending_provisioning");
+        card_of(slack, ADMIN_CHANNEL).await;
+        wait_until_idle(app).await;
+        assert_eq!(cards_in(slack, APPROVER).len(), 1);
+        let approval = approval.reload(slack);
+        assert!(!approval.has_actions(), "the approval card still offers {:?}", approval.buttons());
+        let receipt = card_of(slack, REQUESTER).await;
+        assert!(
+            receipt.text().to_lowercase().contains("pending provisioning"),
+            "the receipt is stale: {}",
+            receipt.text()
+        );
+    }
+}
+
+story! {
     async fn a_notice_whose_answer_was_lost_is_sent_once(app: &TestApp) {
         let slack = &app.slack;
         put_app(app, "github", github_without_approvers()).await;
