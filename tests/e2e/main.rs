@@ -1,6 +1,8 @@
 mod api;
 mod deliveries;
 mod fake_slack_contract;
+mod hostile;
+mod properties;
 mod provisioning;
 mod races;
 mod slack_edge;
