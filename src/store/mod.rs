@@ -289,6 +289,13 @@ pub trait Store: Send + Sync {
 
     /// Records `key` as processed; false when it was already (a retried event, a replay).
     async fn claim_key(&self, key: &str, now: DateTime<Utc>) -> StoreResult<bool>;
+    /// Forgets processed keys recorded before `keys_before` and finished deliveries older
+    /// than `done_before`; Slack retries and replays come within minutes.
+    async fn prune(
+        &self,
+        keys_before: DateTime<Utc>,
+        done_before: DateTime<Utc>,
+    ) -> StoreResult<()>;
 
     /// The card posted as message `ts` in `channel`.
     async fn card_by_message(&self, channel: &str, ts: &str) -> StoreResult<Option<Card>>;

@@ -1072,6 +1072,24 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            async fn prune(
+                &self,
+                keys_before: chrono::DateTime<chrono::Utc>,
+                done_before: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query("DELETE FROM processed_keys WHERE at < $1")
+                    .bind(rows::millis(keys_before))
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM outbox WHERE status = 'done' AND updated_at < $1")
+                    .bind(rows::millis(done_before))
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
             async fn claim_key(
                 &self,
                 key: &str,
