@@ -2,6 +2,7 @@ mod api;
 mod deliveries;
 mod fake_slack_contract;
 mod hostile;
+mod manifest;
 mod properties;
 mod provisioning;
 mod races;
