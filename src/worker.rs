@@ -243,20 +243,17 @@ impl Worker {
         match post_once(slack, item, &card.recipient, content, None).await {
             Ok(posted) => {
                 let now = self.clock.now();
-                self.store
-                    .card_posted(card_id, &posted.channel, &posted.ts, request.version, now)
-                    .await?;
                 // A card that joins a running conversation starts with what was said so far.
-                let thread = self.store.thread(request.id).await?;
-                if !thread.is_empty() {
-                    let summary = Delivery::PostInCardThread {
+                self.store
+                    .card_posted(
                         card_id,
-                        text: blocks::thread_summary(&thread),
-                    };
-                    self.store
-                        .enqueue(Some(request.id), &[summary], now)
-                        .await?;
-                }
+                        &posted.channel,
+                        &posted.ts,
+                        request.version,
+                        now,
+                        blocks::thread_summary,
+                    )
+                    .await?;
                 Ok(Outcome::Done)
             }
             Err(err) => Ok(self.outcome("chat.postMessage", Err(err))),

@@ -238,8 +238,9 @@ pub trait Store: Send + Sync {
 
     async fn card(&self, card_id: i64) -> StoreResult<Option<Card>>;
     async fn cards(&self, request_id: i64) -> StoreResult<Vec<Card>>;
-    /// Records where Slack put a posted card. If the request changed since the card was
-    /// rendered, an update of the card is queued in the same transaction.
+    /// Records where Slack put a posted card. In the same transaction, queues an update of
+    /// the card if the request changed since it was rendered, and the conversation so far
+    /// (rendered by `summarize`) into its thread if one has started.
     async fn card_posted(
         &self,
         card_id: i64,
@@ -247,6 +248,7 @@ pub trait Store: Send + Sync {
         ts: &str,
         rendered_version: i64,
         now: DateTime<Utc>,
+        summarize: for<'m> fn(&'m [ThreadMessage]) -> String,
     ) -> StoreResult<()>;
     /// Records the version an update showed.
     async fn card_updated(&self, card_id: i64, rendered_version: i64) -> StoreResult<()>;
@@ -300,7 +302,7 @@ pub trait Store: Send + Sync {
     /// The card posted as message `ts` in `channel`.
     async fn card_by_message(&self, channel: &str, ts: &str) -> StoreResult<Option<Card>>;
     /// Keeps a thread reply, notes it in the audit trail and queues its relay to every other
-    /// card of the request, in one transaction; false if this message was kept before.
+    /// posted card of the request, in one transaction; false if this message was kept before.
     async fn add_thread_message(&self, post: ThreadPost) -> StoreResult<bool>;
     /// A request's discussion, oldest first.
     async fn thread(&self, request_id: i64) -> StoreResult<Vec<ThreadMessage>>;

@@ -361,11 +361,12 @@ pub(super) fn status_counts(rows: Vec<(String, i64)>) -> StoreResult<Vec<(Status
 
 /// Implements [`Store`](super::Store) for `$store`, a struct with a `read` and a `write`
 /// `sqlx::Pool<$db>`, and a `begin_write` method that starts a transaction on `write`:
-/// every transaction that writes begins there. `$claim_lock` is appended to the query that
+/// every transaction that writes begins there. `$row_lock` locks a request's row for the
+/// rest of a transaction (`FOR UPDATE` on PostgreSQL). `$claim_lock` is appended to the query that
 /// picks the deliveries to claim (`FOR UPDATE SKIP LOCKED` on PostgreSQL, where several
 /// replicas claim at once).
 macro_rules! impl_store {
-    ($store:ident, $db:ty, claim_lock = $claim_lock:literal) => {
+    ($store:ident, $db:ty, claim_lock = $claim_lock:literal, row_lock = $row_lock:literal) => {
         type Conn = <$db as sqlx::Database>::Connection;
 
         impl $store {
@@ -494,6 +495,28 @@ macro_rules! impl_store {
                     .fetch_all(&self.read)
                     .await?;
                 rows.into_iter().map(rows::RequestRow::into_request).collect()
+            }
+
+            async fn thread_in(
+                conn: &mut Conn,
+                request_id: i64,
+            ) -> $crate::store::StoreResult<Vec<$crate::domain::ThreadMessage>> {
+                let rows: Vec<(i64, String, String)> = sqlx::query_as(
+                    "SELECT at, user_id, text FROM thread_messages WHERE request_id = $1 \
+                     ORDER BY id",
+                )
+                .bind(request_id)
+                .fetch_all(&mut *conn)
+                .await?;
+                rows.into_iter()
+                    .map(|(at, user, text)| {
+                        Ok($crate::domain::ThreadMessage {
+                            at: rows::from_millis(at)?,
+                            user,
+                            text,
+                        })
+                    })
+                    .collect()
             }
 
             async fn request_by_key(
@@ -842,6 +865,7 @@ macro_rules! impl_store {
                 ts: &str,
                 rendered_version: i64,
                 now: chrono::DateTime<chrono::Utc>,
+                summarize: for<'m> fn(&'m [$crate::domain::ThreadMessage]) -> String,
             ) -> $crate::store::StoreResult<()> {
                 let mut tx = self.begin_write().await?;
                 let request_id: Option<i64> = sqlx::query_scalar(
@@ -857,21 +881,28 @@ macro_rules! impl_store {
                 let Some(request_id) = request_id else {
                     return Ok(());
                 };
-                let version: Option<i64> =
-                    sqlx::query_scalar("SELECT version FROM requests WHERE id = $1")
-                        .bind(request_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
+                // Locked against a concurrent thread reply: each reply is either relayed to
+                // this card (it was posted first) or in its summary (the reply came first).
+                let version: Option<i64> = sqlx::query_scalar(concat!(
+                    "SELECT version FROM requests WHERE id = $1",
+                    $row_lock
+                ))
+                .bind(request_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let mut follow_ups = Vec::new();
                 if version.is_some_and(|version| version > rendered_version) {
-                    let update = $crate::store::Delivery::UpdateCard { card_id };
-                    Self::insert_deliveries(
-                        &mut tx,
-                        Some(request_id),
-                        &[update],
-                        rows::millis(now),
-                    )
-                    .await?;
+                    follow_ups.push($crate::store::Delivery::UpdateCard { card_id });
                 }
+                let thread = Self::thread_in(&mut tx, request_id).await?;
+                if !thread.is_empty() {
+                    follow_ups.push($crate::store::Delivery::PostInCardThread {
+                        card_id,
+                        text: summarize(&thread),
+                    });
+                }
+                Self::insert_deliveries(&mut tx, Some(request_id), &follow_ups, rows::millis(now))
+                    .await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -1130,6 +1161,11 @@ macro_rules! impl_store {
             ) -> $crate::store::StoreResult<bool> {
                 let now = rows::millis(post.message.at);
                 let mut tx = self.begin_write().await?;
+                // Locked against a card being recorded as posted (see `card_posted`).
+                sqlx::query(concat!("SELECT version FROM requests WHERE id = $1", $row_lock))
+                    .bind(post.request_id)
+                    .execute(&mut *tx)
+                    .await?;
                 let inserted = sqlx::query(
                     "INSERT INTO thread_messages (request_id, at, user_id, text, source_channel, \
                      source_ts) VALUES ($1, $2, $3, $4, $5, $6) \
@@ -1149,8 +1185,10 @@ macro_rules! impl_store {
                     return Ok(false);
                 }
                 Self::insert_event(&mut tx, post.request_id, &post.event).await?;
+                // Cards not posted yet get the conversation as a summary when they are.
                 let others: Vec<i64> = sqlx::query_scalar(
-                    "SELECT id FROM cards WHERE request_id = $1 AND id <> $2 ORDER BY id",
+                    "SELECT id FROM cards WHERE request_id = $1 AND id <> $2 \
+                     AND ts IS NOT NULL ORDER BY id",
                 )
                 .bind(post.request_id)
                 .bind(post.source_card_id)
@@ -1172,22 +1210,8 @@ macro_rules! impl_store {
                 &self,
                 request_id: i64,
             ) -> $crate::store::StoreResult<Vec<$crate::domain::ThreadMessage>> {
-                let rows: Vec<(i64, String, String)> = sqlx::query_as(
-                    "SELECT at, user_id, text FROM thread_messages WHERE request_id = $1 \
-                     ORDER BY id",
-                )
-                .bind(request_id)
-                .fetch_all(&self.read)
-                .await?;
-                rows.into_iter()
-                    .map(|(at, user, text)| {
-                        Ok($crate::domain::ThreadMessage {
-                            at: rows::from_millis(at)?,
-                            user,
-                            text,
-                        })
-                    })
-                    .collect()
+                let mut conn = self.read.acquire().await?;
+                Self::thread_in(&mut conn, request_id).await
             }
 
             async fn home_opened(
