@@ -1,3 +1,4 @@
 mod fake_slack_contract;
 mod store_contract;
 mod support;
+mod threads;
