@@ -1,4 +1,5 @@
 mod fake_slack_contract;
+mod slack_requests;
 mod store_contract;
 mod support;
 mod threads;
