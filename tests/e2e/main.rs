@@ -1,3 +1,4 @@
+mod app_home;
 mod fake_slack_contract;
 mod slack_requests;
 mod store_contract;
