@@ -1,4 +1,5 @@
 mod app_home;
+mod expiry;
 mod fake_slack_contract;
 mod slack_requests;
 mod store_contract;
