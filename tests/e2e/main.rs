@@ -1,4 +1,5 @@
 mod app_home;
+mod cancel;
 mod expiry;
 mod fake_slack_contract;
 mod slack_requests;
