@@ -15,7 +15,7 @@ use slack_morphism::prelude::{SlackBlock, SlackMessageContent};
 use tokio::sync::{watch, Notify};
 
 use crate::clock::Clock;
-use crate::slack::client::{CallError, SlackApi};
+use crate::slack::client::{CallError, Posted, SlackApi};
 use crate::slack::{blocks, views};
 use crate::store::{Delivery, OutboxItem, RequestFilter, Store, StoreError};
 
@@ -27,6 +27,8 @@ const BATCH: u32 = 64;
 const CONCURRENCY: usize = 16;
 /// After this many attempts a delivery that keeps failing is dead-lettered.
 const MAX_ATTEMPTS: i32 = 12;
+/// The error noted on a delivery postponed by a 429.
+const RATE_LIMITED: &str = "rate limited by Slack";
 /// Tasks and own requests read for a Home tab; the view shows what fits.
 const HOME_ITEMS: u32 = 100;
 /// The longest wait between two attempts.
@@ -80,9 +82,13 @@ impl Worker {
     ) {
         loop {
             if *shutdown.borrow() {
+                // Claims of deliveries not attempted go back at once, not when leases expire.
+                if let Err(err) = self.store.release_claims(&self.owner).await {
+                    tracing::warn!(error = %err, "could not release claimed deliveries");
+                }
                 return;
             }
-            if let Err(err) = self.deliver_due().await {
+            if let Err(err) = self.deliver_due(&shutdown).await {
                 tracing::error!(error = %err, "delivering Slack calls failed");
             }
             let pause = self.time_to_next_due(interval).await;
@@ -104,13 +110,17 @@ impl Worker {
         until.clamp(StdDuration::from_millis(5), interval)
     }
 
-    /// Makes every due delivery once; returns how many were attempted.
-    pub async fn deliver_due(&self) -> Result<usize, StoreError> {
+    /// Makes every due delivery once, claiming no more once `stop` is set; returns how many
+    /// were attempted.
+    pub async fn deliver_due(&self, stop: &watch::Receiver<bool>) -> Result<usize, StoreError> {
         let Some(slack) = &self.slack else {
             return Ok(0);
         };
         let mut attempted = 0;
         loop {
+            if *stop.borrow() {
+                return Ok(attempted);
+            }
             let now = self.clock.now();
             let items = self
                 .store
@@ -132,7 +142,7 @@ impl Worker {
         let outcome = match self.paused_until(method, now) {
             Some(until) => Outcome::RateLimited { wait: until - now },
             None => self
-                .deliver(slack, &item.delivery)
+                .deliver(slack, &item)
                 .await
                 .unwrap_or_else(|err| Outcome::Transient(format!("database: {err}"))),
         };
@@ -140,7 +150,7 @@ impl Worker {
             Outcome::Done => self.store.delivery_done(item.id).await,
             Outcome::RateLimited { wait } => {
                 self.store
-                    .delivery_postponed(item.id, now + wait, "rate limited by Slack")
+                    .delivery_postponed(item.id, now + wait, RATE_LIMITED)
                     .await
             }
             Outcome::Transient(error) if item.attempts + 1 < MAX_ATTEMPTS => {
@@ -173,16 +183,16 @@ impl Worker {
     }
 
     /// Makes one Slack call; `Err` only for database trouble.
-    async fn deliver(&self, slack: &SlackApi, delivery: &Delivery) -> Result<Outcome, StoreError> {
+    async fn deliver(&self, slack: &SlackApi, item: &OutboxItem) -> Result<Outcome, StoreError> {
+        let delivery = &item.delivery;
         let result = match delivery {
-            Delivery::PostCard { card_id } => return self.post_card(slack, *card_id).await,
+            Delivery::PostCard { card_id } => return self.post_card(slack, item, *card_id).await,
             Delivery::UpdateCard { card_id } => return self.update_card(slack, *card_id).await,
             Delivery::PostMessage {
                 channel,
                 text,
                 blocks,
-            } => slack
-                .post_message(channel, prepared(text, blocks.as_ref()), None)
+            } => post_once(slack, item, channel, prepared(text, blocks.as_ref()), None)
                 .await
                 .map(|_| ()),
             Delivery::PostInCardThread { card_id, text } => {
@@ -191,14 +201,15 @@ impl Worker {
                     .as_ref()
                     .and_then(|c| Some((c.channel.as_ref()?, c.ts.as_ref()?)))
                 {
-                    Some((channel, ts)) => slack
-                        .post_message(
-                            channel,
-                            SlackMessageContent::new().with_text(text.clone()),
-                            Some(ts),
-                        )
-                        .await
-                        .map(|_| ()),
+                    Some((channel, ts)) => post_once(
+                        slack,
+                        item,
+                        channel,
+                        SlackMessageContent::new().with_text(text.clone()),
+                        Some(ts),
+                    )
+                    .await
+                    .map(|_| ()),
                     None if card.is_none() => return Ok(Outcome::Done),
                     None => return Ok(Outcome::Transient("the card is not posted yet".into())),
                 }
@@ -213,7 +224,12 @@ impl Worker {
         Ok(self.outcome(delivery.method(), result))
     }
 
-    async fn post_card(&self, slack: &SlackApi, card_id: i64) -> Result<Outcome, StoreError> {
+    async fn post_card(
+        &self,
+        slack: &SlackApi,
+        item: &OutboxItem,
+        card_id: i64,
+    ) -> Result<Outcome, StoreError> {
         let Some(card) = self.store.card(card_id).await? else {
             return Ok(Outcome::Done);
         };
@@ -224,7 +240,7 @@ impl Worker {
             return Ok(Outcome::Done);
         };
         let content = blocks::card(&request, card.kind, &card.recipient);
-        match slack.post_message(&card.recipient, content, None).await {
+        match post_once(slack, item, &card.recipient, content, None).await {
             Ok(posted) => {
                 let now = self.clock.now();
                 self.store
@@ -303,6 +319,35 @@ impl Worker {
             Err(CallError::Permanent(error)) => Outcome::Failed(error),
         }
     }
+}
+
+/// Posts a message once: when an earlier attempt may have posted it (its answer was lost, or
+/// its worker died), Slack is asked first and the earlier message is used if it is there.
+async fn post_once(
+    slack: &SlackApi,
+    item: &OutboxItem,
+    channel: &str,
+    content: SlackMessageContent,
+    thread_ts: Option<&str>,
+) -> Result<Posted, CallError> {
+    // A rate-limited attempt was refused before anything happened; any other may have posted.
+    let outcome_unknown = item.attempts > 0 && item.last_error.as_deref() != Some(RATE_LIMITED);
+    if outcome_unknown {
+        let text = content.text.clone().unwrap_or_default();
+        if let Some(posted) = slack
+            .find_posted(channel, thread_ts, item.id, &text)
+            .await?
+        {
+            tracing::info!(
+                delivery = item.id,
+                "an earlier attempt had posted this message"
+            );
+            return Ok(posted);
+        }
+    }
+    slack
+        .post_message(channel, content, thread_ts, item.id)
+        .await
 }
 
 /// Backoff for the n-th failed attempt: 1 s, 2 s, 4 s … up to five minutes, with jitter.

@@ -186,7 +186,15 @@ async fn on_click(state: &AppState, click: ButtonClick) -> Result<Response, ApiE
         .service
         .act_once(request_id, &actor, command, Some(&key))
         .await;
-    explain_failure(state, &click, request_id, result.map(|_| ())).await
+    match result {
+        // A double click: the first click already did what this one asks.
+        Err(ServiceError::Refused(Refusal::AlreadyDecided { by, .. }))
+            if by == mention(&click.user) =>
+        {
+            Ok(().into_response())
+        }
+        other => explain_failure(state, &click, request_id, other.map(|_| ())).await,
+    }
 }
 
 /// Opens a modal while the trigger id is fresh; Slack gets its answer at once.
@@ -230,12 +238,6 @@ async fn explain_failure(
 ) -> Result<Response, ApiError> {
     let text = match result {
         Ok(()) => return Ok(().into_response()),
-        // A double click: the first one already did it.
-        Err(ServiceError::Refused(Refusal::AlreadyDecided { by, .. }))
-            if by == mention(&click.user) =>
-        {
-            return Ok(().into_response())
-        }
         Err(ServiceError::Refused(refusal)) => blocks::ephemeral(&refusal.to_string()),
         Err(ServiceError::UnknownRequest(_)) => "That request no longer exists.".to_string(),
         Err(err) => return Err(ApiError::from(err)),

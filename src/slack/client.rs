@@ -10,6 +10,11 @@ use slack_morphism::prelude::*;
 
 use crate::metrics::{CallOutcome, Metrics};
 
+/// The metadata event type of every message the bot posts.
+pub const DELIVERY_EVENT: &str = "accessbot_delivery";
+/// The metadata field naming the outbox delivery that posted a message.
+const DELIVERY_KEY: &str = "delivery_id";
+
 /// No Slack call may hang a worker for longer than this.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -83,14 +88,26 @@ impl SlackApi {
     }
 
     /// chat.postMessage; `channel` may be a user id, which posts to the bot's DM with them.
+    /// The message carries `delivery_id` in its metadata, so that a post whose outcome was
+    /// unknown can be found again ([`SlackApi::find_posted`]) instead of being sent twice.
     pub async fn post_message(
         &self,
         channel: &str,
         content: SlackMessageContent,
         thread_ts: Option<&str>,
+        delivery_id: i64,
     ) -> Result<Posted, CallError> {
         let session = self.client.open_session(&self.token);
-        let mut request = SlackApiChatPostMessageRequest::new(channel.into(), content);
+        let metadata = SlackMessageMetadata {
+            event_type: DELIVERY_EVENT.to_string(),
+            event_payload: Some(
+                [(DELIVERY_KEY.to_string(), delivery_id.to_string())]
+                    .into_iter()
+                    .collect(),
+            ),
+        };
+        let mut request =
+            SlackApiChatPostMessageRequest::new(channel.into(), content.with_metadata(metadata));
         request.thread_ts = thread_ts.map(|ts| ts.into());
         let response = self
             .call("chat.postMessage", session.chat_post_message(&request))
@@ -99,6 +116,82 @@ impl SlackApi {
             channel: response.channel.to_string(),
             ts: response.ts.to_string(),
         })
+    }
+
+    /// The message delivery `delivery_id` posted to `channel` (or in the thread `thread_ts`
+    /// there), if an earlier attempt whose answer was lost did post it.
+    pub async fn find_posted(
+        &self,
+        channel: &str,
+        thread_ts: Option<&str>,
+        delivery_id: i64,
+        text: &str,
+    ) -> Result<Option<Posted>, CallError> {
+        let session = self.client.open_session(&self.token);
+        let channel = if channel.starts_with(['U', 'W']) {
+            // A DM was posted to a user id; its history lives in the DM channel.
+            let open = SlackApiConversationsOpenRequest::new().with_users(vec![channel.into()]);
+            let opened = self
+                .call("conversations.open", session.conversations_open(&open))
+                .await?;
+            opened.channel.id.to_string()
+        } else {
+            channel.to_string()
+        };
+        let messages = match thread_ts {
+            // Replies carry no metadata through this client; a bot reply with the same
+            // text in the same thread is the earlier attempt.
+            Some(thread_ts) => {
+                let request = SlackApiConversationsRepliesRequest::new(
+                    channel.clone().into(),
+                    thread_ts.into(),
+                )
+                .with_limit(200);
+                let replies = self
+                    .call(
+                        "conversations.replies",
+                        session.conversations_replies(&request),
+                    )
+                    .await?;
+                return Ok(replies
+                    .messages
+                    .into_iter()
+                    .find(|m| m.sender.bot_id.is_some() && m.content.text.as_deref() == Some(text))
+                    .map(|m| Posted {
+                        channel: channel.clone(),
+                        ts: m.origin.ts.to_string(),
+                    }));
+            }
+            None => {
+                let request = SlackApiConversationsHistoryRequest::new()
+                    .with_channel(channel.clone().into())
+                    .with_limit(200)
+                    .with_include_all_metadata(true);
+                self.call(
+                    "conversations.history",
+                    session.conversations_history(&request),
+                )
+                .await?
+                .messages
+            }
+        };
+        let wanted = delivery_id.to_string();
+        Ok(messages
+            .into_iter()
+            .find(|message| {
+                message.content.metadata.as_ref().is_some_and(|metadata| {
+                    metadata.event_type == DELIVERY_EVENT
+                        && metadata
+                            .event_payload
+                            .as_ref()
+                            .and_then(|payload| payload.get(DELIVERY_KEY))
+                            == Some(&wanted)
+                })
+            })
+            .map(|message| Posted {
+                channel: channel.clone(),
+                ts: message.origin.ts.to_string(),
+            }))
     }
 
     /// chat.update of a message the bot posted.

@@ -34,6 +34,11 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(
+        "{0} is in use by another accessbot process; SQLite serves one process, use PostgreSQL \
+         to run several replicas"
+    )]
+    InUse(String),
     #[error("stored data is not readable: {0}")]
     Corrupt(String),
 }
@@ -172,6 +177,8 @@ pub struct OutboxItem {
     pub delivery: Delivery,
     /// Attempts made before this one.
     pub attempts: i32,
+    /// Why the previous attempt did not finish, if it ended at all.
+    pub last_error: Option<String>,
 }
 
 /// A delivery that Slack refused for good.
@@ -261,6 +268,8 @@ pub trait Store: Send + Sync {
         limit: u32,
     ) -> StoreResult<Vec<OutboxItem>>;
     async fn delivery_done(&self, id: i64) -> StoreResult<()>;
+    /// Gives back every claim `owner` still holds (at shutdown).
+    async fn release_claims(&self, owner: &str) -> StoreResult<()>;
     /// Releases a claimed delivery to be tried again at `not_before`.
     async fn delivery_postponed(
         &self,

@@ -305,6 +305,7 @@ pub(super) struct ClaimedRow {
     request_id: Option<i64>,
     payload: String,
     attempts: i32,
+    last_error: Option<String>,
 }
 
 impl ClaimedRow {
@@ -314,6 +315,7 @@ impl ClaimedRow {
             request_id: self.request_id,
             delivery: delivery(&self.payload)?,
             attempts: self.attempts.saturating_sub(1),
+            last_error: self.last_error,
         })
     }
 }
@@ -920,7 +922,7 @@ macro_rules! impl_store {
                      AND not_before <= $3 AND (lease_until IS NULL OR lease_until <= $3) \
                      ORDER BY id LIMIT $4",
                     $claim_lock,
-                    ") RETURNING id, request_id, payload, attempts"
+                    ") RETURNING id, request_id, payload, attempts, last_error"
                 ))
                 .bind(owner)
                 .bind(now.saturating_add(lease.num_milliseconds()))
@@ -1055,6 +1057,19 @@ macro_rules! impl_store {
                 .fetch_one(&self.read)
                 .await?;
                 due.map(rows::from_millis).transpose()
+            }
+
+            async fn release_claims(&self, owner: &str) -> $crate::store::StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query(
+                    "UPDATE outbox SET lease_owner = NULL, lease_until = NULL \
+                     WHERE lease_owner = $1 AND status = 'pending'",
+                )
+                .bind(owner)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
             }
 
             async fn claim_key(

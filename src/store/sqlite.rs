@@ -21,6 +21,8 @@ const READ_CONNECTIONS: u32 = 4;
 pub struct SqliteStore {
     read: SqlitePool,
     write: SqlitePool,
+    /// Held while the store is open: a second process on the same file is refused.
+    _lock: Option<std::fs::File>,
 }
 
 /// Opens (creating it if missing) the database at `url` and runs the migrations.
@@ -38,6 +40,11 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let lock = if in_memory {
+            None
+        } else {
+            Some(lock_database(options.get_filename())?)
+        };
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(if in_memory { 1 } else { 0 })
@@ -63,13 +70,38 @@ impl SqliteStore {
                 .connect_with(options)
                 .await?
         };
-        Ok(SqliteStore { read, write })
+        Ok(SqliteStore {
+            read,
+            write,
+            _lock: lock,
+        })
     }
 
     /// Starts a transaction that writes. It takes the write lock at once, so it never has
     /// to upgrade a read snapshot (which fails when another process wrote meanwhile).
     async fn begin_write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
         Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+/// Takes an exclusive lock on `<database>.lock`; the OS drops it when the process dies.
+fn lock_database(path: &std::path::Path) -> StoreResult<std::fs::File> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|err| super::StoreError::Database(sqlx::Error::Io(err)))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            Err(super::StoreError::InUse(path.display().to_string()))
+        }
+        Err(std::fs::TryLockError::Error(err)) => {
+            Err(super::StoreError::Database(sqlx::Error::Io(err)))
+        }
     }
 }
 

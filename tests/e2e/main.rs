@@ -1,7 +1,14 @@
+mod api;
 mod app_home;
 mod cancel;
+mod deliveries;
 mod expiry;
 mod fake_slack_contract;
+mod hostile;
+mod properties;
+mod provisioning;
+mod races;
+mod slack_edge;
 mod slack_requests;
 mod store_contract;
 mod support;

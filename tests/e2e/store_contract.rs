@@ -757,10 +757,11 @@ async fn an_in_memory_sqlite_store_works() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_replicas_on_one_database_never_claim_the_same_delivery() {
-    for backend in [Backend::Sqlite, Backend::Postgres] {
+async fn two_replicas_on_one_postgres_never_claim_the_same_delivery() {
+    {
+        let backend = Backend::Postgres;
         let Some(db) = TestDb::new(backend).await else {
-            continue;
+            return;
         };
         let replicas = [db.store().await, db.store().await];
         let messages: Vec<Delivery> = (0..40)
@@ -793,6 +794,21 @@ async fn two_replicas_on_one_database_never_claim_the_same_delivery() {
         }
         assert_eq!(seen.len(), 40, "{backend:?}");
     }
+}
+
+#[tokio::test]
+async fn a_second_process_on_one_sqlite_file_is_refused_with_a_clear_message() {
+    let db = TestDb::sqlite().await;
+    let first = db.store().await;
+    let second = accessbot::store::connect(db.url()).await;
+    let Err(err) = second else {
+        panic!("a second store opened the same SQLite file");
+    };
+    assert!(matches!(err, StoreError::InUse(_)), "{err}");
+    assert!(err.to_string().contains("use PostgreSQL"), "{err}");
+    drop(first);
+    // The lock goes with the store that held it.
+    accessbot::store::connect(db.url()).await.unwrap();
 }
 
 #[tokio::test]

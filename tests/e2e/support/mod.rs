@@ -2,4 +2,6 @@ pub mod db;
 pub mod fake_slack;
 pub mod flow;
 pub mod signer;
+#[macro_use]
+pub mod story;
 pub mod test_app;
