@@ -1,5 +1,8 @@
 mod api;
+mod app_home;
+mod cancel;
 mod deliveries;
+mod expiry;
 mod fake_slack_contract;
 mod hostile;
 mod manifest;
@@ -7,5 +10,7 @@ mod properties;
 mod provisioning;
 mod races;
 mod slack_edge;
+mod slack_requests;
 mod store_contract;
 mod support;
+mod threads;
