@@ -16,11 +16,6 @@ crate::e2e_on_both!(
     the_bot_ignores_its_own_messages_other_bots_and_edits,
     a_retried_event_is_relayed_once,
     replies_outside_request_threads_are_ignored,
-);
-
-crate::e2e_on_both!(
-    #[ignore = "app bug: a reply written while a card is being posted shows twice in that card's \
-                thread (relay + \"Conversation so far\"); see the story's doc comment"]
     a_card_posted_while_someone_writes_gets_each_message_once,
 );
 
