@@ -151,8 +151,14 @@ async fn handle(
     counts.calls += 1;
     counts.last_call = Some(Instant::now());
     let (Some(args), true) = (args, authed) else {
-        *counts.other.entry(format!("{method} (refused)")).or_default() += 1;
-        return (StatusCode::OK, axum::Json(json!({"ok": false, "error": "invalid_auth"})))
+        *counts
+            .other
+            .entry(format!("{method} (refused)"))
+            .or_default() += 1;
+        return (
+            StatusCode::OK,
+            axum::Json(json!({"ok": false, "error": "invalid_auth"})),
+        )
             .into_response();
     };
     let answer = match method.as_str() {
