@@ -250,9 +250,6 @@ pub trait Store: Send + Sync {
         now: DateTime<Utc>,
         summarize: for<'m> fn(&'m [ThreadMessage]) -> String,
     ) -> StoreResult<()>;
-    /// Records the version an update showed.
-    async fn card_updated(&self, card_id: i64, rendered_version: i64) -> StoreResult<()>;
-
     /// Queues deliveries that belong to no state change (e.g. an ephemeral explanation).
     async fn enqueue(
         &self,
@@ -269,7 +266,9 @@ pub trait Store: Send + Sync {
         lease: Duration,
         limit: u32,
     ) -> StoreResult<Vec<OutboxItem>>;
-    async fn delivery_done(&self, id: i64) -> StoreResult<()>;
+    /// Marks deliveries done and records the request version each updated card now shows
+    /// (`(card_id, version)`), in one transaction.
+    async fn deliveries_done(&self, ids: &[i64], cards: &[(i64, i64)]) -> StoreResult<()>;
     /// Gives back every claim `owner` still holds (at shutdown).
     async fn release_claims(&self, owner: &str) -> StoreResult<()>;
     /// Releases a claimed delivery to be tried again at `not_before`.

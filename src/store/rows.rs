@@ -398,20 +398,32 @@ macro_rules! impl_store {
                 deliveries: &[$crate::store::Delivery],
                 now: i64,
             ) -> $crate::store::StoreResult<()> {
-                for delivery in deliveries {
-                    let payload = rows::to_json(delivery)?;
-                    sqlx::query(
-                        "INSERT INTO outbox (request_id, method, payload, status, attempts, \
-                         not_before, created_at, updated_at) \
-                         VALUES ($1, $2, $3, 'pending', 0, $4, $4, $4)",
-                    )
-                    .bind(request_id)
-                    .bind(delivery.method())
-                    .bind(&payload)
-                    .bind(now)
-                    .execute(&mut *conn)
-                    .await?;
+                if deliveries.is_empty() {
+                    return Ok(());
                 }
+                let payloads = deliveries
+                    .iter()
+                    .map(rows::to_json)
+                    .collect::<$crate::store::StoreResult<Vec<String>>>()?;
+                // One statement for all of them: statements, not rows, are what cost here.
+                let mut query = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO outbox (request_id, method, payload, status, attempts, \
+                     not_before, created_at, updated_at) ",
+                );
+                query.push_values(
+                    deliveries.iter().zip(&payloads),
+                    |mut row, (delivery, payload)| {
+                        row.push_bind(request_id)
+                            .push_bind(delivery.method())
+                            .push_bind(payload)
+                            .push("'pending'")
+                            .push("0")
+                            .push_bind(now)
+                            .push_bind(now)
+                            .push_bind(now);
+                    },
+                );
+                query.build().execute(&mut *conn).await?;
                 Ok(())
             }
 
@@ -797,20 +809,21 @@ macro_rules! impl_store {
                     tx.rollback().await?;
                     return Err($crate::store::StoreError::Conflict);
                 }
-                let earlier_cards: Vec<i64> = if change.refresh_cards {
-                    sqlx::query_scalar("SELECT id FROM cards WHERE request_id = $1 ORDER BY id")
-                        .bind(request.id)
-                        .fetch_all(&mut *tx)
-                        .await?
-                } else {
-                    Vec::new()
-                };
+                if change.refresh_cards {
+                    // The payload is `Delivery::UpdateCard { card_id }` as serde writes it.
+                    sqlx::query(
+                        "INSERT INTO outbox (request_id, method, payload, status, attempts, \
+                         not_before, created_at, updated_at) \
+                         SELECT $1, 'chat.update', \
+                         '{\"type\":\"update_card\",\"card_id\":' || id || '}', \
+                         'pending', 0, $2, $2, $2 FROM cards WHERE request_id = $1 ORDER BY id",
+                    )
+                    .bind(request.id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 Self::insert_event(&mut tx, request.id, &change.event).await?;
-                let updates: Vec<$crate::store::Delivery> = earlier_cards
-                    .into_iter()
-                    .map(|card_id| $crate::store::Delivery::UpdateCard { card_id })
-                    .collect();
-                Self::insert_deliveries(&mut tx, Some(request.id), &updates, now).await?;
                 Self::insert_cards(&mut tx, request.id, &change.new_cards, now).await?;
                 Self::insert_deliveries(&mut tx, Some(request.id), &change.deliveries, now)
                     .await?;
@@ -907,23 +920,6 @@ macro_rules! impl_store {
                 Ok(())
             }
 
-            async fn card_updated(
-                &self,
-                card_id: i64,
-                rendered_version: i64,
-            ) -> $crate::store::StoreResult<()> {
-                // Updates can finish out of order; a card never goes back to an older version.
-                sqlx::query(
-                    "UPDATE cards SET rendered_version = $2 \
-                     WHERE id = $1 AND rendered_version < $2",
-                )
-                .bind(card_id)
-                .bind(rendered_version)
-                .execute(&self.write)
-                .await?;
-                Ok(())
-            }
-
             async fn enqueue(
                 &self,
                 request_id: Option<i64>,
@@ -985,14 +981,39 @@ macro_rules! impl_store {
                 Ok(items)
             }
 
-            async fn delivery_done(&self, id: i64) -> $crate::store::StoreResult<()> {
-                sqlx::query(
-                    "UPDATE outbox SET status = 'done', lease_owner = NULL, lease_until = NULL \
-                     WHERE id = $1",
-                )
-                .bind(id)
-                .execute(&self.write)
-                .await?;
+            async fn deliveries_done(
+                &self,
+                ids: &[i64],
+                cards: &[(i64, i64)],
+            ) -> $crate::store::StoreResult<()> {
+                if ids.is_empty() && cards.is_empty() {
+                    return Ok(());
+                }
+                let mut tx = self.begin_write().await?;
+                if !ids.is_empty() {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(
+                        "UPDATE outbox SET status = 'done', lease_owner = NULL, \
+                         lease_until = NULL WHERE id IN (",
+                    );
+                    let mut list = query.separated(", ");
+                    for id in ids {
+                        list.push_bind(*id);
+                    }
+                    query.push(")");
+                    query.build().execute(&mut *tx).await?;
+                }
+                for (card_id, version) in cards {
+                    // Updates can finish out of order; a card never goes back to an older version.
+                    sqlx::query(
+                        "UPDATE cards SET rendered_version = $2 \
+                         WHERE id = $1 AND rendered_version < $2",
+                    )
+                    .bind(card_id)
+                    .bind(version)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
                 Ok(())
             }
 

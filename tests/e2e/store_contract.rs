@@ -138,9 +138,8 @@ async fn claim_all(store: &Arc<dyn Store>, now: DateTime<Utc>) -> Vec<OutboxItem
 /// Claims everything due at `now` and marks it delivered.
 async fn drain(store: &Arc<dyn Store>, now: DateTime<Utc>) -> Vec<Delivery> {
     let items = claim_all(store, now).await;
-    for item in &items {
-        store.delivery_done(item.id).await.unwrap();
-    }
+    let ids: Vec<i64> = items.iter().map(|item| item.id).collect();
+    store.deliveries_done(&ids, &[]).await.unwrap();
     deliveries(&items)
 }
 
@@ -503,7 +502,7 @@ async fn a_delivery_whose_lease_ran_out_is_claimed_again(store: Arc<dyn Store>) 
     assert_eq!(second[0].id, first[0].id);
     assert_eq!(second[0].attempts, 1);
 
-    store.delivery_done(second[0].id).await.unwrap();
+    store.deliveries_done(&[second[0].id], &[]).await.unwrap();
     assert!(claim_all(&store, after + Duration::hours(1))
         .await
         .is_empty());
@@ -548,7 +547,7 @@ async fn a_failed_delivery_is_listed_audited_and_can_be_retried(store: Arc<dyn S
         .find(|i| matches!(i.delivery, Delivery::PostCard { .. }))
         .unwrap();
     for other in items.iter().filter(|i| i.id != post.id) {
-        store.delivery_done(other.id).await.unwrap();
+        store.deliveries_done(&[other.id], &[]).await.unwrap();
     }
     let failed_at = t0() + Duration::seconds(3);
     store
@@ -631,11 +630,11 @@ async fn a_card_posted_after_its_request_moved_on_is_queued_for_an_update(store:
     );
 
     store
-        .card_updated(cards[1].id, filed.version + 1)
+        .deliveries_done(&[], &[(cards[1].id, filed.version + 1)])
         .await
         .unwrap();
     store
-        .card_updated(cards[1].id, filed.version)
+        .deliveries_done(&[], &[(cards[1].id, filed.version)])
         .await
         .unwrap();
     assert_eq!(
