@@ -11,6 +11,11 @@ use tokio::sync::watch;
 use crate::domain::{AccessRequest, Actor, Command};
 use crate::service::{Service, ServiceError};
 
+/// Slack retries an event for about an hour at most and a signed request is valid for five
+/// minutes; keys of processed ones are kept well beyond that.
+const KEEP_PROCESSED_KEYS: Duration = Duration::days(2);
+/// Finished deliveries are kept a while for inspection.
+const KEEP_DONE_DELIVERIES: Duration = Duration::days(7);
 /// Requests handled per kind and tick; the next tick continues.
 const BATCH: u32 = 200;
 
@@ -65,6 +70,9 @@ impl Scheduler {
         for request in store.waiting_since(now - self.remind_after, BATCH).await? {
             changed += self.act(&request, Command::RemindAssignees).await?;
         }
+        store
+            .prune(now - KEEP_PROCESSED_KEYS, now - KEEP_DONE_DELIVERIES)
+            .await?;
         Ok(changed)
     }
 

@@ -36,11 +36,10 @@ const MAX_BACKOFF_SECONDS: i64 = 300;
 
 /// What became of one attempt.
 enum Outcome {
-    Done,
+    /// Made; for a card update, the card and the request version it shows now.
+    Done { card: Option<(i64, i64)> },
     /// Slack asked us to wait; this does not count against the attempts.
-    RateLimited {
-        wait: Duration,
-    },
+    RateLimited { wait: Duration },
     /// 5xx, network trouble, a card not posted yet: try again after a backoff.
     Transient(String),
     /// Slack refused the call for good.
@@ -130,13 +129,29 @@ impl Worker {
                 return Ok(attempted);
             }
             attempted += items.len();
-            stream::iter(items)
-                .for_each_concurrent(CONCURRENCY, |item| self.attempt(slack, item))
+            let finished: Vec<(i64, Option<(i64, i64)>)> = stream::iter(items)
+                .map(|item| self.attempt(slack, item))
+                .buffer_unordered(CONCURRENCY)
+                .filter_map(|finished| async move { finished })
+                .collect()
                 .await;
+            // Successes are recorded together: one write for the whole batch.
+            let ids: Vec<i64> = finished.iter().map(|(id, _)| *id).collect();
+            let cards: Vec<(i64, i64)> = finished.iter().filter_map(|(_, card)| *card).collect();
+            if let Err(err) = self.store.deliveries_done(&ids, &cards).await {
+                // Their leases run out and they are checked against Slack and retried.
+                tracing::error!(error = %err, "could not record finished deliveries");
+            }
         }
     }
 
-    async fn attempt(&self, slack: &SlackApi, item: OutboxItem) {
+    /// Makes one delivery; returns it (and the card it updated) when it is done, and records
+    /// any other outcome itself.
+    async fn attempt(
+        &self,
+        slack: &SlackApi,
+        item: OutboxItem,
+    ) -> Option<(i64, Option<(i64, i64)>)> {
         let method = item.delivery.method();
         let now = self.clock.now();
         let outcome = match self.paused_until(method, now) {
@@ -147,7 +162,7 @@ impl Worker {
                 .unwrap_or_else(|err| Outcome::Transient(format!("database: {err}"))),
         };
         let result = match outcome {
-            Outcome::Done => self.store.delivery_done(item.id).await,
+            Outcome::Done { card } => return Some((item.id, card)),
             Outcome::RateLimited { wait } => {
                 self.store
                     .delivery_postponed(item.id, now + wait, RATE_LIMITED)
@@ -169,6 +184,7 @@ impl Worker {
             // The lease runs out and the delivery is tried again.
             tracing::error!(delivery = item.id, error = %err, "could not record a delivery's outcome");
         }
+        None
     }
 
     fn paused_until(&self, method: &'static str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
@@ -210,7 +226,7 @@ impl Worker {
                     )
                     .await
                     .map(|_| ()),
-                    None if card.is_none() => return Ok(Outcome::Done),
+                    None if card.is_none() => return Ok(Outcome::Done { card: None }),
                     None => return Ok(Outcome::Transient("the card is not posted yet".into())),
                 }
             }
@@ -231,33 +247,30 @@ impl Worker {
         card_id: i64,
     ) -> Result<Outcome, StoreError> {
         let Some(card) = self.store.card(card_id).await? else {
-            return Ok(Outcome::Done);
+            return Ok(Outcome::Done { card: None });
         };
         if card.ts.is_some() {
-            return Ok(Outcome::Done);
+            return Ok(Outcome::Done { card: None });
         }
         let Some(request) = self.store.request(card.request_id).await? else {
-            return Ok(Outcome::Done);
+            return Ok(Outcome::Done { card: None });
         };
         let content = blocks::card(&request, card.kind, &card.recipient);
         match post_once(slack, item, &card.recipient, content, None).await {
             Ok(posted) => {
                 let now = self.clock.now();
-                self.store
-                    .card_posted(card_id, &posted.channel, &posted.ts, request.version, now)
-                    .await?;
                 // A card that joins a running conversation starts with what was said so far.
-                let thread = self.store.thread(request.id).await?;
-                if !thread.is_empty() {
-                    let summary = Delivery::PostInCardThread {
+                self.store
+                    .card_posted(
                         card_id,
-                        text: blocks::thread_summary(&thread),
-                    };
-                    self.store
-                        .enqueue(Some(request.id), &[summary], now)
-                        .await?;
-                }
-                Ok(Outcome::Done)
+                        &posted.channel,
+                        &posted.ts,
+                        request.version,
+                        now,
+                        blocks::thread_summary,
+                    )
+                    .await?;
+                Ok(Outcome::Done { card: None })
             }
             Err(err) => Ok(self.outcome("chat.postMessage", Err(err))),
         }
@@ -265,24 +278,23 @@ impl Worker {
 
     async fn update_card(&self, slack: &SlackApi, card_id: i64) -> Result<Outcome, StoreError> {
         let Some(card) = self.store.card(card_id).await? else {
-            return Ok(Outcome::Done);
+            return Ok(Outcome::Done { card: None });
         };
         // A card not posted yet will be rendered fresh when it is.
         let (Some(channel), Some(ts)) = (&card.channel, &card.ts) else {
-            return Ok(Outcome::Done);
+            return Ok(Outcome::Done { card: None });
         };
         let Some(request) = self.store.request(card.request_id).await? else {
-            return Ok(Outcome::Done);
+            return Ok(Outcome::Done { card: None });
         };
         if card.rendered_version >= request.version {
-            return Ok(Outcome::Done);
+            return Ok(Outcome::Done { card: None });
         }
         let content = blocks::card(&request, card.kind, &card.recipient);
         match slack.update_message(channel, ts, content).await {
-            Ok(()) => {
-                self.store.card_updated(card_id, request.version).await?;
-                Ok(Outcome::Done)
-            }
+            Ok(()) => Ok(Outcome::Done {
+                card: Some((card_id, request.version)),
+            }),
             Err(err) => Ok(self.outcome("chat.update", Err(err))),
         }
     }
@@ -307,7 +319,7 @@ impl Worker {
 
     fn outcome(&self, method: &'static str, result: Result<(), CallError>) -> Outcome {
         match result {
-            Ok(()) => Outcome::Done,
+            Ok(()) => Outcome::Done { card: None },
             Err(CallError::RateLimited { retry_after }) => {
                 let wait = retry_after
                     .and_then(|wait| Duration::from_std(wait).ok())

@@ -44,7 +44,8 @@ async fn verified_body(state: &AppState, req: Request) -> Result<axum::body::Byt
 
 /// `POST /slack/events`: the Events API, including the `url_verification` handshake.
 /// Each event is handled once: a retried delivery (`X-Slack-Retry-Num`) of an event already
-/// seen is acknowledged and dropped.
+/// seen is acknowledged and dropped (thread replies are kept by their own message ts, so
+/// their relay is once-only even without the event id).
 pub async fn events(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let body = verified_body(&state, req).await?;
     let event = parse_event(&body).map_err(|err| ApiError::BadRequest(err.to_string()))?;
@@ -54,19 +55,16 @@ pub async fn events(State(state): State<AppState>, req: Request) -> Result<Respo
             return Ok(Json(json!({ "challenge": challenge })).into_response())
         }
         SlackEvent::ThreadReply {
-            event_id,
             channel,
             thread_ts,
             ts,
             user,
             text,
         } => {
-            if state.service.store().claim_key(&event_id, now).await? {
-                state
-                    .service
-                    .relay_thread_reply(&channel, &thread_ts, &ts, &user, &text)
-                    .await?;
-            }
+            state
+                .service
+                .relay_thread_reply(&channel, &thread_ts, &ts, &user, &text)
+                .await?;
         }
         SlackEvent::HomeOpened { event_id, user } => {
             if state.service.store().claim_key(&event_id, now).await? {

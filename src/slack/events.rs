@@ -10,7 +10,6 @@ pub enum SlackEvent {
     UrlVerification { challenge: String },
     /// A person's reply in the thread of some message.
     ThreadReply {
-        event_id: String,
         channel: String,
         thread_ts: String,
         ts: String,
@@ -38,7 +37,7 @@ pub fn parse_event(body: &[u8]) -> Result<SlackEvent, PayloadError> {
     };
     let event_id = callback.event_id.to_string();
     Ok(match callback.event {
-        SlackEventCallbackBody::Message(message) => thread_reply(event_id, message),
+        SlackEventCallbackBody::Message(message) => thread_reply(message),
         SlackEventCallbackBody::AppHomeOpened(opened)
             if opened.tab.as_deref().unwrap_or("home") == "home" =>
         {
@@ -53,7 +52,7 @@ pub fn parse_event(body: &[u8]) -> Result<SlackEvent, PayloadError> {
 
 /// Only plain replies written by people count: bots (the bot itself included), edits,
 /// deletions and other subtypes are ignored, so the bot can never relay in a loop.
-fn thread_reply(event_id: String, message: SlackMessageEvent) -> SlackEvent {
+fn thread_reply(message: SlackMessageEvent) -> SlackEvent {
     if message.subtype.is_some() || message.sender.bot_id.is_some() || message.hidden == Some(true)
     {
         return SlackEvent::Ignored;
@@ -74,7 +73,6 @@ fn thread_reply(event_id: String, message: SlackMessageEvent) -> SlackEvent {
         return SlackEvent::Ignored;
     }
     SlackEvent::ThreadReply {
-        event_id,
         channel: channel.to_string(),
         thread_ts: thread_ts.to_string(),
         ts,

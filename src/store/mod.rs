@@ -238,8 +238,9 @@ pub trait Store: Send + Sync {
 
     async fn card(&self, card_id: i64) -> StoreResult<Option<Card>>;
     async fn cards(&self, request_id: i64) -> StoreResult<Vec<Card>>;
-    /// Records where Slack put a posted card. If the request changed since the card was
-    /// rendered, an update of the card is queued in the same transaction.
+    /// Records where Slack put a posted card. In the same transaction, queues an update of
+    /// the card if the request changed since it was rendered, and the conversation so far
+    /// (rendered by `summarize`) into its thread if one has started.
     async fn card_posted(
         &self,
         card_id: i64,
@@ -247,10 +248,8 @@ pub trait Store: Send + Sync {
         ts: &str,
         rendered_version: i64,
         now: DateTime<Utc>,
+        summarize: for<'m> fn(&'m [ThreadMessage]) -> String,
     ) -> StoreResult<()>;
-    /// Records the version an update showed.
-    async fn card_updated(&self, card_id: i64, rendered_version: i64) -> StoreResult<()>;
-
     /// Queues deliveries that belong to no state change (e.g. an ephemeral explanation).
     async fn enqueue(
         &self,
@@ -267,7 +266,9 @@ pub trait Store: Send + Sync {
         lease: Duration,
         limit: u32,
     ) -> StoreResult<Vec<OutboxItem>>;
-    async fn delivery_done(&self, id: i64) -> StoreResult<()>;
+    /// Marks deliveries done and records the request version each updated card now shows
+    /// (`(card_id, version)`), in one transaction.
+    async fn deliveries_done(&self, ids: &[i64], cards: &[(i64, i64)]) -> StoreResult<()>;
     /// Gives back every claim `owner` still holds (at shutdown).
     async fn release_claims(&self, owner: &str) -> StoreResult<()>;
     /// Releases a claimed delivery to be tried again at `not_before`.
@@ -289,11 +290,18 @@ pub trait Store: Send + Sync {
 
     /// Records `key` as processed; false when it was already (a retried event, a replay).
     async fn claim_key(&self, key: &str, now: DateTime<Utc>) -> StoreResult<bool>;
+    /// Forgets processed keys recorded before `keys_before` and finished deliveries older
+    /// than `done_before`; Slack retries and replays come within minutes.
+    async fn prune(
+        &self,
+        keys_before: DateTime<Utc>,
+        done_before: DateTime<Utc>,
+    ) -> StoreResult<()>;
 
     /// The card posted as message `ts` in `channel`.
     async fn card_by_message(&self, channel: &str, ts: &str) -> StoreResult<Option<Card>>;
     /// Keeps a thread reply, notes it in the audit trail and queues its relay to every other
-    /// card of the request, in one transaction; false if this message was kept before.
+    /// posted card of the request, in one transaction; false if this message was kept before.
     async fn add_thread_message(&self, post: ThreadPost) -> StoreResult<bool>;
     /// A request's discussion, oldest first.
     async fn thread(&self, request_id: i64) -> StoreResult<Vec<ThreadMessage>>;

@@ -49,5 +49,6 @@ impl PostgresStore {
 impl_store!(
     PostgresStore,
     Postgres,
-    claim_lock = " FOR UPDATE SKIP LOCKED"
+    claim_lock = " FOR UPDATE SKIP LOCKED",
+    row_lock = " FOR UPDATE"
 );

@@ -361,11 +361,12 @@ pub(super) fn status_counts(rows: Vec<(String, i64)>) -> StoreResult<Vec<(Status
 
 /// Implements [`Store`](super::Store) for `$store`, a struct with a `read` and a `write`
 /// `sqlx::Pool<$db>`, and a `begin_write` method that starts a transaction on `write`:
-/// every transaction that writes begins there. `$claim_lock` is appended to the query that
+/// every transaction that writes begins there. `$row_lock` locks a request's row for the
+/// rest of a transaction (`FOR UPDATE` on PostgreSQL). `$claim_lock` is appended to the query that
 /// picks the deliveries to claim (`FOR UPDATE SKIP LOCKED` on PostgreSQL, where several
 /// replicas claim at once).
 macro_rules! impl_store {
-    ($store:ident, $db:ty, claim_lock = $claim_lock:literal) => {
+    ($store:ident, $db:ty, claim_lock = $claim_lock:literal, row_lock = $row_lock:literal) => {
         type Conn = <$db as sqlx::Database>::Connection;
 
         impl $store {
@@ -397,20 +398,32 @@ macro_rules! impl_store {
                 deliveries: &[$crate::store::Delivery],
                 now: i64,
             ) -> $crate::store::StoreResult<()> {
-                for delivery in deliveries {
-                    let payload = rows::to_json(delivery)?;
-                    sqlx::query(
-                        "INSERT INTO outbox (request_id, method, payload, status, attempts, \
-                         not_before, created_at, updated_at) \
-                         VALUES ($1, $2, $3, 'pending', 0, $4, $4, $4)",
-                    )
-                    .bind(request_id)
-                    .bind(delivery.method())
-                    .bind(&payload)
-                    .bind(now)
-                    .execute(&mut *conn)
-                    .await?;
+                if deliveries.is_empty() {
+                    return Ok(());
                 }
+                let payloads = deliveries
+                    .iter()
+                    .map(rows::to_json)
+                    .collect::<$crate::store::StoreResult<Vec<String>>>()?;
+                // One statement for all of them: statements, not rows, are what cost here.
+                let mut query = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO outbox (request_id, method, payload, status, attempts, \
+                     not_before, created_at, updated_at) ",
+                );
+                query.push_values(
+                    deliveries.iter().zip(&payloads),
+                    |mut row, (delivery, payload)| {
+                        row.push_bind(request_id)
+                            .push_bind(delivery.method())
+                            .push_bind(payload)
+                            .push("'pending'")
+                            .push("0")
+                            .push_bind(now)
+                            .push_bind(now)
+                            .push_bind(now);
+                    },
+                );
+                query.build().execute(&mut *conn).await?;
                 Ok(())
             }
 
@@ -494,6 +507,28 @@ macro_rules! impl_store {
                     .fetch_all(&self.read)
                     .await?;
                 rows.into_iter().map(rows::RequestRow::into_request).collect()
+            }
+
+            async fn thread_in(
+                conn: &mut Conn,
+                request_id: i64,
+            ) -> $crate::store::StoreResult<Vec<$crate::domain::ThreadMessage>> {
+                let rows: Vec<(i64, String, String)> = sqlx::query_as(
+                    "SELECT at, user_id, text FROM thread_messages WHERE request_id = $1 \
+                     ORDER BY id",
+                )
+                .bind(request_id)
+                .fetch_all(&mut *conn)
+                .await?;
+                rows.into_iter()
+                    .map(|(at, user, text)| {
+                        Ok($crate::domain::ThreadMessage {
+                            at: rows::from_millis(at)?,
+                            user,
+                            text,
+                        })
+                    })
+                    .collect()
             }
 
             async fn request_by_key(
@@ -774,20 +809,21 @@ macro_rules! impl_store {
                     tx.rollback().await?;
                     return Err($crate::store::StoreError::Conflict);
                 }
-                let earlier_cards: Vec<i64> = if change.refresh_cards {
-                    sqlx::query_scalar("SELECT id FROM cards WHERE request_id = $1 ORDER BY id")
-                        .bind(request.id)
-                        .fetch_all(&mut *tx)
-                        .await?
-                } else {
-                    Vec::new()
-                };
+                if change.refresh_cards {
+                    // The payload is `Delivery::UpdateCard { card_id }` as serde writes it.
+                    sqlx::query(
+                        "INSERT INTO outbox (request_id, method, payload, status, attempts, \
+                         not_before, created_at, updated_at) \
+                         SELECT $1, 'chat.update', \
+                         '{\"type\":\"update_card\",\"card_id\":' || id || '}', \
+                         'pending', 0, $2, $2, $2 FROM cards WHERE request_id = $1 ORDER BY id",
+                    )
+                    .bind(request.id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 Self::insert_event(&mut tx, request.id, &change.event).await?;
-                let updates: Vec<$crate::store::Delivery> = earlier_cards
-                    .into_iter()
-                    .map(|card_id| $crate::store::Delivery::UpdateCard { card_id })
-                    .collect();
-                Self::insert_deliveries(&mut tx, Some(request.id), &updates, now).await?;
                 Self::insert_cards(&mut tx, request.id, &change.new_cards, now).await?;
                 Self::insert_deliveries(&mut tx, Some(request.id), &change.deliveries, now)
                     .await?;
@@ -842,6 +878,7 @@ macro_rules! impl_store {
                 ts: &str,
                 rendered_version: i64,
                 now: chrono::DateTime<chrono::Utc>,
+                summarize: for<'m> fn(&'m [$crate::domain::ThreadMessage]) -> String,
             ) -> $crate::store::StoreResult<()> {
                 let mut tx = self.begin_write().await?;
                 let request_id: Option<i64> = sqlx::query_scalar(
@@ -857,39 +894,29 @@ macro_rules! impl_store {
                 let Some(request_id) = request_id else {
                     return Ok(());
                 };
-                let version: Option<i64> =
-                    sqlx::query_scalar("SELECT version FROM requests WHERE id = $1")
-                        .bind(request_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                if version.is_some_and(|version| version > rendered_version) {
-                    let update = $crate::store::Delivery::UpdateCard { card_id };
-                    Self::insert_deliveries(
-                        &mut tx,
-                        Some(request_id),
-                        &[update],
-                        rows::millis(now),
-                    )
-                    .await?;
-                }
-                tx.commit().await?;
-                Ok(())
-            }
-
-            async fn card_updated(
-                &self,
-                card_id: i64,
-                rendered_version: i64,
-            ) -> $crate::store::StoreResult<()> {
-                // Updates can finish out of order; a card never goes back to an older version.
-                sqlx::query(
-                    "UPDATE cards SET rendered_version = $2 \
-                     WHERE id = $1 AND rendered_version < $2",
-                )
-                .bind(card_id)
-                .bind(rendered_version)
-                .execute(&self.write)
+                // Locked against a concurrent thread reply: each reply is either relayed to
+                // this card (it was posted first) or in its summary (the reply came first).
+                let version: Option<i64> = sqlx::query_scalar(concat!(
+                    "SELECT version FROM requests WHERE id = $1",
+                    $row_lock
+                ))
+                .bind(request_id)
+                .fetch_optional(&mut *tx)
                 .await?;
+                let mut follow_ups = Vec::new();
+                if version.is_some_and(|version| version > rendered_version) {
+                    follow_ups.push($crate::store::Delivery::UpdateCard { card_id });
+                }
+                let thread = Self::thread_in(&mut tx, request_id).await?;
+                if !thread.is_empty() {
+                    follow_ups.push($crate::store::Delivery::PostInCardThread {
+                        card_id,
+                        text: summarize(&thread),
+                    });
+                }
+                Self::insert_deliveries(&mut tx, Some(request_id), &follow_ups, rows::millis(now))
+                    .await?;
+                tx.commit().await?;
                 Ok(())
             }
 
@@ -954,14 +981,39 @@ macro_rules! impl_store {
                 Ok(items)
             }
 
-            async fn delivery_done(&self, id: i64) -> $crate::store::StoreResult<()> {
-                sqlx::query(
-                    "UPDATE outbox SET status = 'done', lease_owner = NULL, lease_until = NULL \
-                     WHERE id = $1",
-                )
-                .bind(id)
-                .execute(&self.write)
-                .await?;
+            async fn deliveries_done(
+                &self,
+                ids: &[i64],
+                cards: &[(i64, i64)],
+            ) -> $crate::store::StoreResult<()> {
+                if ids.is_empty() && cards.is_empty() {
+                    return Ok(());
+                }
+                let mut tx = self.begin_write().await?;
+                if !ids.is_empty() {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(
+                        "UPDATE outbox SET status = 'done', lease_owner = NULL, \
+                         lease_until = NULL WHERE id IN (",
+                    );
+                    let mut list = query.separated(", ");
+                    for id in ids {
+                        list.push_bind(*id);
+                    }
+                    query.push(")");
+                    query.build().execute(&mut *tx).await?;
+                }
+                for (card_id, version) in cards {
+                    // Updates can finish out of order; a card never goes back to an older version.
+                    sqlx::query(
+                        "UPDATE cards SET rendered_version = $2 \
+                         WHERE id = $1 AND rendered_version < $2",
+                    )
+                    .bind(card_id)
+                    .bind(version)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
                 Ok(())
             }
 
@@ -1072,6 +1124,24 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            async fn prune(
+                &self,
+                keys_before: chrono::DateTime<chrono::Utc>,
+                done_before: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query("DELETE FROM processed_keys WHERE at < $1")
+                    .bind(rows::millis(keys_before))
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM outbox WHERE status = 'done' AND updated_at < $1")
+                    .bind(rows::millis(done_before))
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
             async fn claim_key(
                 &self,
                 key: &str,
@@ -1112,6 +1182,11 @@ macro_rules! impl_store {
             ) -> $crate::store::StoreResult<bool> {
                 let now = rows::millis(post.message.at);
                 let mut tx = self.begin_write().await?;
+                // Locked against a card being recorded as posted (see `card_posted`).
+                sqlx::query(concat!("SELECT version FROM requests WHERE id = $1", $row_lock))
+                    .bind(post.request_id)
+                    .execute(&mut *tx)
+                    .await?;
                 let inserted = sqlx::query(
                     "INSERT INTO thread_messages (request_id, at, user_id, text, source_channel, \
                      source_ts) VALUES ($1, $2, $3, $4, $5, $6) \
@@ -1131,8 +1206,10 @@ macro_rules! impl_store {
                     return Ok(false);
                 }
                 Self::insert_event(&mut tx, post.request_id, &post.event).await?;
+                // Cards not posted yet get the conversation as a summary when they are.
                 let others: Vec<i64> = sqlx::query_scalar(
-                    "SELECT id FROM cards WHERE request_id = $1 AND id <> $2 ORDER BY id",
+                    "SELECT id FROM cards WHERE request_id = $1 AND id <> $2 \
+                     AND ts IS NOT NULL ORDER BY id",
                 )
                 .bind(post.request_id)
                 .bind(post.source_card_id)
@@ -1154,22 +1231,8 @@ macro_rules! impl_store {
                 &self,
                 request_id: i64,
             ) -> $crate::store::StoreResult<Vec<$crate::domain::ThreadMessage>> {
-                let rows: Vec<(i64, String, String)> = sqlx::query_as(
-                    "SELECT at, user_id, text FROM thread_messages WHERE request_id = $1 \
-                     ORDER BY id",
-                )
-                .bind(request_id)
-                .fetch_all(&self.read)
-                .await?;
-                rows.into_iter()
-                    .map(|(at, user, text)| {
-                        Ok($crate::domain::ThreadMessage {
-                            at: rows::from_millis(at)?,
-                            user,
-                            text,
-                        })
-                    })
-                    .collect()
+                let mut conn = self.read.acquire().await?;
+                Self::thread_in(&mut conn, request_id).await
             }
 
             async fn home_opened(

@@ -105,4 +105,5 @@ fn lock_database(path: &std::path::Path) -> StoreResult<std::fs::File> {
     }
 }
 
-impl_store!(SqliteStore, Sqlite, claim_lock = "");
+// SQLite's single writer already serializes every write transaction.
+impl_store!(SqliteStore, Sqlite, claim_lock = "", row_lock = "");

@@ -37,6 +37,12 @@ macro_rules! on_both {
     )*};
 }
 
+/// Renders the conversation so far for a card posted late.
+fn summary(messages: &[ThreadMessage]) -> String {
+    let texts: Vec<&str> = messages.iter().map(|m| m.text.as_str()).collect();
+    format!("{} earlier: {}", messages.len(), texts.join(" | "))
+}
+
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap()
 }
@@ -132,9 +138,8 @@ async fn claim_all(store: &Arc<dyn Store>, now: DateTime<Utc>) -> Vec<OutboxItem
 /// Claims everything due at `now` and marks it delivered.
 async fn drain(store: &Arc<dyn Store>, now: DateTime<Utc>) -> Vec<Delivery> {
     let items = claim_all(store, now).await;
-    for item in &items {
-        store.delivery_done(item.id).await.unwrap();
-    }
+    let ids: Vec<i64> = items.iter().map(|item| item.id).collect();
+    store.deliveries_done(&ids, &[]).await.unwrap();
     deliveries(&items)
 }
 
@@ -497,7 +502,7 @@ async fn a_delivery_whose_lease_ran_out_is_claimed_again(store: Arc<dyn Store>) 
     assert_eq!(second[0].id, first[0].id);
     assert_eq!(second[0].attempts, 1);
 
-    store.delivery_done(second[0].id).await.unwrap();
+    store.deliveries_done(&[second[0].id], &[]).await.unwrap();
     assert!(claim_all(&store, after + Duration::hours(1))
         .await
         .is_empty());
@@ -542,7 +547,7 @@ async fn a_failed_delivery_is_listed_audited_and_can_be_retried(store: Arc<dyn S
         .find(|i| matches!(i.delivery, Delivery::PostCard { .. }))
         .unwrap();
     for other in items.iter().filter(|i| i.id != post.id) {
-        store.delivery_done(other.id).await.unwrap();
+        store.deliveries_done(&[other.id], &[]).await.unwrap();
     }
     let failed_at = t0() + Duration::seconds(3);
     store
@@ -601,7 +606,7 @@ async fn a_card_posted_after_its_request_moved_on_is_queued_for_an_update(store:
     let cards = store.cards(filed.id).await.unwrap();
 
     store
-        .card_posted(cards[0].id, "DREQ", "1.0001", filed.version, t0())
+        .card_posted(cards[0].id, "DREQ", "1.0001", filed.version, t0(), summary)
         .await
         .unwrap();
     let posted = store.card(cards[0].id).await.unwrap().unwrap();
@@ -614,7 +619,7 @@ async fn a_card_posted_after_its_request_moved_on_is_queued_for_an_update(store:
     approve.refresh_cards = false;
     store.apply(approve).await.unwrap();
     store
-        .card_posted(cards[1].id, "DAPP", "2.0002", filed.version, t0())
+        .card_posted(cards[1].id, "DAPP", "2.0002", filed.version, t0(), summary)
         .await
         .unwrap();
     assert_eq!(
@@ -625,11 +630,11 @@ async fn a_card_posted_after_its_request_moved_on_is_queued_for_an_update(store:
     );
 
     store
-        .card_updated(cards[1].id, filed.version + 1)
+        .deliveries_done(&[], &[(cards[1].id, filed.version + 1)])
         .await
         .unwrap();
     store
-        .card_updated(cards[1].id, filed.version)
+        .deliveries_done(&[], &[(cards[1].id, filed.version)])
         .await
         .unwrap();
     assert_eq!(
@@ -853,13 +858,33 @@ async fn a_processed_key_is_claimed_once(store: Arc<dyn Store>) {
 
 async fn a_thread_reply_is_kept_once_and_relayed_to_every_other_card(store: Arc<dyn Store>) {
     store.put_app(&github(), t0()).await.unwrap();
-    let request = file(&store, new_request(&github(), "UREQ", None)).await;
+    let app = App {
+        approvers: vec!["UAPPROVER".into(), "UAPPROVER2".into(), "UAPPROVER3".into()],
+        ..github()
+    };
+    store.put_app(&app, t0()).await.unwrap();
+    let request = file(&store, new_request(&app, "UREQ", None)).await;
     let cards = store.cards(request.id).await.unwrap();
+    assert_eq!(cards.len(), 4, "the receipt and three approval cards");
     let source = &cards[1];
-    store
-        .card_posted(source.id, "DAPPROVER", "100.000001", request.version, t0())
-        .await
-        .unwrap();
+    // Every card but the last is posted before the reply; the last one after it.
+    let (late, early) = cards.split_last().unwrap();
+    for (i, card) in early.iter().enumerate() {
+        let channel = if card.id == source.id {
+            "DAPPROVER".to_string()
+        } else {
+            format!("D{i}")
+        };
+        let ts = if card.id == source.id {
+            "100.000001".to_string()
+        } else {
+            format!("100.00010{i}")
+        };
+        store
+            .card_posted(card.id, &channel, &ts, request.version, t0(), summary)
+            .await
+            .unwrap();
+    }
     let found = store
         .card_by_message("DAPPROVER", "100.000001")
         .await
@@ -906,12 +931,34 @@ async fn a_thread_reply_is_kept_once_and_relayed_to_every_other_card(store: Arc<
             other => panic!("unexpected delivery {other:?}"),
         })
         .collect();
-    let others: Vec<i64> = cards
+    let others: Vec<i64> = early
         .iter()
         .map(|c| c.id)
         .filter(|id| *id != source.id)
         .collect();
-    assert_eq!(relayed, others);
+    assert_eq!(
+        relayed, others,
+        "relayed to the posted cards but the source"
+    );
+    // The card posted after the reply gets it as the conversation so far, not as a relay.
+    store
+        .card_posted(
+            late.id,
+            "DLATE",
+            "200.000001",
+            request.version,
+            t0(),
+            summary,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        drain(&store, t0()).await,
+        [Delivery::PostInCardThread {
+            card_id: late.id,
+            text: "1 earlier: why?".into()
+        }]
+    );
     let thread = store.thread(request.id).await.unwrap();
     assert_eq!(thread.len(), 1);
     assert_eq!(thread[0].user, "UAPPROVER");
