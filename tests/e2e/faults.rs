@@ -176,9 +176,6 @@ story! {
 }
 
 story! {
-    #[ignore = "app bug: a card posted while a thread message arrives shows it twice \
-                (relay + 'Conversation so far' summary), store/rows.rs add_thread_message \
-                and worker.rs post_card"]
     async fn a_card_posted_after_a_thread_message_shows_it_once(app: &TestApp) {
         let slack = &app.slack;
         put_app(app, "github", github()).await;
@@ -267,7 +264,7 @@ story! {
 story! {
     #[ignore = "app bug: a card found again after a lost answer is recorded at the request's \
                 current version although Slack shows the version first posted; \
-                worker.rs post_card"]
+                worker.rs post_card (after post_once)"]
     async fn a_card_found_after_a_lost_answer_is_brought_up_to_date(app: &TestApp) {
         let slack = &app.slack;
         put_app(app, "github", github()).await;
