@@ -38,6 +38,13 @@ pub(crate) fn notices_to(slack: &FakeSlack, user: &str) -> Vec<Value> {
         .collect()
 }
 
+/// Whether a card shows a decision: no button is left but the denier's `Send feedback`.
+pub(crate) fn is_decided(card: &Card) -> bool {
+    card.buttons()
+        .iter()
+        .all(|(_, action, _)| action == "send_feedback")
+}
+
 /// The replies the bot posted in the thread of `card`.
 fn bot_replies(slack: &FakeSlack, card: &Card) -> Vec<Value> {
     slack
@@ -102,7 +109,8 @@ story! {
         let notices = notices_to(slack, REQUESTER);
         assert_eq!(notices.len(), 1, "one notice to the requester: {notices:#?}");
         for card in &cards {
-            assert!(!card.reload(slack).has_actions(), "every card shows the decision");
+            let card = card.reload(slack);
+            assert!(is_decided(&card), "every card shows the decision: {}", card.message);
         }
         one.stop().await;
         if let Some(two) = two {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::faults::notices_to;
+use crate::faults::{is_decided, notices_to};
 use crate::support::db::{Backend, TestDb};
 use crate::support::fake_slack::{FakeSlack, Fault};
 use crate::support::process::{AppProcess, Peek, Secrets};
@@ -35,13 +35,6 @@ fn assert_no_delivery_posted_twice(slack: &FakeSlack, recipients: &[&str]) {
             }
         }
     }
-}
-
-/// Whether a card shows a decision: no button is left but the denier's `Send feedback`.
-fn is_decided(card: &Card) -> bool {
-    card.buttons()
-        .iter()
-        .all(|(_, action, _)| action == "send_feedback")
 }
 
 /// The cards of `recipient` that show `needle` (a request's unique comment).
