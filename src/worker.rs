@@ -259,13 +259,16 @@ impl Worker {
         match post_once(slack, item, &card.recipient, content, None).await {
             Ok(posted) => {
                 let now = self.clock.now();
+                // A message found from an earlier attempt shows what that attempt rendered,
+                // which may be older than this request version: have it updated.
+                let shown_version = if posted.found { 0 } else { request.version };
                 // A card that joins a running conversation starts with what was said so far.
                 self.store
                     .card_posted(
                         card_id,
                         &posted.channel,
                         &posted.ts,
-                        request.version,
+                        shown_version,
                         now,
                         blocks::thread_summary,
                     )

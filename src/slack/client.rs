@@ -40,6 +40,8 @@ pub enum CallError {
 pub struct Posted {
     pub channel: String,
     pub ts: String,
+    /// Posted by an earlier attempt and found again, rather than posted just now.
+    pub found: bool,
 }
 
 #[derive(Clone)]
@@ -115,6 +117,7 @@ impl SlackApi {
         Ok(Posted {
             channel: response.channel.to_string(),
             ts: response.ts.to_string(),
+            found: false,
         })
     }
 
@@ -160,6 +163,7 @@ impl SlackApi {
                     .map(|m| Posted {
                         channel: channel.clone(),
                         ts: m.origin.ts.to_string(),
+                        found: true,
                     }));
             }
             None => {
@@ -191,6 +195,7 @@ impl SlackApi {
             .map(|message| Posted {
                 channel: channel.clone(),
                 ts: message.origin.ts.to_string(),
+                found: true,
             }))
     }
 

@@ -62,6 +62,14 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&write).await?;
+        // The file lock makes this the only process: claims left by a process that died are
+        // free now, not when their leases run out.
+        sqlx::query(
+            "UPDATE outbox SET lease_owner = NULL, lease_until = NULL \
+             WHERE status = 'pending' AND lease_owner IS NOT NULL",
+        )
+        .execute(&write)
+        .await?;
         let read = if in_memory {
             write.clone()
         } else {
