@@ -45,8 +45,10 @@ impl SqliteStore {
         } else {
             Some(lock_database(options.get_filename())?)
         };
+        // A local file cannot go away like a network peer: no ping before each use.
         let write = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .min_connections(if in_memory { 1 } else { 0 })
             // An in-memory database lives only as long as its connection.
             .idle_timeout(if in_memory {
@@ -75,6 +77,7 @@ impl SqliteStore {
         } else {
             SqlitePoolOptions::new()
                 .max_connections(READ_CONNECTIONS)
+                .test_before_acquire(false)
                 .connect_with(options)
                 .await?
         };
