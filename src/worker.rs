@@ -1,4 +1,4 @@
-//! Delivers the stored Slack calls (the outbox) and runs the timed jobs.
+//! Delivers the stored Slack calls (the outbox).
 //!
 //! A delivery is claimed with a lease, made, and then marked done, postponed (429, 5xx,
 //! network trouble) or dead-lettered (Slack said no). A worker that dies leaves its
@@ -38,7 +38,7 @@ const MAX_BACKOFF_SECONDS: i64 = 300;
 enum Outcome {
     /// Made; for a card update, the card and the request version it shows now.
     Done { card: Option<(i64, i64)> },
-    /// Slack asked us to wait; this does not count against the attempts.
+    /// Slack asked us to wait (429): never dead-letters a delivery.
     RateLimited { wait: Duration },
     /// 5xx, network trouble, a card not posted yet: try again after a backoff.
     Transient(String),
