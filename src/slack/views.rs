@@ -68,59 +68,9 @@ pub fn edit_modal(request: &AccessRequest, app: &App) -> SlackView {
         mention(&request.target_user),
         escape(&app.name)
     );
-    let permissions: Vec<_> = app
-        .permissions
-        .iter()
-        .take(limits::SELECT_OPTIONS)
-        .map(|name| choice(name))
-        .collect();
-    let mut permission = SlackBlockStaticSelectElement::new()
-        .with_action_id(SlackActionId::new(field::PERMISSION.to_string()))
-        .with_placeholder(plain("Choose a permission", limits::PLACEHOLDER).into());
-    // Slack refuses an initial option that is not among the options.
-    if let Some(current) = permissions.iter().find(|o| o.value == request.permission) {
-        permission = permission.with_initial_option(current.clone());
-    }
-    let permission = permission.with_options(permissions);
-    let mut blocks = vec![
-        section(&intro),
-        SlackBlock::Input(input_block(
-            field::PERMISSION,
-            "Permissions",
-            permission.into(),
-        )),
-    ];
-    if !app.groups.is_empty() {
-        let groups: Vec<_> = app
-            .groups
-            .iter()
-            .take(limits::SELECT_OPTIONS)
-            .map(|name| choice(name))
-            .collect();
-        let chosen: Vec<_> = groups
-            .iter()
-            .filter(|o| request.groups.contains(&o.value))
-            .cloned()
-            .collect();
-        let mut select = SlackBlockMultiStaticSelectElement::new()
-            .with_action_id(SlackActionId::new(field::GROUPS.to_string()))
-            .with_placeholder(plain("Choose groups", limits::PLACEHOLDER).into());
-        if !chosen.is_empty() {
-            select = select.with_initial_options(chosen);
-        }
-        let select = select.with_options(groups);
-        blocks.push(SlackBlock::Input(
-            input_block(field::GROUPS, "Groups", select.into()).with_optional(true),
-        ));
-    }
-    let length = SlackBlockPlainTextInputElement::new()
-        .with_action_id(SlackActionId::new(field::ACCESS_LENGTH.to_string()))
-        .with_initial_value(plain(
-            &request.access_length.to_string(),
-            limits::PLAIN_TEXT_INPUT,
-        ))
-        .with_max_length(ACCESS_LENGTH_MAX_CHARS);
-    blocks.push(access_length_input(length));
+    let mut blocks = vec![section(&intro), permission_input(app, &request.permission)];
+    blocks.extend(groups_input(app, &request.groups));
+    blocks.push(access_length_input(&request.access_length.to_string()));
     modal("Edit request", "Save", request, callback::EDIT, blocks)
 }
 
@@ -228,43 +178,9 @@ fn app_input(apps: &[App], selected: Option<&App>) -> SlackInputBlock {
 
 /// The inputs of the request modal once `app` is selected.
 fn request_inputs(app: &App, requester: &str) -> Vec<SlackBlock> {
-    let permissions: Vec<_> = app
-        .permissions
-        .iter()
-        .take(limits::SELECT_OPTIONS)
-        .map(|name| choice(name))
-        .collect();
-    let mut permission = SlackBlockStaticSelectElement::new()
-        .with_action_id(SlackActionId::new(field::PERMISSION.to_string()))
-        .with_placeholder(plain("Choose a permission", limits::PLACEHOLDER).into());
-    if let Some(first) = permissions.first() {
-        permission = permission.with_initial_option(first.clone());
-    }
-    let mut blocks = vec![SlackBlock::Input(input_block(
-        field::PERMISSION,
-        "Permission",
-        permission.with_options(permissions).into(),
-    ))];
-    if !app.groups.is_empty() {
-        let groups: Vec<_> = app
-            .groups
-            .iter()
-            .take(limits::SELECT_OPTIONS)
-            .map(|name| choice(name))
-            .collect();
-        let select = SlackBlockMultiStaticSelectElement::new()
-            .with_action_id(SlackActionId::new(field::GROUPS.to_string()))
-            .with_placeholder(plain("Choose groups", limits::PLACEHOLDER).into())
-            .with_options(groups);
-        blocks.push(SlackBlock::Input(
-            input_block(field::GROUPS, "Groups", select.into()).with_optional(true),
-        ));
-    }
-    let length = SlackBlockPlainTextInputElement::new()
-        .with_action_id(SlackActionId::new(field::ACCESS_LENGTH.to_string()))
-        .with_initial_value("unlimited".to_string())
-        .with_max_length(ACCESS_LENGTH_MAX_CHARS);
-    blocks.push(access_length_input(length));
+    let mut blocks = vec![permission_input(app, app.default_permission())];
+    blocks.extend(groups_input(app, &[]));
+    blocks.push(access_length_input("unlimited"));
     let comment = SlackBlockPlainTextInputElement::new()
         .with_action_id(SlackActionId::new(field::COMMENT.to_string()))
         .with_multiline(true)
@@ -284,7 +200,62 @@ fn request_inputs(app: &App, requester: &str) -> Vec<SlackBlock> {
     blocks
 }
 
-fn access_length_input(element: SlackBlockPlainTextInputElement) -> SlackBlock {
+/// The app's permissions as a single select, `selected` preselected when it is one of them
+/// (Slack refuses an initial option that is not among the options).
+fn permission_input(app: &App, selected: &str) -> SlackBlock {
+    let permissions: Vec<_> = app
+        .permissions
+        .iter()
+        .take(limits::SELECT_OPTIONS)
+        .map(|name| choice(name))
+        .collect();
+    let mut select = SlackBlockStaticSelectElement::new()
+        .with_action_id(SlackActionId::new(field::PERMISSION.to_string()))
+        .with_placeholder(plain("Choose a permission", limits::PLACEHOLDER).into());
+    if let Some(current) = permissions.iter().find(|o| o.value == selected) {
+        select = select.with_initial_option(current.clone());
+    }
+    SlackBlock::Input(input_block(
+        field::PERMISSION,
+        "Permission",
+        select.with_options(permissions).into(),
+    ))
+}
+
+/// The app's groups as an optional multi select with `selected` preselected; none when the
+/// app has no groups.
+fn groups_input(app: &App, selected: &[String]) -> Option<SlackBlock> {
+    if app.groups.is_empty() {
+        return None;
+    }
+    let groups: Vec<_> = app
+        .groups
+        .iter()
+        .take(limits::SELECT_OPTIONS)
+        .map(|name| choice(name))
+        .collect();
+    let chosen: Vec<_> = groups
+        .iter()
+        .filter(|o| selected.contains(&o.value))
+        .cloned()
+        .collect();
+    let mut select = SlackBlockMultiStaticSelectElement::new()
+        .with_action_id(SlackActionId::new(field::GROUPS.to_string()))
+        .with_placeholder(plain("Choose groups", limits::PLACEHOLDER).into());
+    if !chosen.is_empty() {
+        select = select.with_initial_options(chosen);
+    }
+    Some(SlackBlock::Input(
+        input_block(field::GROUPS, "Groups", select.with_options(groups).into())
+            .with_optional(true),
+    ))
+}
+
+fn access_length_input(initial: &str) -> SlackBlock {
+    let element = SlackBlockPlainTextInputElement::new()
+        .with_action_id(SlackActionId::new(field::ACCESS_LENGTH.to_string()))
+        .with_initial_value(plain(initial, limits::PLAIN_TEXT_INPUT))
+        .with_max_length(ACCESS_LENGTH_MAX_CHARS);
     SlackBlock::Input(
         input_block(field::ACCESS_LENGTH, "Access Length", element.into())
             .with_hint(plain("unlimited, or e.g. 30m, 12h, 7d, 2w", limits::INPUT_LABEL).into()),
