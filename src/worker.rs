@@ -165,13 +165,13 @@ impl Worker {
             Outcome::Done { card } => return Some((item.id, card)),
             Outcome::RateLimited { wait } => {
                 self.store
-                    .delivery_postponed(item.id, now + wait, RATE_LIMITED)
+                    .delivery_postponed(item.id, now + wait, RATE_LIMITED, false)
                     .await
             }
             Outcome::Transient(error) if item.attempts + 1 < MAX_ATTEMPTS => {
                 let retry_at = now + backoff(item.attempts);
                 self.store
-                    .delivery_postponed(item.id, retry_at, &error)
+                    .delivery_postponed(item.id, retry_at, &error, true)
                     .await
             }
             Outcome::Transient(error) | Outcome::Failed(error) => {

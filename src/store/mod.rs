@@ -271,12 +271,14 @@ pub trait Store: Send + Sync {
     async fn deliveries_done(&self, ids: &[i64], cards: &[(i64, i64)]) -> StoreResult<()>;
     /// Gives back every claim `owner` still holds (at shutdown).
     async fn release_claims(&self, owner: &str) -> StoreResult<()>;
-    /// Releases a claimed delivery to be tried again at `not_before`.
+    /// Releases a claimed delivery to be tried again at `not_before`. A postponement that
+    /// does not count as an attempt (Slack's 429: nothing happened) gives the claim back.
     async fn delivery_postponed(
         &self,
         id: i64,
         not_before: DateTime<Utc>,
         error: &str,
+        counts_as_attempt: bool,
     ) -> StoreResult<()>;
     /// Dead-letters a delivery and notes it in the request's audit trail.
     async fn delivery_failed(&self, id: i64, error: &str, now: DateTime<Utc>) -> StoreResult<()>;

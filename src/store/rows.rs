@@ -1022,14 +1022,17 @@ macro_rules! impl_store {
                 id: i64,
                 not_before: chrono::DateTime<chrono::Utc>,
                 error: &str,
+                counts_as_attempt: bool,
             ) -> $crate::store::StoreResult<()> {
                 sqlx::query(
                     "UPDATE outbox SET status = 'pending', not_before = $2, last_error = $3, \
-                     lease_owner = NULL, lease_until = NULL WHERE id = $1",
+                     lease_owner = NULL, lease_until = NULL, attempts = attempts - $4 \
+                     WHERE id = $1",
                 )
                 .bind(id)
                 .bind(rows::millis(not_before))
                 .bind(error)
+                .bind(i32::from(!counts_as_attempt))
                 .execute(&self.write)
                 .await?;
                 Ok(())

@@ -526,7 +526,7 @@ async fn a_postponed_delivery_is_not_due_before_its_time(store: Arc<dyn Store>) 
     let item = claim_all(&store, t0()).await.remove(0);
     let later = t0() + Duration::seconds(42);
     store
-        .delivery_postponed(item.id, later, "ratelimited")
+        .delivery_postponed(item.id, later, "HTTP 503", true)
         .await
         .unwrap();
 
@@ -537,6 +537,15 @@ async fn a_postponed_delivery_is_not_due_before_its_time(store: Arc<dyn Store>) 
     let again = claim_all(&store, later).await;
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempts, 1);
+    assert_eq!(again[0].last_error.as_deref(), Some("HTTP 503"));
+
+    // A 429 gives its claim back: it is no attempt.
+    store
+        .delivery_postponed(again[0].id, later, "rate limited", false)
+        .await
+        .unwrap();
+    let third = claim_all(&store, later).await;
+    assert_eq!(third[0].attempts, 1);
 }
 
 async fn a_failed_delivery_is_listed_audited_and_can_be_retried(store: Arc<dyn Store>) {
