@@ -246,15 +246,12 @@ impl Worker {
         item: &OutboxItem,
         card_id: i64,
     ) -> Result<Outcome, StoreError> {
-        let Some(card) = self.store.card(card_id).await? else {
+        let Some((card, request)) = self.store.card_with_request(card_id).await? else {
             return Ok(Outcome::Done { card: None });
         };
         if card.ts.is_some() {
             return Ok(Outcome::Done { card: None });
         }
-        let Some(request) = self.store.request(card.request_id).await? else {
-            return Ok(Outcome::Done { card: None });
-        };
         let content = blocks::card(&request, card.kind, &card.recipient);
         match post_once(slack, item, &card.recipient, content, None).await {
             Ok(posted) => {
@@ -280,14 +277,11 @@ impl Worker {
     }
 
     async fn update_card(&self, slack: &SlackApi, card_id: i64) -> Result<Outcome, StoreError> {
-        let Some(card) = self.store.card(card_id).await? else {
+        let Some((card, request)) = self.store.card_with_request(card_id).await? else {
             return Ok(Outcome::Done { card: None });
         };
         // A card not posted yet will be rendered fresh when it is.
         let (Some(channel), Some(ts)) = (&card.channel, &card.ts) else {
-            return Ok(Outcome::Done { card: None });
-        };
-        let Some(request) = self.store.request(card.request_id).await? else {
             return Ok(Outcome::Done { card: None });
         };
         if card.rendered_version >= request.version {

@@ -237,6 +237,8 @@ pub trait Store: Send + Sync {
     async fn append_event(&self, request_id: i64, event: &NewEvent) -> StoreResult<()>;
 
     async fn card(&self, card_id: i64) -> StoreResult<Option<Card>>;
+    /// A card and its request in one read (what rendering a card needs).
+    async fn card_with_request(&self, card_id: i64) -> StoreResult<Option<(Card, AccessRequest)>>;
     async fn cards(&self, request_id: i64) -> StoreResult<Vec<Card>>;
     /// Records where Slack put a posted card. In the same transaction, queues an update of
     /// the card if the request changed since it was rendered, and the conversation so far

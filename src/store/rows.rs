@@ -270,6 +270,36 @@ impl EventRow {
     }
 }
 
+/// A card with its request, read together.
+#[derive(sqlx::FromRow)]
+pub(super) struct CardWithRequestRow {
+    card_id: i64,
+    card_kind: String,
+    card_recipient: String,
+    card_channel: Option<String>,
+    card_ts: Option<String>,
+    card_version: i64,
+    #[sqlx(flatten)]
+    request: RequestRow,
+}
+
+impl CardWithRequestRow {
+    pub(super) fn into_pair(self) -> StoreResult<(Card, AccessRequest)> {
+        let request = self.request.into_request()?;
+        let card = CardRow {
+            id: self.card_id,
+            request_id: request.id,
+            kind: self.card_kind,
+            recipient: self.card_recipient,
+            channel: self.card_channel,
+            ts: self.card_ts,
+            rendered_version: self.card_version,
+        }
+        .into_card()?;
+        Ok((card, request))
+    }
+}
+
 #[derive(sqlx::FromRow)]
 pub(super) struct CardRow {
     id: i64,
@@ -855,6 +885,24 @@ macro_rules! impl_store {
                 .fetch_optional(&self.read)
                 .await?;
                 row.map(rows::CardRow::into_card).transpose()
+            }
+
+            async fn card_with_request(
+                &self,
+                card_id: i64,
+            ) -> $crate::store::StoreResult<
+                Option<($crate::store::Card, $crate::domain::AccessRequest)>,
+            > {
+                let row: Option<rows::CardWithRequestRow> = sqlx::query_as(
+                    "SELECT c.id AS card_id, c.kind AS card_kind, c.recipient AS card_recipient, \
+                     c.channel AS card_channel, c.ts AS card_ts, \
+                     c.rendered_version AS card_version, r.* \
+                     FROM cards c JOIN requests r ON r.id = c.request_id WHERE c.id = $1",
+                )
+                .bind(card_id)
+                .fetch_optional(&self.read)
+                .await?;
+                row.map(rows::CardWithRequestRow::into_pair).transpose()
             }
 
             async fn cards(
