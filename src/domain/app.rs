@@ -23,7 +23,7 @@ pub struct App {
 impl App {
     /// Checks a catalog entry before it is stored.
     pub fn validate(&self) -> Result<(), ValidationError> {
-        let bad = |message: String| Err(ValidationError::BadInput(message));
+        let bad = |message: String| Err(ValidationError::bad(message));
         if !is_slug(&self.slug) {
             return bad("the app slug must be 1-80 characters of a-z, 0-9, '-' or '_'".into());
         }
@@ -62,18 +62,18 @@ impl App {
 
 fn check_list(field: &str, items: &[String]) -> Result<(), ValidationError> {
     if items.len() > MAX_LIST_LEN {
-        return Err(ValidationError::BadInput(format!(
+        return Err(ValidationError::bad(format!(
             "{field} may hold at most {MAX_LIST_LEN} entries"
         )));
     }
     for (i, item) in items.iter().enumerate() {
         if item.trim().is_empty() || item.chars().count() > MAX_ID_LEN {
-            return Err(ValidationError::BadInput(format!(
+            return Err(ValidationError::bad(format!(
                 "{field} entries must be 1-80 characters"
             )));
         }
         if items[..i].contains(item) {
-            return Err(ValidationError::BadInput(format!(
+            return Err(ValidationError::bad(format!(
                 "{field} lists {item:?} twice"
             )));
         }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::{
-    is_slack_id, AccessLength, AccessRequest, App, CardKind, EventKind, NewEvent, Status,
+    is_slack_id, AccessLength, AccessRequest, App, CardKind, EventKind, Field, NewEvent, Status,
     ValidationError,
 };
 
@@ -86,23 +86,27 @@ impl Edit {
 
 fn check_catalog(app: &App, permission: &str, groups: &[String]) -> Result<(), ValidationError> {
     if !app.permissions.iter().any(|p| p == permission) {
-        return Err(ValidationError::NotInCatalog(format!(
-            "permission {permission:?} is not one of {}'s permissions ({})",
-            app.name,
-            app.permissions.join(", ")
-        )));
+        return Err(ValidationError::NotInCatalog {
+            field: Field::Permission,
+            message: format!(
+                "permission {permission:?} is not one of {}'s permissions ({})",
+                app.name,
+                app.permissions.join(", ")
+            ),
+        });
     }
     for (i, group) in groups.iter().enumerate() {
         if !app.groups.contains(group) {
-            return Err(ValidationError::NotInCatalog(format!(
-                "group {group:?} is not one of {}'s groups",
-                app.name
-            )));
+            return Err(ValidationError::NotInCatalog {
+                field: Field::Groups,
+                message: format!("group {group:?} is not one of {}'s groups", app.name),
+            });
         }
         if groups[..i].contains(group) {
-            return Err(ValidationError::BadInput(format!(
-                "group {group:?} is listed twice"
-            )));
+            return Err(ValidationError::bad_field(
+                Field::Groups,
+                format!("group {group:?} is listed twice"),
+            ));
         }
     }
     Ok(())
@@ -214,20 +218,22 @@ pub fn file_request(
     draft: RequestDraft,
     now: DateTime<Utc>,
 ) -> Result<Decision, ValidationError> {
-    for (field, id) in [
-        ("target_user", &draft.target_user),
-        ("requester", &draft.requester),
+    for (field, name, id) in [
+        (Field::TargetUser, "target_user", &draft.target_user),
+        (Field::Requester, "requester", &draft.requester),
     ] {
         if !is_slack_id(id) {
-            return Err(ValidationError::BadInput(format!(
-                "{field} must be a Slack user id such as U024BE7LH"
-            )));
+            return Err(ValidationError::bad_field(
+                field,
+                format!("{name} must be a Slack user id such as U024BE7LH"),
+            ));
         }
     }
     if draft.comment.chars().count() > MAX_COMMENT_CHARS {
-        return Err(ValidationError::BadInput(format!(
-            "comment must be at most {MAX_COMMENT_CHARS} characters"
-        )));
+        return Err(ValidationError::bad_field(
+            Field::Comment,
+            format!("comment must be at most {MAX_COMMENT_CHARS} characters"),
+        ));
     }
     let permission = draft
         .permission
@@ -435,8 +441,9 @@ pub fn decide(
                 });
             }
             if text.trim().is_empty() {
-                return Err(Refusal::Invalid(ValidationError::BadInput(
-                    "Feedback must not be empty.".into(),
+                return Err(Refusal::Invalid(ValidationError::bad_field(
+                    Field::Feedback,
+                    "Feedback must not be empty.",
                 )));
             }
             next.denial_feedback = Some(text.clone());

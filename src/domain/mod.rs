@@ -18,19 +18,59 @@ pub use lifecycle::{
 pub use request::{AccessRequest, CardKind, Status, UnknownStatus};
 pub use thread::{ThreadMessage, MAX_THREAD_TEXT};
 
+/// The part of a request a validation error is about, so a form can show it in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Permission,
+    Groups,
+    AccessLength,
+    Comment,
+    TargetUser,
+    Requester,
+    Feedback,
+}
+
 /// Input that cannot be accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ValidationError {
     /// Malformed or missing input (HTTP 400).
-    #[error("{0}")]
-    BadInput(String),
+    #[error("{message}")]
+    BadInput {
+        field: Option<Field>,
+        message: String,
+    },
     /// A value outside the app's catalog (HTTP 422).
-    #[error("{0}")]
-    NotInCatalog(String),
+    #[error("{message}")]
+    NotInCatalog { field: Field, message: String },
+}
+
+impl ValidationError {
+    /// Bad input that is not about one field of a request.
+    pub fn bad(message: impl Into<String>) -> Self {
+        ValidationError::BadInput {
+            field: None,
+            message: message.into(),
+        }
+    }
+
+    /// Bad input in `field`.
+    pub fn bad_field(field: Field, message: impl Into<String>) -> Self {
+        ValidationError::BadInput {
+            field: Some(field),
+            message: message.into(),
+        }
+    }
+
+    pub fn field(&self) -> Option<Field> {
+        match self {
+            ValidationError::BadInput { field, .. } => *field,
+            ValidationError::NotInCatalog { field, .. } => Some(*field),
+        }
+    }
 }
 
 impl From<InvalidAccessLength> for ValidationError {
     fn from(err: InvalidAccessLength) -> Self {
-        ValidationError::BadInput(err.to_string())
+        ValidationError::bad_field(Field::AccessLength, err.to_string())
     }
 }

@@ -68,8 +68,8 @@ impl IntoResponse for ApiError {
 impl From<ValidationError> for ApiError {
     fn from(err: ValidationError) -> Self {
         match err {
-            ValidationError::BadInput(message) => ApiError::BadRequest(message),
-            ValidationError::NotInCatalog(message) => ApiError::Unprocessable(message),
+            ValidationError::BadInput { message, .. } => ApiError::BadRequest(message),
+            ValidationError::NotInCatalog { message, .. } => ApiError::Unprocessable(message),
         }
     }
 }

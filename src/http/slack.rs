@@ -12,7 +12,7 @@ use super::AppState;
 use serde::Deserialize;
 use slack_morphism::prelude::SlackView;
 
-use crate::domain::{mention, Actor, Command, Refusal};
+use crate::domain::{mention, Actor, Command, Field, Refusal, ValidationError};
 use crate::service::{RequestInput, ServiceError};
 use crate::slack::client::{CallError, SlackApi};
 use crate::slack::events::{parse_event, SlackEvent};
@@ -272,7 +272,7 @@ async fn on_submission(state: &AppState, submission: Submission) -> Result<Respo
                 .edit(request_id, &actor, &permission, groups, &access_length)
                 .await;
             let error_field = match &result {
-                Err(ServiceError::Invalid(invalid)) => input_field_of(&invalid.to_string()),
+                Err(ServiceError::Invalid(invalid)) => input_of(invalid, field::PERMISSION),
                 _ => field::PERMISSION,
             };
             (result.map(|_| ()), error_field)
@@ -334,27 +334,26 @@ async fn on_new_request(state: &AppState, submission: Submission) -> Result<Resp
             field::APP,
             "That app is no longer in the catalog.",
         )])),
-        Err(ServiceError::Invalid(invalid)) => {
-            let message = invalid.to_string();
-            Ok(field_errors(&[(input_field_of(&message), &message)]))
-        }
+        Err(ServiceError::Invalid(invalid)) => Ok(field_errors(&[(
+            input_of(&invalid, field::APP),
+            &invalid.to_string(),
+        )])),
         Err(err) => Err(err.into()),
     }
 }
 
-/// Which modal input a validation message is about; messages start with the field's name.
-fn input_field_of(message: &str) -> &'static str {
-    [
-        ("access_length", field::ACCESS_LENGTH),
-        ("permission", field::PERMISSION),
-        ("group", field::GROUPS),
-        ("comment", field::COMMENT),
-        ("target_user", field::TARGET_USER),
-    ]
-    .into_iter()
-    .find(|(prefix, _)| message.starts_with(prefix))
-    .map(|(_, field)| field)
-    .unwrap_or(field::APP)
+/// The modal input (block id) a validation error is shown under; `otherwise` when the
+/// error is about no input of the modal.
+fn input_of(invalid: &ValidationError, otherwise: &'static str) -> &'static str {
+    match invalid.field() {
+        Some(Field::Permission) => field::PERMISSION,
+        Some(Field::Groups) => field::GROUPS,
+        Some(Field::AccessLength) => field::ACCESS_LENGTH,
+        Some(Field::Comment) => field::COMMENT,
+        Some(Field::TargetUser) => field::TARGET_USER,
+        Some(Field::Feedback) => field::FEEDBACK,
+        Some(Field::Requester) | None => otherwise,
+    }
 }
 
 /// `response_action: errors`, shown under the named inputs of the open modal.
