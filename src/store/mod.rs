@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{AccessRequest, App, AuditEvent, CardKind, NewEvent, Status, ThreadMessage};
 
+mod group_commit;
 mod postgres;
 mod rows;
 mod sqlite;
@@ -32,6 +33,8 @@ pub enum StoreError {
     UnknownScheme(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("database write failed: {0}")]
+    Write(String),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error(

@@ -11,7 +11,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Postgres, Transaction};
 
 use super::rows::{self, impl_store};
-use super::{Store, StoreResult};
+use super::{Change, Store, StoreResult};
 
 /// Connections per replica.
 const MAX_CONNECTIONS: u32 = 10;
@@ -43,6 +43,10 @@ impl PostgresStore {
 
     async fn begin_write(&self) -> StoreResult<Transaction<'static, Postgres>> {
         Ok(self.write.begin().await?)
+    }
+
+    async fn apply_change(&self, change: Change) -> StoreResult<()> {
+        self.apply_in_transaction(change).await
     }
 }
 

@@ -35,6 +35,66 @@ macro_rules! request_values {
 }
 pub(super) use request_values;
 
+/// Statements of a decision (see `Store::apply`), shared by the sqlx code below and the
+/// SQLite group commit (`group_commit.rs`). Parameters are `$N`, bound by number.
+pub(super) mod sql {
+    /// Records a change's deduplication key (`$1`) at `$2`; no row when it was seen before.
+    pub const DEDUP_KEY: &str =
+        "INSERT INTO processed_keys (key, at) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+
+    /// Writes a request's columns (`$1`…`$26`, see [`super::RequestValues::params`]) to
+    /// request `$27`, if it still has the version the change was decided on.
+    pub const UPDATE_REQUEST: &str = concat!(
+        "UPDATE requests SET (",
+        super::request_values!(),
+        ") = ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+         $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26) \
+         WHERE id = $27 AND version = $26 - 1"
+    );
+
+    /// Queues an update of every card of request `$1`, at `$2`. The payload is
+    /// `Delivery::UpdateCard { card_id }` as serde writes it.
+    pub const REFRESH_CARDS: &str =
+        "INSERT INTO outbox (request_id, method, payload, status, attempts, \
+         not_before, created_at, updated_at) \
+         SELECT $1, 'chat.update', \
+         '{\"type\":\"update_card\",\"card_id\":' || id || '}', \
+         'pending', 0, $2, $2, $2 FROM cards WHERE request_id = $1 ORDER BY id";
+
+    pub const INSERT_EVENT: &str =
+        "INSERT INTO events (request_id, at, actor, kind, before_json, after_json, \
+         detail) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+    pub const INSERT_CARD: &str = "INSERT INTO cards (request_id, kind, recipient, \
+         rendered_version) VALUES ($1, $2, $3, 0) RETURNING id";
+
+    /// Queues one delivery: request `$1`, method `$2`, payload `$3`, at `$4`.
+    pub const INSERT_DELIVERY: &str =
+        "INSERT INTO outbox (request_id, method, payload, status, attempts, not_before, \
+         created_at, updated_at) VALUES ($1, $2, $3, 'pending', 0, $4, $4, $4)";
+
+    pub const IS_HOME_VIEWER: &str = "SELECT 1 FROM home_viewers WHERE user_id = $1";
+
+    /// Queues a republish of a Home tab (method `$1`, payload `$2`, at `$3`) unless one is
+    /// already waiting: it renders the latest state when it is sent.
+    pub const PUBLISH_HOME: &str =
+        "INSERT INTO outbox (request_id, method, payload, status, attempts, \
+         not_before, created_at, updated_at) \
+         SELECT NULL, $1, $2, 'pending', 0, $3, $3, $3 WHERE NOT EXISTS \
+         (SELECT 1 FROM outbox WHERE status = 'pending' AND payload = $2 \
+         AND lease_owner IS NULL)";
+}
+
+/// One bound value, so that one list of a row's values serves both database drivers.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Param<'a> {
+    Text(&'a str),
+    OptText(Option<&'a str>),
+    Int(i64),
+    OptInt(Option<i64>),
+    Bool(bool),
+}
+
 pub(super) fn millis(at: DateTime<Utc>) -> i64 {
     at.timestamp_millis()
 }
@@ -226,6 +286,42 @@ impl<'a> RequestValues<'a> {
     }
 }
 
+impl RequestValues<'_> {
+    /// The values of [`request_values!`], in its order (`$1`…`$26`).
+    pub(super) fn params(&self) -> [Param<'_>; 26] {
+        use Param::{Bool, Int, OptInt, OptText, Text};
+        let r = self.request;
+        [
+            Text(&r.app),
+            Text(&r.app_name),
+            Text(&r.target_user),
+            Text(&r.requester),
+            Text(&r.permission),
+            Text(&self.groups),
+            Text(&r.comment),
+            Text(&self.access_length),
+            Text(r.status.as_str()),
+            Text(&self.approvers),
+            Text(&self.app_admins),
+            OptText(r.admin_channel.as_deref()),
+            Int(self.created_at),
+            Int(self.updated_at),
+            OptText(r.approved_by.as_deref()),
+            OptInt(self.approved_at),
+            OptText(r.decided_by.as_deref()),
+            OptInt(self.decided_at),
+            OptInt(self.provisioned_at),
+            OptInt(self.expires_at),
+            OptText(r.removed_by.as_deref()),
+            OptInt(self.removed_at),
+            OptText(r.denial_feedback.as_deref()),
+            Bool(r.expiry_reminded),
+            Bool(r.stage_reminded),
+            Int(r.version),
+        ]
+    }
+}
+
 /// An event's columns as written.
 pub(super) struct EventValues {
     pub at: i64,
@@ -389,9 +485,10 @@ pub(super) fn status_counts(rows: Vec<(String, i64)>) -> StoreResult<Vec<(Status
     Ok(counts)
 }
 
-/// Implements [`Store`](super::Store) for `$store`, a struct with a `read` and a `write`
-/// `sqlx::Pool<$db>`, and a `begin_write` method that starts a transaction on `write`:
-/// every transaction that writes begins there. `$row_lock` locks a request's row for the
+/// Implements [`Store`](super::Store) for `$store`, a struct with a `read`
+/// `sqlx::Pool<$db>`, a `begin_write` method that starts the transaction every write goes
+/// through, and an `apply_change` method behind `Store::apply` (which may call the
+/// `apply_in_transaction` defined here). `$row_lock` locks a request's row for the
 /// rest of a transaction (`FOR UPDATE` on PostgreSQL). `$claim_lock` is appended to the query that
 /// picks the deliveries to claim (`FOR UPDATE SKIP LOCKED` on PostgreSQL, where several
 /// replicas claim at once).
@@ -406,10 +503,7 @@ macro_rules! impl_store {
                 event: &$crate::domain::NewEvent,
             ) -> $crate::store::StoreResult<()> {
                 let values = rows::EventValues::new(event)?;
-                sqlx::query(
-                    "INSERT INTO events (request_id, at, actor, kind, before_json, after_json, \
-                     detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
+                sqlx::query(rows::sql::INSERT_EVENT)
                 .bind(request_id)
                 .bind(values.at)
                 .bind(&event.actor)
@@ -465,10 +559,7 @@ macro_rules! impl_store {
                 now: i64,
             ) -> $crate::store::StoreResult<()> {
                 for card in cards {
-                    let card_id: i64 = sqlx::query_scalar(
-                        "INSERT INTO cards (request_id, kind, recipient, rendered_version) \
-                         VALUES ($1, $2, $3, 0) RETURNING id",
-                    )
+                    let card_id: i64 = sqlx::query_scalar(rows::sql::INSERT_CARD)
                     .bind(request_id)
                     .bind(card.kind.as_str())
                     .bind(&card.recipient)
@@ -505,19 +596,62 @@ macro_rules! impl_store {
                 for user in viewers {
                     let delivery = $crate::store::Delivery::PublishHome { user };
                     let payload = rows::to_json(&delivery)?;
-                    sqlx::query(
-                        "INSERT INTO outbox (request_id, method, payload, status, attempts, \
-                         not_before, created_at, updated_at) \
-                         SELECT NULL, $1, $2, 'pending', 0, $3, $3, $3 WHERE NOT EXISTS \
-                         (SELECT 1 FROM outbox WHERE status = 'pending' AND payload = $2 \
-                         AND lease_owner IS NULL)",
-                    )
+                    sqlx::query(rows::sql::PUBLISH_HOME)
                     .bind(delivery.method())
                     .bind(&payload)
                     .bind(now)
                     .execute(&mut *conn)
                     .await?;
                 }
+                Ok(())
+            }
+
+            /// Applies a change in a transaction of its own (see `Store::apply`).
+            async fn apply_in_transaction(
+                &self,
+                change: $crate::store::Change,
+            ) -> $crate::store::StoreResult<()> {
+                let request = &change.request;
+                let now = rows::millis(change.event.at);
+                let values = rows::RequestValues::new(request)?;
+                let mut tx = self.begin_write().await?;
+                if let Some(key) = &change.dedup_key {
+                    let fresh = sqlx::query(rows::sql::DEDUP_KEY)
+                    .bind(key)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if fresh == 0 {
+                        tx.rollback().await?;
+                        return Err($crate::store::StoreError::Duplicate);
+                    }
+                }
+                let updated = bind_request(
+                    sqlx::query(rows::sql::UPDATE_REQUEST),
+                    &values,
+                )
+                .bind(request.id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if updated == 0 {
+                    tx.rollback().await?;
+                    return Err($crate::store::StoreError::Conflict);
+                }
+                if change.refresh_cards {
+                    sqlx::query(rows::sql::REFRESH_CARDS)
+                    .bind(request.id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Self::insert_event(&mut tx, request.id, &change.event).await?;
+                Self::insert_cards(&mut tx, request.id, &change.new_cards, now).await?;
+                Self::insert_deliveries(&mut tx, Some(request.id), &change.deliveries, now)
+                    .await?;
+                Self::insert_home_publishes(&mut tx, &change.republish_homes, now).await?;
+                tx.commit().await?;
                 Ok(())
             }
 
@@ -582,34 +716,13 @@ macro_rules! impl_store {
             query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
             v: &'q rows::RequestValues<'q>,
         ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>> {
-            let r = v.request;
-            query
-                .bind(&r.app)
-                .bind(&r.app_name)
-                .bind(&r.target_user)
-                .bind(&r.requester)
-                .bind(&r.permission)
-                .bind(&v.groups)
-                .bind(&r.comment)
-                .bind(&v.access_length)
-                .bind(r.status.as_str())
-                .bind(&v.approvers)
-                .bind(&v.app_admins)
-                .bind(&r.admin_channel)
-                .bind(v.created_at)
-                .bind(v.updated_at)
-                .bind(&r.approved_by)
-                .bind(v.approved_at)
-                .bind(&r.decided_by)
-                .bind(v.decided_at)
-                .bind(v.provisioned_at)
-                .bind(v.expires_at)
-                .bind(&r.removed_by)
-                .bind(v.removed_at)
-                .bind(&r.denial_feedback)
-                .bind(r.expiry_reminded)
-                .bind(r.stage_reminded)
-                .bind(r.version)
+            v.params().into_iter().fold(query, |query, param| match param {
+                rows::Param::Text(v) => query.bind(v),
+                rows::Param::OptText(v) => query.bind(v),
+                rows::Param::Int(v) => query.bind(v),
+                rows::Param::OptInt(v) => query.bind(v),
+                rows::Param::Bool(v) => query.bind(v),
+            })
         }
 
         #[async_trait::async_trait]
@@ -802,64 +915,7 @@ macro_rules! impl_store {
                 &self,
                 change: $crate::store::Change,
             ) -> $crate::store::StoreResult<()> {
-                let request = &change.request;
-                let now = rows::millis(change.event.at);
-                let values = rows::RequestValues::new(request)?;
-                let mut tx = self.begin_write().await?;
-                if let Some(key) = &change.dedup_key {
-                    let fresh = sqlx::query(
-                        "INSERT INTO processed_keys (key, at) VALUES ($1, $2) \
-                         ON CONFLICT DO NOTHING",
-                    )
-                    .bind(key)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                    if fresh == 0 {
-                        tx.rollback().await?;
-                        return Err($crate::store::StoreError::Duplicate);
-                    }
-                }
-                let updated = bind_request(
-                    sqlx::query(concat!(
-                        "UPDATE requests SET (",
-                        rows::request_values!(),
-                        ") = ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-                         $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26) \
-                         WHERE id = $27 AND version = $26 - 1"
-                    )),
-                    &values,
-                )
-                .bind(request.id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if updated == 0 {
-                    tx.rollback().await?;
-                    return Err($crate::store::StoreError::Conflict);
-                }
-                if change.refresh_cards {
-                    // The payload is `Delivery::UpdateCard { card_id }` as serde writes it.
-                    sqlx::query(
-                        "INSERT INTO outbox (request_id, method, payload, status, attempts, \
-                         not_before, created_at, updated_at) \
-                         SELECT $1, 'chat.update', \
-                         '{\"type\":\"update_card\",\"card_id\":' || id || '}', \
-                         'pending', 0, $2, $2, $2 FROM cards WHERE request_id = $1 ORDER BY id",
-                    )
-                    .bind(request.id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                Self::insert_event(&mut tx, request.id, &change.event).await?;
-                Self::insert_cards(&mut tx, request.id, &change.new_cards, now).await?;
-                Self::insert_deliveries(&mut tx, Some(request.id), &change.deliveries, now)
-                    .await?;
-                Self::insert_home_publishes(&mut tx, &change.republish_homes, now).await?;
-                tx.commit().await?;
-                Ok(())
+                self.apply_change(change).await
             }
 
             async fn append_event(
@@ -1072,6 +1128,7 @@ macro_rules! impl_store {
                 error: &str,
                 counts_as_attempt: bool,
             ) -> $crate::store::StoreResult<()> {
+                let mut tx = self.begin_write().await?;
                 sqlx::query(
                     "UPDATE outbox SET status = 'pending', not_before = $2, last_error = $3, \
                      lease_owner = NULL, lease_until = NULL, attempts = attempts - $4 \
@@ -1081,8 +1138,9 @@ macro_rules! impl_store {
                 .bind(rows::millis(not_before))
                 .bind(error)
                 .bind(i32::from(!counts_as_attempt))
-                .execute(&self.write)
+                .execute(&mut *tx)
                 .await?;
+                tx.commit().await?;
                 Ok(())
             }
 
@@ -1136,6 +1194,7 @@ macro_rules! impl_store {
                 now: chrono::DateTime<chrono::Utc>,
             ) -> $crate::store::StoreResult<bool> {
                 // A retry asked for by a person starts afresh: its attempts count from zero.
+                let mut tx = self.begin_write().await?;
                 let retried = sqlx::query(
                     "UPDATE outbox SET status = 'pending', not_before = $2, updated_at = $2, \
                      attempts = 0, lease_owner = NULL, lease_until = NULL \
@@ -1143,9 +1202,10 @@ macro_rules! impl_store {
                 )
                 .bind(id)
                 .bind(rows::millis(now))
-                .execute(&self.write)
+                .execute(&mut *tx)
                 .await?
                 .rows_affected();
+                tx.commit().await?;
                 Ok(retried > 0)
             }
 

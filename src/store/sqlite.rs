@@ -1,19 +1,23 @@
 //! The SQLite store: the embedded default, for one process.
 //!
-//! SQLite allows one writer at a time. Every transaction that writes goes through a pool
-//! of one connection, so writers queue in the process instead of failing with
-//! "database is locked"; reads use a few more connections (WAL lets them run beside the
-//! writer).
+//! SQLite allows one writer at a time. Decisions are written by the group commit
+//! (`group_commit.rs`); every other write goes through a pool of one connection. The two
+//! take turns through one lock in the process, so writers queue instead of meeting
+//! "database is locked" or SQLite's sleeping busy handler; reads use a few more connections
+//! (WAL lets them run beside the writer).
 
+use std::ops::{Deref, DerefMut};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
+use super::group_commit::GroupCommit;
 use super::rows::{self, impl_store};
-use super::{Store, StoreResult};
+use super::{Change, Store, StoreResult};
 
 /// Connections for reads beside the single writer.
 const READ_CONNECTIONS: u32 = 4;
@@ -21,6 +25,10 @@ const READ_CONNECTIONS: u32 = 4;
 pub struct SqliteStore {
     read: SqlitePool,
     write: SqlitePool,
+    /// The write turn, shared by `write` and `commits`.
+    turn: Arc<Mutex<()>>,
+    /// Absent for an in-memory database, which only `write`'s connection can see.
+    commits: Option<GroupCommit>,
     /// Held while the store is open: a second process on the same file is refused.
     _lock: Option<std::fs::File>,
 }
@@ -78,20 +86,71 @@ impl SqliteStore {
             SqlitePoolOptions::new()
                 .max_connections(READ_CONNECTIONS)
                 .test_before_acquire(false)
-                .connect_with(options)
+                .connect_with(options.clone())
                 .await?
+        };
+        let turn = Arc::new(Mutex::new(()));
+        let commits = if in_memory {
+            None
+        } else {
+            Some(GroupCommit::start(
+                options.get_filename(),
+                Arc::clone(&turn),
+            )?)
         };
         Ok(SqliteStore {
             read,
             write,
+            turn,
+            commits,
             _lock: lock,
         })
     }
 
-    /// Starts a transaction that writes. It takes the write lock at once, so it never has
-    /// to upgrade a read snapshot (which fails when another process wrote meanwhile).
-    async fn begin_write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
-        Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+    /// Starts a transaction that writes, in the process's write turn. It takes SQLite's
+    /// write lock at once, so it never has to upgrade a read snapshot (which fails when
+    /// another process wrote meanwhile).
+    async fn begin_write(&self) -> StoreResult<WriteTransaction> {
+        let turn = Arc::clone(&self.turn).lock_owned().await;
+        let tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(WriteTransaction { tx, _turn: turn })
+    }
+
+    async fn apply_change(&self, change: Change) -> StoreResult<()> {
+        match &self.commits {
+            Some(commits) => commits.apply(change).await,
+            None => self.apply_in_transaction(change).await,
+        }
+    }
+}
+
+/// A write transaction that holds the write turn until it ends.
+struct WriteTransaction {
+    tx: Transaction<'static, Sqlite>,
+    _turn: OwnedMutexGuard<()>,
+}
+
+impl WriteTransaction {
+    async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+
+    async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.tx.rollback().await
+    }
+}
+
+impl Deref for WriteTransaction {
+    type Target = SqliteConnection;
+
+    fn deref(&self) -> &SqliteConnection {
+        &self.tx
+    }
+}
+
+impl DerefMut for WriteTransaction {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.tx
     }
 }
 
