@@ -10,6 +10,7 @@ use tokio::sync::{watch, Notify};
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::foreground::Foreground;
 use crate::http::{self, AppState, SlackState};
 use crate::metrics::Metrics;
 use crate::scheduler::Scheduler;
@@ -61,7 +62,13 @@ impl App {
         }
         let deliveries_waiting = Arc::new(Notify::new());
         let service = Service::new(store.clone(), clock.clone(), deliveries_waiting.clone());
-        let worker = Worker::new(store, slack.as_ref().map(|s| s.api.clone()), clock);
+        let foreground = Arc::new(Foreground::default());
+        let worker = Worker::new(
+            store,
+            slack.as_ref().map(|s| s.api.clone()),
+            clock,
+            foreground.clone(),
+        );
         let remind_after = chrono::Duration::from_std(config.remind_after)
             .unwrap_or_else(|_| chrono::Duration::days(1));
         let scheduler = Arc::new(Scheduler::new(service.clone(), remind_after));
@@ -78,6 +85,7 @@ impl App {
             api_token: config.api_token.as_deref().map(Arc::from),
             metrics,
             deliveries_waiting,
+            foreground,
         };
         Ok(App {
             listener,

@@ -4,6 +4,7 @@ pub mod app;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod foreground;
 pub mod http;
 pub mod metrics;
 pub mod scheduler;

@@ -15,6 +15,7 @@ use slack_morphism::prelude::{SlackBlock, SlackMessageContent};
 use tokio::sync::{watch, Notify};
 
 use crate::clock::Clock;
+use crate::foreground::Foreground;
 use crate::slack::client::{CallError, Posted, SlackApi};
 use crate::slack::{blocks, views};
 use crate::store::{Delivery, OutboxItem, RequestFilter, Store, StoreError};
@@ -25,6 +26,9 @@ const LEASE: i64 = 60;
 const BATCH: u32 = 64;
 /// Deliveries in flight at once.
 const CONCURRENCY: usize = 16;
+/// Claims and calls in flight while Slack requests are being handled (see `foreground`).
+const YIELDING_BATCH: u32 = 8;
+const YIELDING_CONCURRENCY: usize = 2;
 /// After this many attempts a delivery that keeps failing is dead-lettered.
 const MAX_ATTEMPTS: i32 = 12;
 /// The error noted on a delivery postponed by a 429.
@@ -50,13 +54,19 @@ pub struct Worker {
     store: Arc<dyn Store>,
     slack: Option<SlackApi>,
     clock: Arc<dyn Clock>,
+    foreground: Arc<Foreground>,
     owner: String,
     /// Slack methods rate-limited until the given time: no call to them before.
     paused: Mutex<HashMap<&'static str, DateTime<Utc>>>,
 }
 
 impl Worker {
-    pub fn new(store: Arc<dyn Store>, slack: Option<SlackApi>, clock: Arc<dyn Clock>) -> Worker {
+    pub fn new(
+        store: Arc<dyn Store>,
+        slack: Option<SlackApi>,
+        clock: Arc<dyn Clock>,
+        foreground: Arc<Foreground>,
+    ) -> Worker {
         let owner = format!(
             "{}-{:08x}",
             std::process::id(),
@@ -66,6 +76,7 @@ impl Worker {
             store,
             slack,
             clock,
+            foreground,
             owner,
             paused: Mutex::new(HashMap::new()),
         }
@@ -121,9 +132,14 @@ impl Worker {
                 return Ok(attempted);
             }
             let now = self.clock.now();
+            let (batch, concurrency) = if self.foreground.is_busy() {
+                (YIELDING_BATCH, YIELDING_CONCURRENCY)
+            } else {
+                (BATCH, CONCURRENCY)
+            };
             let items = self
                 .store
-                .claim_deliveries(&self.owner, now, Duration::seconds(LEASE), BATCH)
+                .claim_deliveries(&self.owner, now, Duration::seconds(LEASE), batch)
                 .await?;
             if items.is_empty() {
                 return Ok(attempted);
@@ -131,7 +147,7 @@ impl Worker {
             attempted += items.len();
             let finished: Vec<(i64, Option<(i64, i64)>)> = stream::iter(items)
                 .map(|item| self.attempt(slack, item))
-                .buffer_unordered(CONCURRENCY)
+                .buffer_unordered(concurrency)
                 .filter_map(|finished| async move { finished })
                 .collect()
                 .await;

@@ -18,6 +18,7 @@ use tokio::sync::Notify;
 
 pub use error::ApiError;
 
+use crate::foreground::Foreground;
 use crate::metrics::Metrics;
 use crate::service::Service;
 use crate::slack::client::SlackApi;
@@ -33,6 +34,8 @@ pub struct AppState {
     pub api_token: Option<Arc<str>>,
     pub metrics: Arc<Metrics>,
     pub deliveries_waiting: Arc<Notify>,
+    /// Slack requests in hand; the delivery worker yields to them.
+    pub foreground: Arc<Foreground>,
 }
 
 #[derive(Clone)]
@@ -53,17 +56,25 @@ pub fn router(state: AppState) -> Router {
         .route("/deliveries", get(api::list_deliveries))
         .route("/deliveries/{id}/retry", post(api::retry_delivery))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    let slack = Router::new()
+        .route("/events", post(slack::events))
+        .route("/interactivity", post(slack::interactivity))
+        .route("/commands", post(slack::commands))
+        .route_layer(middleware::from_fn_with_state(state.clone(), in_foreground));
     Router::new()
         .nest("/api/v1", api)
-        .route("/slack/events", post(slack::events))
-        .route("/slack/interactivity", post(slack::interactivity))
-        .route("/slack/commands", post(slack::commands))
+        .nest("/slack", slack)
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
+}
+
+async fn in_foreground(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let _handling = state.foreground.enter();
+    next.run(req).await
 }
 
 /// Bearer authentication for `/api/v1`, compared in constant time.
