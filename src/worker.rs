@@ -26,9 +26,12 @@ const LEASE: i64 = 60;
 const BATCH: u32 = 64;
 /// Deliveries in flight at once.
 const CONCURRENCY: usize = 16;
-/// Claims and calls in flight while Slack requests are being handled (see `foreground`).
-const YIELDING_BATCH: u32 = 8;
-const YIELDING_CONCURRENCY: usize = 2;
+/// While Slack requests are being handled (see `foreground`) the worker claims this many
+/// deliveries at a time, with this many in flight, and rests between batches: at most
+/// ~300 calls/s, more than Slack's rate limits let a workspace make anyway.
+const YIELDING_BATCH: u32 = 16;
+const YIELDING_CONCURRENCY: usize = 4;
+const YIELDING_REST: StdDuration = StdDuration::from_millis(50);
 /// After this many attempts a delivery that keeps failing is dead-lettered.
 const MAX_ATTEMPTS: i32 = 12;
 /// The error noted on a delivery postponed by a 429.
@@ -37,6 +40,22 @@ const RATE_LIMITED: &str = "rate limited by Slack";
 const HOME_ITEMS: u32 = 100;
 /// The longest wait between two attempts.
 const MAX_BACKOFF_SECONDS: i64 = 300;
+
+/// Splits claimed deliveries (oldest first) into lanes, one per conversation, each in the
+/// order it was queued.
+fn lanes(items: Vec<OutboxItem>) -> Vec<Vec<OutboxItem>> {
+    let mut lanes: Vec<Vec<OutboxItem>> = Vec::new();
+    let mut lane_of: HashMap<String, usize> = HashMap::new();
+    for item in items {
+        let key = item.delivery.conversation();
+        let lane = *lane_of.entry(key).or_insert_with(|| {
+            lanes.push(Vec::new());
+            lanes.len() - 1
+        });
+        lanes[lane].push(item);
+    }
+    lanes
+}
 
 /// What became of one attempt.
 enum Outcome {
@@ -131,12 +150,13 @@ impl Worker {
             if *stop.borrow() {
                 return Ok(attempted);
             }
-            let now = self.clock.now();
-            let (batch, concurrency) = if self.foreground.is_busy() {
+            let yielding = self.foreground.is_busy();
+            let (batch, concurrency) = if yielding {
                 (YIELDING_BATCH, YIELDING_CONCURRENCY)
             } else {
                 (BATCH, CONCURRENCY)
             };
+            let now = self.clock.now();
             let items = self
                 .store
                 .claim_deliveries(&self.owner, now, Duration::seconds(LEASE), batch)
@@ -145,10 +165,18 @@ impl Worker {
                 return Ok(attempted);
             }
             attempted += items.len();
-            let finished: Vec<(i64, Option<(i64, i64)>)> = stream::iter(items)
-                .map(|item| self.attempt(slack, item))
+            // Calls to one conversation go one after another, in the order they were queued
+            // (two thread replies must not swap); different conversations go side by side.
+            let finished: Vec<(i64, Option<(i64, i64)>)> = stream::iter(lanes(items))
+                .map(|lane| async move {
+                    let mut finished = Vec::with_capacity(lane.len());
+                    for item in lane {
+                        finished.extend(self.attempt(slack, item).await);
+                    }
+                    finished
+                })
                 .buffer_unordered(concurrency)
-                .filter_map(|finished| async move { finished })
+                .flat_map(stream::iter)
                 .collect()
                 .await;
             // Successes are recorded together: one write for the whole batch.
@@ -157,6 +185,9 @@ impl Worker {
             if let Err(err) = self.store.deliveries_done(&ids, &cards).await {
                 // Their leases run out and they are checked against Slack and retried.
                 tracing::error!(error = %err, "could not record finished deliveries");
+            }
+            if yielding {
+                tokio::time::sleep(YIELDING_REST).await;
             }
         }
     }
@@ -388,5 +419,45 @@ fn prepared(text: &str, blocks: Option<&serde_json::Value>) -> SlackMessageConte
     match blocks.and_then(|b| serde_json::from_value::<Vec<SlackBlock>>(b.clone()).ok()) {
         Some(blocks) => content.with_blocks(blocks),
         None => content,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(id: i64, delivery: Delivery) -> OutboxItem {
+        OutboxItem {
+            id,
+            request_id: None,
+            delivery,
+            attempts: 0,
+            last_error: None,
+        }
+    }
+
+    #[test]
+    fn a_conversation_keeps_its_order_and_others_go_beside_it() {
+        let reply = |id, card_id| {
+            item(
+                id,
+                Delivery::PostInCardThread {
+                    card_id,
+                    text: format!("reply {id}"),
+                },
+            )
+        };
+        let items = vec![
+            reply(1, 7),
+            reply(2, 8),
+            item(3, Delivery::UpdateCard { card_id: 7 }),
+            reply(4, 7),
+            item(5, Delivery::PublishHome { user: "U1".into() }),
+        ];
+        let lanes: Vec<Vec<i64>> = lanes(items)
+            .into_iter()
+            .map(|lane| lane.into_iter().map(|item| item.id).collect())
+            .collect();
+        assert_eq!(lanes, [vec![1, 3, 4], vec![2], vec![5]]);
     }
 }

@@ -43,6 +43,10 @@ impl GroupCommit {
         conn.busy_timeout(Duration::from_secs(5))?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Savepoints keep a statement journal; on disk it costs a temp file per statement.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        // The pages a decision touches stay cached instead of being read again (KiB).
+        conn.pragma_update(None, "cache_size", -16_384)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let (jobs, queue) = mpsc::unbounded_channel();
         std::thread::Builder::new()
@@ -125,8 +129,8 @@ fn apply(conn: &Connection, change: &Change) -> StoreResult<()> {
         }
     }
     let values = rows::RequestValues::new(request)?;
-    let mut params: Vec<&dyn ToSql> = Vec::with_capacity(27);
-    let columns = values.params();
+    let mut params: Vec<&dyn ToSql> = Vec::with_capacity(18);
+    let columns = values.changeable();
     params.extend(columns.iter().map(|param| param as &dyn ToSql));
     params.push(&request.id);
     if execute(conn, sql::UPDATE_REQUEST, &params)? == 0 {
@@ -164,13 +168,17 @@ fn apply(conn: &Connection, change: &Change) -> StoreResult<()> {
     for delivery in &change.deliveries {
         queue(conn, Some(request.id), delivery, now)?;
     }
-    for user in &change.republish_homes {
-        let mut viewer = conn.prepare_cached(sql::IS_HOME_VIEWER)?;
-        bind(&mut viewer, &[user])?;
-        if viewer.raw_query().next()?.is_none() {
-            continue;
-        }
-        let publish = Delivery::PublishHome { user: user.clone() };
+    if change.republish_homes.is_empty() {
+        return Ok(());
+    }
+    let mut viewers = conn.prepare_cached(HOME_VIEWERS_AMONG)?;
+    bind(&mut viewers, &[&rows::to_json(&change.republish_homes)?])?;
+    let viewers: Vec<String> = viewers
+        .raw_query()
+        .mapped(|row| row.get(0))
+        .collect::<rusqlite::Result<_>>()?;
+    for user in viewers {
+        let publish = Delivery::PublishHome { user };
         let payload = rows::to_json(&publish)?;
         execute(
             conn,
@@ -196,6 +204,10 @@ fn queue(
     Ok(())
 }
 
+/// Which of the users in the JSON list `$1` use their Home tab; one statement for them all.
+const HOME_VIEWERS_AMONG: &str = "SELECT user_id FROM home_viewers \
+     WHERE user_id IN (SELECT value FROM json_each($1))";
+
 /// Runs a cached statement; `params[i]` is bound to `$i+1`. Rows changed.
 fn execute(conn: &Connection, sql: &str, params: &[&dyn ToSql]) -> rusqlite::Result<usize> {
     let mut statement = conn.prepare_cached(sql)?;
@@ -203,14 +215,12 @@ fn execute(conn: &Connection, sql: &str, params: &[&dyn ToSql]) -> rusqlite::Res
     statement.raw_execute()
 }
 
-/// Binds by name, as sqlx does, so a statement may use `$N` in any order and more than once.
+/// Binds `params[i]` to `$i+1`. SQLite numbers `$N` parameters in the order they first
+/// appear, so this holds for statements whose `$N` first appear in order (checked for each
+/// statement here by `parameters_are_numbered_in_order`).
 fn bind(statement: &mut Statement<'_>, params: &[&dyn ToSql]) -> rusqlite::Result<()> {
     for (i, param) in params.iter().enumerate() {
-        let name = format!("${}", i + 1);
-        let index = statement
-            .parameter_index(&name)?
-            .ok_or(rusqlite::Error::InvalidParameterName(name))?;
-        statement.raw_bind_parameter(index, param)?;
+        statement.raw_bind_parameter(i + 1, param)?;
     }
     Ok(())
 }
@@ -230,5 +240,43 @@ impl ToSql for Param<'_> {
 impl From<rusqlite::Error> for StoreError {
     fn from(err: rusqlite::Error) -> Self {
         StoreError::Write(err.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `bind` binds by position: each statement's `$N` must be SQLite's parameter N.
+    #[test]
+    fn parameters_are_numbered_in_order() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(include_str!("../../migrations/sqlite/0001_init.sql"))
+            .unwrap();
+        conn.execute_batch(include_str!(
+            "../../migrations/sqlite/0002_home_viewers.sql"
+        ))
+        .unwrap();
+        let statements = [
+            sql::DEDUP_KEY,
+            sql::UPDATE_REQUEST,
+            sql::REFRESH_CARDS,
+            sql::INSERT_EVENT,
+            sql::INSERT_CARD,
+            sql::INSERT_DELIVERY,
+            sql::PUBLISH_HOME,
+            HOME_VIEWERS_AMONG,
+        ];
+        for text in statements {
+            let statement = conn.prepare(text).unwrap();
+            for index in 1..=statement.parameter_count() {
+                let expected = format!("${index}");
+                assert_eq!(
+                    statement.parameter_name(index),
+                    Some(expected.as_str()),
+                    "{text}"
+                );
+            }
+        }
     }
 }

@@ -86,6 +86,20 @@ pub enum Delivery {
 }
 
 impl Delivery {
+    /// The conversation this delivery writes to, as a key: a card and its thread are one
+    /// conversation, a user's Home tab another.
+    pub fn conversation(&self) -> String {
+        match self {
+            Delivery::PostCard { card_id }
+            | Delivery::UpdateCard { card_id }
+            | Delivery::PostInCardThread { card_id, .. } => format!("card:{card_id}"),
+            Delivery::PostMessage { channel, .. } | Delivery::PostEphemeral { channel, .. } => {
+                format!("channel:{channel}")
+            }
+            Delivery::PublishHome { user } => format!("home:{user}"),
+        }
+    }
+
     /// The Slack Web API method this delivery calls.
     pub fn method(&self) -> &'static str {
         match self {

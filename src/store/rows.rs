@@ -24,16 +24,35 @@ macro_rules! request_columns {
 }
 pub(super) use request_columns;
 
+/// The columns of `requests` fixed when a request is filed: who asked, for whom, for which
+/// app, and who decides. Decisions never change them (see [`request_changeable!`]).
+macro_rules! request_fixed {
+    () => {
+        "app, app_name, target_user, requester, comment, approvers, app_admins, admin_channel, \
+         created_at"
+    };
+}
+
+/// The columns of `requests` that decisions change; the last is `version`.
+macro_rules! request_changeable {
+    () => {
+        "permission, groups, access_length, status, updated_at, approved_by, approved_at, \
+         decided_by, decided_at, provisioned_at, expires_at, removed_by, removed_at, \
+         denial_feedback, expiry_reminded, stage_reminded, version"
+    };
+}
+
 /// The columns of `requests` that [`RequestValues`] writes, as `$1`…`$26` in this order.
 macro_rules! request_values {
     () => {
-        "app, app_name, target_user, requester, permission, groups, comment, access_length, \
-         status, approvers, app_admins, admin_channel, created_at, updated_at, approved_by, \
-         approved_at, decided_by, decided_at, provisioned_at, expires_at, removed_by, \
-         removed_at, denial_feedback, expiry_reminded, stage_reminded, version"
+        concat!(
+            $crate::store::rows::request_fixed!(),
+            ", ",
+            $crate::store::rows::request_changeable!()
+        )
     };
 }
-pub(super) use request_values;
+pub(super) use {request_changeable, request_fixed, request_values};
 
 /// Statements of a decision (see `Store::apply`), shared by the sqlx code below and the
 /// SQLite group commit (`group_commit.rs`). Parameters are `$N`, bound by number.
@@ -42,14 +61,15 @@ pub(super) mod sql {
     pub const DEDUP_KEY: &str =
         "INSERT INTO processed_keys (key, at) VALUES ($1, $2) ON CONFLICT DO NOTHING";
 
-    /// Writes a request's columns (`$1`…`$26`, see [`super::RequestValues::params`]) to
-    /// request `$27`, if it still has the version the change was decided on.
+    /// Writes the columns a decision changes (`$1`…`$17`, see
+    /// [`super::RequestValues::changeable`]) to request `$18`, if it still has the version
+    /// the change was decided on. The fixed columns are left alone, and so are their
+    /// indexes.
     pub const UPDATE_REQUEST: &str = concat!(
         "UPDATE requests SET (",
-        super::request_values!(),
-        ") = ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-         $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26) \
-         WHERE id = $27 AND version = $26 - 1"
+        super::request_changeable!(),
+        ") = ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+         WHERE id = $18 AND version = $17 - 1"
     );
 
     /// Queues an update of every card of request `$1`, at `$2`. The payload is
@@ -72,8 +92,6 @@ pub(super) mod sql {
     pub const INSERT_DELIVERY: &str =
         "INSERT INTO outbox (request_id, method, payload, status, attempts, not_before, \
          created_at, updated_at) VALUES ($1, $2, $3, 'pending', 0, $4, $4, $4)";
-
-    pub const IS_HOME_VIEWER: &str = "SELECT 1 FROM home_viewers WHERE user_id = $1";
 
     /// Queues a republish of a Home tab (method `$1`, payload `$2`, at `$3`) unless one is
     /// already waiting: it renders the latest state when it is sent.
@@ -289,22 +307,38 @@ impl<'a> RequestValues<'a> {
 impl RequestValues<'_> {
     /// The values of [`request_values!`], in its order (`$1`…`$26`).
     pub(super) fn params(&self) -> [Param<'_>; 26] {
-        use Param::{Bool, Int, OptInt, OptText, Text};
+        let mut params = [Param::Int(0); 26];
+        params[..9].copy_from_slice(&self.fixed());
+        params[9..].copy_from_slice(&self.changeable());
+        params
+    }
+
+    /// The values of [`request_fixed!`], in its order.
+    fn fixed(&self) -> [Param<'_>; 9] {
+        use Param::{Int, OptText, Text};
         let r = self.request;
         [
             Text(&r.app),
             Text(&r.app_name),
             Text(&r.target_user),
             Text(&r.requester),
-            Text(&r.permission),
-            Text(&self.groups),
             Text(&r.comment),
-            Text(&self.access_length),
-            Text(r.status.as_str()),
             Text(&self.approvers),
             Text(&self.app_admins),
             OptText(r.admin_channel.as_deref()),
             Int(self.created_at),
+        ]
+    }
+
+    /// The values of [`request_changeable!`], in its order.
+    pub(super) fn changeable(&self) -> [Param<'_>; 17] {
+        use Param::{Bool, Int, OptInt, OptText, Text};
+        let r = self.request;
+        [
+            Text(&r.permission),
+            Text(&self.groups),
+            Text(&self.access_length),
+            Text(r.status.as_str()),
             Int(self.updated_at),
             OptText(r.approved_by.as_deref()),
             OptInt(self.approved_at),
@@ -627,9 +661,9 @@ macro_rules! impl_store {
                         return Err($crate::store::StoreError::Duplicate);
                     }
                 }
-                let updated = bind_request(
+                let updated = bind_params(
                     sqlx::query(rows::sql::UPDATE_REQUEST),
-                    &values,
+                    &values.changeable(),
                 )
                 .bind(request.id)
                 .execute(&mut *tx)
@@ -711,12 +745,12 @@ macro_rules! impl_store {
             }
         }
 
-        /// Binds a request's columns as `$1`…`$26` (see `request_values!`).
-        fn bind_request<'q>(
+        /// Binds `params` as `$1`, `$2`, ….
+        fn bind_params<'q>(
             query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
-            v: &'q rows::RequestValues<'q>,
+            params: &[rows::Param<'q>],
         ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>> {
-            v.params().into_iter().fold(query, |query, param| match param {
+            params.iter().fold(query, |query, param| match *param {
                 rows::Param::Text(v) => query.bind(v),
                 rows::Param::OptText(v) => query.bind(v),
                 rows::Param::Int(v) => query.bind(v),
@@ -821,7 +855,8 @@ macro_rules! impl_store {
                     }
                 }
                 let values = rows::RequestValues::new(&new.request)?;
-                let inserted = bind_request(
+                let params = values.params();
+                let inserted = bind_params(
                     sqlx::query(concat!(
                         "INSERT INTO requests (",
                         rows::request_values!(),
@@ -829,7 +864,7 @@ macro_rules! impl_store {
                          $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, \
                          $25, $26, $27) RETURNING id"
                     )),
-                    &values,
+                    &params,
                 )
                 .bind(&new.idempotency_key)
                 .fetch_one(&mut *tx)
