@@ -521,8 +521,7 @@ pub(super) fn status_counts(rows: Vec<(String, i64)>) -> StoreResult<Vec<(Status
 
 /// Implements [`Store`](super::Store) for `$store`, a struct with a `read`
 /// `sqlx::Pool<$db>`, a `begin_write` method that starts the transaction every write goes
-/// through, and an `apply_change` method behind `Store::apply` (which may call the
-/// `apply_in_transaction` defined here). `$row_lock` locks a request's row for the
+/// through, and an `apply_change` method behind `Store::apply`. `$row_lock` locks a request's row for the
 /// rest of a transaction (`FOR UPDATE` on PostgreSQL). `$claim_lock` is appended to the query that
 /// picks the deliveries to claim (`FOR UPDATE SKIP LOCKED` on PostgreSQL, where several
 /// replicas claim at once).
@@ -637,55 +636,6 @@ macro_rules! impl_store {
                     .execute(&mut *conn)
                     .await?;
                 }
-                Ok(())
-            }
-
-            /// Applies a change in a transaction of its own (see `Store::apply`).
-            async fn apply_in_transaction(
-                &self,
-                change: $crate::store::Change,
-            ) -> $crate::store::StoreResult<()> {
-                let request = &change.request;
-                let now = rows::millis(change.event.at);
-                let values = rows::RequestValues::new(request)?;
-                let mut tx = self.begin_write().await?;
-                if let Some(key) = &change.dedup_key {
-                    let fresh = sqlx::query(rows::sql::DEDUP_KEY)
-                    .bind(key)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                    if fresh == 0 {
-                        tx.rollback().await?;
-                        return Err($crate::store::StoreError::Duplicate);
-                    }
-                }
-                let updated = bind_params(
-                    sqlx::query(rows::sql::UPDATE_REQUEST),
-                    &values.changeable(),
-                )
-                .bind(request.id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if updated == 0 {
-                    tx.rollback().await?;
-                    return Err($crate::store::StoreError::Conflict);
-                }
-                if change.refresh_cards {
-                    sqlx::query(rows::sql::REFRESH_CARDS)
-                    .bind(request.id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                Self::insert_event(&mut tx, request.id, &change.event).await?;
-                Self::insert_cards(&mut tx, request.id, &change.new_cards, now).await?;
-                Self::insert_deliveries(&mut tx, Some(request.id), &change.deliveries, now)
-                    .await?;
-                Self::insert_home_publishes(&mut tx, &change.republish_homes, now).await?;
-                tx.commit().await?;
                 Ok(())
             }
 

@@ -17,7 +17,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::group_commit::GroupCommit;
 use super::rows::{self, impl_store};
-use super::{Change, Store, StoreResult};
+use super::{Change, Store, StoreError, StoreResult};
 
 /// Connections for reads beside the single writer.
 const READ_CONNECTIONS: u32 = 4;
@@ -115,6 +115,49 @@ impl SqliteStore {
         let turn = Arc::clone(&self.turn).lock_owned().await;
         let tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         Ok(WriteTransaction { tx, _turn: turn })
+    }
+
+    /// Applies a change in a transaction of its own, for an in-memory database, which the
+    /// group commit cannot see.
+    async fn apply_in_transaction(&self, change: Change) -> StoreResult<()> {
+        let request = &change.request;
+        let now = rows::millis(change.event.at);
+        let values = rows::RequestValues::new(request)?;
+        let mut tx = self.begin_write().await?;
+        if let Some(key) = &change.dedup_key {
+            let fresh = sqlx::query(rows::sql::DEDUP_KEY)
+                .bind(key)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if fresh == 0 {
+                tx.rollback().await?;
+                return Err(StoreError::Duplicate);
+            }
+        }
+        let updated = bind_params(sqlx::query(rows::sql::UPDATE_REQUEST), &values.changeable())
+            .bind(request.id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if updated == 0 {
+            tx.rollback().await?;
+            return Err(StoreError::Conflict);
+        }
+        if change.refresh_cards {
+            sqlx::query(rows::sql::REFRESH_CARDS)
+                .bind(request.id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        Self::insert_event(&mut tx, request.id, &change.event).await?;
+        Self::insert_cards(&mut tx, request.id, &change.new_cards, now).await?;
+        Self::insert_deliveries(&mut tx, Some(request.id), &change.deliveries, now).await?;
+        Self::insert_home_publishes(&mut tx, &change.republish_homes, now).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn apply_change(&self, change: Change) -> StoreResult<()> {

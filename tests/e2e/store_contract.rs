@@ -154,6 +154,7 @@ on_both!(
     concurrent_filings_with_one_key_file_one_request,
     applying_on_the_current_version_stores_the_change_and_its_effects,
     applying_on_a_stale_version_conflicts_and_changes_nothing,
+    a_change_whose_key_was_applied_before_is_a_duplicate,
     concurrent_decisions_on_one_version_have_one_winner,
     concurrent_claimers_never_get_the_same_delivery,
     a_delivery_whose_lease_ran_out_is_claimed_again,
@@ -414,6 +415,43 @@ async fn applying_on_a_stale_version_conflicts_and_changes_nothing(store: Arc<dy
         store.apply(unknown).await,
         Err(StoreError::Conflict)
     ));
+}
+
+async fn a_change_whose_key_was_applied_before_is_a_duplicate(store: Arc<dyn Store>) {
+    let filed = file(&store, new_request(&github(), "UREQ", None)).await;
+    drain(&store, t0()).await;
+    let mut approve = change(&filed, "UAPPROVER", Command::Approve, t0());
+    approve.dedup_key = Some("click:UAPPROVER:1".into());
+    store.apply(approve.clone()).await.unwrap();
+    // The same click again: a duplicate, whatever version it was decided on.
+    assert!(matches!(
+        store.apply(approve.clone()).await,
+        Err(StoreError::Duplicate)
+    ));
+
+    // A click that lost a race leaves its key unused: decided again, it goes through.
+    let mut stale = change(&filed, "UAPPROVER", Command::Deny, t0());
+    stale.dedup_key = Some("click:UADMIN1:2".into());
+    assert!(matches!(
+        store.apply(stale).await,
+        Err(StoreError::Conflict)
+    ));
+    let mut confirm = change(
+        &approve.request,
+        "UADMIN1",
+        Command::ConfirmProvisioning,
+        t0(),
+    );
+    confirm.dedup_key = Some("click:UADMIN1:2".into());
+    store.apply(confirm.clone()).await.unwrap();
+
+    assert_eq!(
+        store.request(filed.id).await.unwrap(),
+        Some(confirm.request)
+    );
+    assert_eq!(store.events(filed.id).await.unwrap().len(), 3);
+    // The two cards were updated once per applied change.
+    assert_eq!(claim_all(&store, t0()).await.len(), 4);
 }
 
 async fn concurrent_decisions_on_one_version_have_one_winner(store: Arc<dyn Store>) {
@@ -764,10 +802,16 @@ async fn stats_count_requests_by_status_and_waiting_deliveries(store: Arc<dyn St
 
 #[tokio::test]
 async fn an_in_memory_sqlite_store_works() {
-    let store = accessbot::store::connect("sqlite::memory:").await.unwrap();
+    // Changes take another path there (no group commit): the stories about them hold too.
+    let memory = || async { accessbot::store::connect("sqlite::memory:").await.unwrap() };
+    let store = memory().await;
     let filed = file(&store, new_request(&github(), "UREQ", None)).await;
     assert_eq!(store.request(filed.id).await.unwrap(), Some(filed));
     assert_eq!(claim_all(&store, t0()).await.len(), 3);
+    applying_on_the_current_version_stores_the_change_and_its_effects(memory().await).await;
+    applying_on_a_stale_version_conflicts_and_changes_nothing(memory().await).await;
+    a_change_whose_key_was_applied_before_is_a_duplicate(memory().await).await;
+    homes_are_republished_only_for_users_who_opened_them(memory().await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
