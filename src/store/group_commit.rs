@@ -119,7 +119,7 @@ fn commit(conn: &mut Connection, batch: &[Job]) -> rusqlite::Result<Vec<StoreRes
     Ok(outcomes)
 }
 
-/// The statements of one change; the same as `apply_in_transaction` in `rows.rs`.
+/// The statements of one change; the same as `SqliteStore::apply_in_transaction`.
 fn apply(conn: &Connection, change: &Change) -> StoreResult<()> {
     let request = &change.request;
     let now = rows::millis(change.event.at);
@@ -129,9 +129,8 @@ fn apply(conn: &Connection, change: &Change) -> StoreResult<()> {
         }
     }
     let values = rows::RequestValues::new(request)?;
-    let mut params: Vec<&dyn ToSql> = Vec::with_capacity(18);
     let columns = values.changeable();
-    params.extend(columns.iter().map(|param| param as &dyn ToSql));
+    let mut params: Vec<&dyn ToSql> = columns.iter().map(|param| param as &dyn ToSql).collect();
     params.push(&request.id);
     if execute(conn, sql::UPDATE_REQUEST, &params)? == 0 {
         return Err(StoreError::Conflict);
@@ -179,12 +178,7 @@ fn apply(conn: &Connection, change: &Change) -> StoreResult<()> {
         .collect::<rusqlite::Result<_>>()?;
     for user in viewers {
         let publish = Delivery::PublishHome { user };
-        let payload = rows::to_json(&publish)?;
-        execute(
-            conn,
-            sql::PUBLISH_HOME,
-            &[&publish.method(), &payload.as_str(), &now],
-        )?;
+        execute(conn, sql::PUBLISH_HOME, &[&rows::to_json(&publish)?, &now])?;
     }
     Ok(())
 }
@@ -246,6 +240,24 @@ impl From<rusqlite::Error> for StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The SQL that writes card payloads writes what serde writes (and the worker reads).
+    #[test]
+    fn card_payloads_written_in_sql_are_serde_deliveries() {
+        let conn = Connection::open_in_memory().unwrap();
+        let sql_payload = |sql: &str| -> String {
+            conn.query_row(&format!("SELECT {sql}"), [], |row| row.get(0))
+                .unwrap()
+        };
+        assert_eq!(
+            sql_payload(rows::card_payload!("update_card", "7")),
+            rows::to_json(&Delivery::UpdateCard { card_id: 7 }).unwrap()
+        );
+        assert_eq!(
+            sql_payload(rows::card_payload!("post_card", "7")),
+            rows::to_json(&Delivery::PostCard { card_id: 7 }).unwrap()
+        );
+    }
 
     /// `bind` binds by position: each statement's `$N` must be SQLite's parameter N.
     #[test]

@@ -54,13 +54,22 @@ impl PostgresStore {
         let now = rows::millis(change.event.at);
         let values = rows::RequestValues::new(request)?;
         let event = rows::EventValues::new(&change.event)?;
-        let (methods, payloads) = to_arrays(change.deliveries.iter())?;
-        let homes: Vec<Delivery> = change
+        let methods: Vec<&str> = change.deliveries.iter().map(Delivery::method).collect();
+        let payloads = change
+            .deliveries
+            .iter()
+            .map(rows::to_json)
+            .collect::<StoreResult<Vec<String>>>()?;
+        let home_payloads = change
             .republish_homes
             .iter()
-            .map(|user| Delivery::PublishHome { user: user.clone() })
-            .collect();
-        let (_, home_payloads) = to_arrays(homes.iter())?;
+            .map(|user| rows::to_json(&Delivery::PublishHome { user: user.clone() }))
+            .collect::<StoreResult<Vec<String>>>()?;
+        let (card_kinds, card_recipients): (Vec<&str>, Vec<&str>) = change
+            .new_cards
+            .iter()
+            .map(|card| (card.kind.as_str(), card.recipient.as_str()))
+            .unzip();
         let (duplicate, applied): (bool, i64) =
             bind_params(sqlx::query(APPLY), &values.changeable())
                 .bind(request.id)
@@ -75,20 +84,8 @@ impl PostgresStore {
                 .bind(&change.event.detail)
                 .bind(&methods)
                 .bind(&payloads)
-                .bind(
-                    change
-                        .new_cards
-                        .iter()
-                        .map(|card| card.kind.as_str())
-                        .collect::<Vec<_>>(),
-                )
-                .bind(
-                    change
-                        .new_cards
-                        .iter()
-                        .map(|card| card.recipient.as_str())
-                        .collect::<Vec<_>>(),
-                )
+                .bind(&card_kinds)
+                .bind(&card_recipients)
                 .bind(&change.republish_homes)
                 .bind(&home_payloads)
                 .try_map(|row: sqlx::postgres::PgRow| {
@@ -104,19 +101,6 @@ impl PostgresStore {
             Ok(())
         }
     }
-}
-
-/// The methods and payloads of `deliveries`, as two arrays to bind.
-fn to_arrays<'a>(
-    deliveries: impl Iterator<Item = &'a Delivery>,
-) -> StoreResult<(Vec<&'static str>, Vec<String>)> {
-    let mut methods = Vec::new();
-    let mut payloads = Vec::new();
-    for delivery in deliveries {
-        methods.push(delivery.method());
-        payloads.push(rows::to_json(delivery)?);
-    }
-    Ok((methods, payloads))
 }
 
 /// `Store::apply` as one statement. Data-modifying CTEs all run, once, on one snapshot and
@@ -154,12 +138,14 @@ const APPLY: &str = concat!(
          INSERT INTO outbox (request_id, method, payload, status, attempts, not_before, \
          created_at, updated_at) \
          SELECT q.request_id, q.method, q.payload, 'pending', 0, $20, $20, $20 FROM ( \
-             SELECT 1 AS part, c.id AS n, $18::bigint AS request_id, 'chat.update' AS method, \
-             '{\"type\":\"update_card\",\"card_id\":' || c.id || '}' AS payload \
+             SELECT 1 AS part, c.id AS n, $18::bigint AS request_id, 'chat.update' AS method, ",
+    rows::card_payload!("update_card", "c.id"),
+    " AS payload \
              FROM updated, cards c WHERE $21 AND c.request_id = $18 \
              UNION ALL \
-             SELECT 2, id, $18, 'chat.postMessage', \
-             '{\"type\":\"post_card\",\"card_id\":' || id || '}' FROM new_cards \
+             SELECT 2, id, $18, 'chat.postMessage', ",
+    rows::card_payload!("post_card", "id"),
+    " FROM new_cards \
              UNION ALL \
              SELECT 3, d.n, $18, d.method, d.payload \
              FROM updated, unnest($28::text[], $29::text[]) WITH ORDINALITY AS d(method, payload, n) \

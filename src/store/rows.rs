@@ -54,6 +54,22 @@ macro_rules! request_values {
 }
 pub(super) use {request_changeable, request_fixed, request_values};
 
+/// SQL for the outbox payload of a `Delivery` about one card (`$kind` is its serde tag,
+/// `update_card` or `post_card`), from the card id column `$id`: serde's exact shape, so
+/// the worker reads these rows like any other.
+macro_rules! card_payload {
+    ($kind:literal, $id:literal) => {
+        concat!(
+            "'{\"type\":\"",
+            $kind,
+            "\",\"card_id\":' || ",
+            $id,
+            " || '}'"
+        )
+    };
+}
+pub(super) use card_payload;
+
 /// Statements of a decision (see `Store::apply`), shared by the sqlx code below and the
 /// SQLite group commit (`group_commit.rs`). Parameters are `$N`, bound by number.
 pub(super) mod sql {
@@ -74,12 +90,13 @@ pub(super) mod sql {
 
     /// Queues an update of every card of request `$1`, at `$2`. The payload is
     /// `Delivery::UpdateCard { card_id }` as serde writes it.
-    pub const REFRESH_CARDS: &str =
+    pub const REFRESH_CARDS: &str = concat!(
         "INSERT INTO outbox (request_id, method, payload, status, attempts, \
          not_before, created_at, updated_at) \
-         SELECT $1, 'chat.update', \
-         '{\"type\":\"update_card\",\"card_id\":' || id || '}', \
-         'pending', 0, $2, $2, $2 FROM cards WHERE request_id = $1 ORDER BY id";
+         SELECT $1, 'chat.update', ",
+        super::card_payload!("update_card", "id"),
+        ", 'pending', 0, $2, $2, $2 FROM cards WHERE request_id = $1 ORDER BY id"
+    );
 
     pub const INSERT_EVENT: &str =
         "INSERT INTO events (request_id, at, actor, kind, before_json, after_json, \
@@ -93,14 +110,14 @@ pub(super) mod sql {
         "INSERT INTO outbox (request_id, method, payload, status, attempts, not_before, \
          created_at, updated_at) VALUES ($1, $2, $3, 'pending', 0, $4, $4, $4)";
 
-    /// Queues a republish of a Home tab (method `$1`, payload `$2`, at `$3`) unless one is
-    /// already waiting: it renders the latest state when it is sent.
+    /// Queues a republish of a Home tab (payload `$1`, at `$2`) unless one is already
+    /// waiting: it renders the latest state when it is sent.
     pub const PUBLISH_HOME: &str =
         "INSERT INTO outbox (request_id, method, payload, status, attempts, \
          not_before, created_at, updated_at) \
-         SELECT NULL, $1, $2, 'pending', 0, $3, $3, $3 WHERE NOT EXISTS \
+         SELECT NULL, 'views.publish', $1, 'pending', 0, $2, $2, $2 WHERE NOT EXISTS \
          (SELECT 1 FROM outbox WHERE status = 'pending' AND method = 'views.publish' \
-         AND payload = $2 AND lease_owner IS NULL)";
+         AND payload = $1 AND lease_owner IS NULL)";
 }
 
 /// One bound value, so that one list of a row's values serves both database drivers.
@@ -630,7 +647,6 @@ macro_rules! impl_store {
                     let delivery = $crate::store::Delivery::PublishHome { user };
                     let payload = rows::to_json(&delivery)?;
                     sqlx::query(rows::sql::PUBLISH_HOME)
-                    .bind(delivery.method())
                     .bind(&payload)
                     .bind(now)
                     .execute(&mut *conn)
