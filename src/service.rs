@@ -12,10 +12,9 @@ use crate::domain::{
     NewEvent, Refusal, RequestDraft, ThreadMessage, ValidationError, MAX_THREAD_TEXT,
 };
 use crate::slack::{blocks, mrkdwn};
-use crate::store::{Change, Delivery, Filed, NewCard, NewRequest, Store, StoreError, ThreadPost};
-
-/// How often a change is re-decided when other changes keep winning the race.
-const MAX_CONFLICT_RETRIES: usize = 16;
+use crate::store::{
+    Change, Decide, Decided, Delivery, Filed, NewCard, NewRequest, Store, StoreError, ThreadPost,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -150,23 +149,20 @@ impl Service {
         command: Command,
         key: Option<&str>,
     ) -> Result<Option<AccessRequest>, ServiceError> {
-        for _ in 0..MAX_CONFLICT_RETRIES {
-            let request = self.request(id).await?;
-            let decision = domain::decide(&request, actor, &command, self.clock.now())?;
-            let mut change = plan(decision);
-            change.dedup_key = key.map(str::to_string);
-            let updated = change.request.clone();
-            match self.store.apply(change).await {
-                Ok(()) => {
-                    self.deliveries_waiting.notify_one();
-                    return Ok(Some(updated));
-                }
-                Err(StoreError::Conflict) => continue,
-                Err(StoreError::Duplicate) => return Ok(None),
-                Err(err) => return Err(err.into()),
+        let now = self.clock.now();
+        let actor = actor.clone();
+        let decide: Decide =
+            Arc::new(move |request| domain::decide(&request, &actor, &command, now).map(plan));
+        match self.store.decide(id, key.map(str::to_string), decide).await {
+            Ok(Decided::Applied(request)) => {
+                self.deliveries_waiting.notify_one();
+                Ok(Some(*request))
             }
+            Ok(Decided::Refused(refusal)) => Err(refusal.into()),
+            Ok(Decided::NotFound) => Err(ServiceError::UnknownRequest(id)),
+            Err(StoreError::Duplicate) => Ok(None),
+            Err(err) => Err(err.into()),
         }
-        Err(StoreError::Conflict.into())
     }
 
     /// Applies an edit whose values come from a form or the API.
@@ -324,7 +320,6 @@ fn plan(decision: Decision) -> Change {
         request,
         event,
         new_cards: Vec::new(),
-        refresh_cards: false,
         deliveries: Vec::new(),
         republish_homes: Vec::new(),
         dedup_key: None,
@@ -345,7 +340,9 @@ fn plan(decision: Decision) -> Change {
                     .into_iter()
                     .map(|recipient| NewCard { kind, recipient }),
             ),
-            Effect::RefreshCards => change.refresh_cards = true,
+            Effect::RefreshCards => change.deliveries.push(Delivery::RefreshCards {
+                request_id: change.request.id,
+            }),
             Effect::NotifyRequester(notice) => {
                 let content = blocks::notice(&change.request, &notice);
                 change

@@ -283,6 +283,13 @@ impl Worker {
                 text,
             } => slack.post_ephemeral(channel, user, text).await,
             Delivery::PublishHome { user } => return self.publish_home(slack, user).await,
+            Delivery::RefreshCards { request_id } => {
+                let now = self.clock.now();
+                self.store
+                    .expand_card_refresh(item.id, &self.owner, *request_id, now)
+                    .await?;
+                return Ok(Outcome::Done { card: None });
+            }
         };
         Ok(self.outcome(delivery.method(), result))
     }

@@ -8,6 +8,7 @@
 //! (a duplicate key, a lost race) does not disturb the others. Each caller is answered
 //! once the shared commit is done.
 
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +18,7 @@ use rusqlite::{Connection, Statement, ToSql, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 use super::rows::{self, sql, Param};
-use super::{Change, Delivery, StoreError, StoreResult};
+use super::{Change, Decide, Decided, Delivery, StoreError, StoreResult};
 
 /// The most changes one transaction takes; bounds how long other writers wait.
 const MAX_BATCH: usize = 256;
@@ -29,9 +30,17 @@ pub(super) struct GroupCommit {
     jobs: mpsc::UnboundedSender<Job>,
 }
 
-struct Job {
-    change: Change,
-    done: oneshot::Sender<StoreResult<()>>,
+enum Job {
+    Apply {
+        change: Box<Change>,
+        done: oneshot::Sender<StoreResult<()>>,
+    },
+    Decide {
+        id: i64,
+        key: Option<String>,
+        decide: Decide,
+        done: oneshot::Sender<StoreResult<Decided>>,
+    },
 }
 
 impl GroupCommit {
@@ -60,7 +69,30 @@ impl GroupCommit {
     pub(super) async fn apply(&self, change: Change) -> StoreResult<()> {
         let (done, answer) = oneshot::channel();
         self.jobs
-            .send(Job { change, done })
+            .send(Job::Apply {
+                change: Box::new(change),
+                done,
+            })
+            .map_err(|_| writer_stopped())?;
+        answer.await.map_err(|_| writer_stopped())?
+    }
+
+    /// Does what `Store::decide` does, in the next group commit: the request is read on
+    /// the committing connection, so nothing can change it between the read and the write.
+    pub(super) async fn decide(
+        &self,
+        id: i64,
+        key: Option<String>,
+        decide: Decide,
+    ) -> StoreResult<Decided> {
+        let (done, answer) = oneshot::channel();
+        self.jobs
+            .send(Job::Decide {
+                id,
+                key,
+                decide,
+                done,
+            })
             .map_err(|_| writer_stopped())?;
         answer.await.map_err(|_| writer_stopped())?
     }
@@ -83,40 +115,154 @@ fn run(mut conn: Connection, mut queue: mpsc::UnboundedReceiver<Job>, turn: &Mut
                 Err(_) => break,
             }
         }
-        match commit(&mut conn, &batch) {
-            Ok(outcomes) => {
-                for (job, outcome) in batch.drain(..).zip(outcomes) {
-                    // The caller may have gone away (its request was cancelled); the change
-                    // stands regardless.
-                    let _ = job.done.send(outcome);
-                }
-            }
-            Err(err) => {
-                let message = err.to_string();
-                tracing::error!(error = %message, "group commit failed");
-                for job in batch.drain(..) {
-                    let _ = job.done.send(Err(StoreError::Write(message.clone())));
-                }
+        if let Err(err) = commit(&mut conn, &mut batch) {
+            let message = err.to_string();
+            tracing::error!(error = %message, "group commit failed");
+            for job in batch.drain(..) {
+                job.fail(&message);
             }
         }
     }
 }
 
-/// Applies each change of `batch` in its own savepoint, then commits them together.
-fn commit(conn: &mut Connection, batch: &[Job]) -> rusqlite::Result<Vec<StoreResult<()>>> {
+/// Runs each job of `batch` in its own savepoint, commits them together, and then answers
+/// each (taking them out of `batch`). On error `batch` keeps the unanswered jobs.
+fn commit(conn: &mut Connection, batch: &mut Vec<Job>) -> rusqlite::Result<()> {
     let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut outcomes = Vec::with_capacity(batch.len());
-    for job in batch {
+    for job in batch.iter() {
         let savepoint = tx.savepoint()?;
-        let outcome = apply(&savepoint, &job.change);
-        if outcome.is_ok() {
+        let outcome = job.run(&savepoint);
+        if outcome.wrote() {
             savepoint.commit()?;
         }
         // A savepoint dropped without commit rolls back to where it began.
         outcomes.push(outcome);
     }
     tx.commit()?;
-    Ok(outcomes)
+    for (job, outcome) in batch.drain(..).zip(outcomes) {
+        job.answer(outcome);
+    }
+    Ok(())
+}
+
+/// What one job of a batch came to, before the commit.
+enum Outcome {
+    Applied(StoreResult<()>),
+    Decided(StoreResult<Decided>),
+}
+
+impl Outcome {
+    fn wrote(&self) -> bool {
+        matches!(
+            self,
+            Outcome::Applied(Ok(())) | Outcome::Decided(Ok(Decided::Applied(_)))
+        )
+    }
+}
+
+impl Job {
+    fn run(&self, conn: &Connection) -> Outcome {
+        match self {
+            Job::Apply { change, .. } => Outcome::Applied(apply(conn, change)),
+            Job::Decide {
+                id, key, decide, ..
+            } => Outcome::Decided(decide_and_apply(conn, *id, key, decide)),
+        }
+    }
+
+    /// Answers the caller. It may have gone away (its request was cancelled); the change
+    /// stands regardless.
+    fn answer(self, outcome: Outcome) {
+        match (self, outcome) {
+            (Job::Apply { done, .. }, Outcome::Applied(result)) => {
+                let _ = done.send(result);
+            }
+            (Job::Decide { done, .. }, Outcome::Decided(result)) => {
+                let _ = done.send(result);
+            }
+            // Each job's outcome is of its own kind (`Job::run`).
+            _ => {}
+        }
+    }
+
+    fn fail(self, message: &str) {
+        let error = || StoreError::Write(message.to_string());
+        match self {
+            Job::Apply { done, .. } => {
+                let _ = done.send(Err(error()));
+            }
+            Job::Decide { done, .. } => {
+                let _ = done.send(Err(error()));
+            }
+        }
+    }
+}
+
+/// Reads request `id`, decides, and applies the change (see `Store::decide`).
+fn decide_and_apply(
+    conn: &Connection,
+    id: i64,
+    key: &Option<String>,
+    decide: &Decide,
+) -> StoreResult<Decided> {
+    let mut read = conn.prepare_cached(READ_REQUEST)?;
+    bind(&mut read, &[&id])?;
+    let mut rows = read.raw_query();
+    let Some(row) = rows.next()? else {
+        return Ok(Decided::NotFound);
+    };
+    let request = request_row(row)?.into_request()?;
+    drop(rows);
+    // A panic here would stop the thread every write goes through.
+    let decided = std::panic::catch_unwind(AssertUnwindSafe(|| decide(request)))
+        .map_err(|_| StoreError::Write("deciding a change panicked".into()))?;
+    let mut change = match decided {
+        Ok(change) => change,
+        Err(refusal) => return Ok(Decided::Refused(refusal)),
+    };
+    change.dedup_key.clone_from(key);
+    apply(conn, &change)?;
+    Ok(Decided::Applied(Box::new(change.request)))
+}
+
+const READ_REQUEST: &str = concat!(
+    "SELECT ",
+    rows::request_columns!(),
+    " FROM requests WHERE id = $1"
+);
+
+/// A `requests` row, in the order of `request_columns!`.
+fn request_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<rows::RequestRow> {
+    Ok(rows::RequestRow {
+        id: row.get(0)?,
+        app: row.get(1)?,
+        app_name: row.get(2)?,
+        target_user: row.get(3)?,
+        requester: row.get(4)?,
+        permission: row.get(5)?,
+        groups: row.get(6)?,
+        comment: row.get(7)?,
+        access_length: row.get(8)?,
+        status: row.get(9)?,
+        approvers: row.get(10)?,
+        app_admins: row.get(11)?,
+        admin_channel: row.get(12)?,
+        created_at: row.get(13)?,
+        updated_at: row.get(14)?,
+        approved_by: row.get(15)?,
+        approved_at: row.get(16)?,
+        decided_by: row.get(17)?,
+        decided_at: row.get(18)?,
+        provisioned_at: row.get(19)?,
+        expires_at: row.get(20)?,
+        removed_by: row.get(21)?,
+        removed_at: row.get(22)?,
+        denial_feedback: row.get(23)?,
+        expiry_reminded: row.get(24)?,
+        stage_reminded: row.get(25)?,
+        version: row.get(26)?,
+    })
 }
 
 /// The statements of one change; the same as `SqliteStore::apply_in_transaction`.
@@ -134,9 +280,6 @@ fn apply(conn: &Connection, change: &Change) -> StoreResult<()> {
     params.push(&request.id);
     if execute(conn, sql::UPDATE_REQUEST, &params)? == 0 {
         return Err(StoreError::Conflict);
-    }
-    if change.refresh_cards {
-        execute(conn, sql::REFRESH_CARDS, &[&request.id, &now])?;
     }
     let event = rows::EventValues::new(&change.event)?;
     execute(
@@ -274,6 +417,7 @@ mod tests {
             sql::UPDATE_REQUEST,
             sql::REFRESH_CARDS,
             sql::INSERT_EVENT,
+            READ_REQUEST,
             sql::INSERT_CARD,
             sql::INSERT_DELIVERY,
             sql::PUBLISH_HOME,

@@ -9,7 +9,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{AccessRequest, App, AuditEvent, CardKind, NewEvent, Status, ThreadMessage};
+use crate::domain::{
+    AccessRequest, App, AuditEvent, CardKind, NewEvent, Refusal, Status, ThreadMessage,
+};
 
 mod group_commit;
 mod postgres;
@@ -66,6 +68,10 @@ pub enum Delivery {
     PostCard { card_id: i64 },
     /// chat.update of a posted card to the request's current state.
     UpdateCard { card_id: i64 },
+    /// chat.update of every card of a request. A decision queues this one row rather than
+    /// a row per card, which keeps its commit small; the worker expands it into
+    /// `UpdateCard`s (see [`Store::expand_card_refresh`]).
+    RefreshCards { request_id: i64 },
     /// chat.postMessage of a prepared message (a DM to a user id, or into a channel).
     PostMessage {
         channel: String,
@@ -97,6 +103,7 @@ impl Delivery {
                 format!("channel:{channel}")
             }
             Delivery::PublishHome { user } => format!("home:{user}"),
+            Delivery::RefreshCards { request_id } => format!("request:{request_id}"),
         }
     }
 
@@ -106,7 +113,7 @@ impl Delivery {
             Delivery::PostCard { .. }
             | Delivery::PostMessage { .. }
             | Delivery::PostInCardThread { .. } => "chat.postMessage",
-            Delivery::UpdateCard { .. } => "chat.update",
+            Delivery::UpdateCard { .. } | Delivery::RefreshCards { .. } => "chat.update",
             Delivery::PostEphemeral { .. } => "chat.postEphemeral",
             Delivery::PublishHome { .. } => "views.publish",
         }
@@ -141,14 +148,55 @@ pub struct Change {
     pub request: AccessRequest,
     pub event: NewEvent,
     pub new_cards: Vec<NewCard>,
-    /// Queue an update of every card of the request.
-    pub refresh_cards: bool,
     pub deliveries: Vec<Delivery>,
     /// Users whose Home tab shows this request; it is republished for those who use it.
     pub republish_homes: Vec<String>,
     /// Identifies the cause (e.g. one click); a change with a key seen before is refused
     /// with `Duplicate`, so a repeated delivery is applied once.
     pub dedup_key: Option<String>,
+}
+
+/// How often [`Store::decide`] decides again when other changes keep winning the race.
+const MAX_CONFLICT_RETRIES: usize = 16;
+
+/// Turns a request as stored into the change to apply, or refuses (the domain's decision).
+pub type Decide = Arc<dyn Fn(AccessRequest) -> Result<Change, Refusal> + Send + Sync>;
+
+/// What [`Store::decide`] did.
+#[derive(Debug)]
+pub enum Decided {
+    /// The change was applied; the request as it is now.
+    Applied(Box<AccessRequest>),
+    /// Nothing was written.
+    Refused(Refusal),
+    NotFound,
+}
+
+/// `Store::decide` by reading, deciding and applying, again while other changes win the
+/// race to the request.
+async fn decide_with_retries(
+    store: &(impl Store + ?Sized),
+    id: i64,
+    key: Option<String>,
+    decide: Decide,
+) -> StoreResult<Decided> {
+    for _ in 0..MAX_CONFLICT_RETRIES {
+        let Some(request) = store.request(id).await? else {
+            return Ok(Decided::NotFound);
+        };
+        let mut change = match decide(request) {
+            Ok(change) => change,
+            Err(refusal) => return Ok(Decided::Refused(refusal)),
+        };
+        change.dedup_key.clone_from(&key);
+        let updated = change.request.clone();
+        match store.apply(change).await {
+            Ok(()) => return Ok(Decided::Applied(Box::new(updated))),
+            Err(StoreError::Conflict) => continue,
+            Err(err) => return Err(err),
+        }
+    }
+    Err(StoreError::Conflict)
 }
 
 /// A request to file, with its first event, cards and messages.
@@ -250,6 +298,10 @@ pub trait Store: Send + Sync {
     async fn events(&self, request_id: i64) -> StoreResult<Vec<AuditEvent>>;
     /// Applies a change; `Conflict` if the request changed since it was read.
     async fn apply(&self, change: Change) -> StoreResult<()>;
+    /// Reads request `id`, lets `decide` turn it into a change and applies the change with
+    /// the deduplication key `key` (`Duplicate` when it was applied before), as if in one
+    /// step: a lost race is decided again on the fresh state.
+    async fn decide(&self, id: i64, key: Option<String>, decide: Decide) -> StoreResult<Decided>;
     /// Appends an audit entry that changes no state (e.g. a failed delivery).
     async fn append_event(&self, request_id: i64, event: &NewEvent) -> StoreResult<()>;
 
@@ -288,6 +340,15 @@ pub trait Store: Send + Sync {
     /// Marks deliveries done and records the request version each updated card now shows
     /// (`(card_id, version)`), in one transaction.
     async fn deliveries_done(&self, ids: &[i64], cards: &[(i64, i64)]) -> StoreResult<()>;
+    /// Replaces the `RefreshCards` delivery `id`, claimed by `owner`, by an `UpdateCard`
+    /// delivery for each card of request `request_id`, in one transaction.
+    async fn expand_card_refresh(
+        &self,
+        id: i64,
+        owner: &str,
+        request_id: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
     /// Gives back every claim `owner` still holds (at shutdown).
     async fn release_claims(&self, owner: &str) -> StoreResult<()>;
     /// Releases a claimed delivery to be tried again at `not_before`. A postponement that

@@ -13,7 +13,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 use super::rows::{self, impl_store};
 use sqlx::Row;
 
-use super::{Change, Delivery, Store, StoreError, StoreResult};
+use super::{Change, Decide, Decided, Delivery, Store, StoreError, StoreResult};
 
 /// Connections per replica.
 const MAX_CONNECTIONS: u32 = 10;
@@ -47,6 +47,15 @@ impl PostgresStore {
         Ok(self.write.begin().await?)
     }
 
+    async fn decide_change(
+        &self,
+        id: i64,
+        key: Option<String>,
+        decide: Decide,
+    ) -> StoreResult<Decided> {
+        super::decide_with_retries(self, id, key, decide).await
+    }
+
     /// Applies a change in one statement: one round trip to the server instead of one per
     /// statement of `apply_in_transaction`, with the same outcome.
     async fn apply_change(&self, change: Change) -> StoreResult<()> {
@@ -75,7 +84,6 @@ impl PostgresStore {
                 .bind(request.id)
                 .bind(&change.dedup_key)
                 .bind(now)
-                .bind(change.refresh_cards)
                 .bind(event.at)
                 .bind(&change.event.actor)
                 .bind(change.event.kind.as_str())
@@ -105,15 +113,15 @@ impl PostgresStore {
 
 /// `Store::apply` as one statement. Data-modifying CTEs all run, once, on one snapshot and
 /// in no set order, so each write is made conditional on `updated`, and the outbox rows are
-/// inserted by one of them, in the order `apply_in_transaction` queues them: nothing is written unless the key is new
-/// (`$19`) and the request still has the version the change was decided on. A concurrent
+/// inserted by one of them, in the order `apply_in_transaction` queues them: nothing is
+/// written unless the key is new (`$19`) and the request still has the version the change
+/// was decided on. A concurrent
 /// change to the same request makes the `UPDATE` wait for its row lock and then find the
 /// version moved on: a conflict, decided again by the caller.
 ///
 /// `$1`…`$17` the changeable columns, `$18` the request, `$19` the key, `$20` now,
-/// `$21` refresh the cards, `$22`…`$27` the event, `$28`/`$29` deliveries (methods,
-/// payloads), `$30`/`$31` new cards (kinds, recipients), `$32`/`$33` Home tabs to
-/// republish (users, payloads).
+/// `$21`…`$26` the event, `$27`/`$28` deliveries (methods, payloads), `$29`/`$30` new
+/// cards (kinds, recipients), `$31`/`$32` Home tabs to republish (users, payloads).
 const APPLY: &str = concat!(
     "WITH seen AS ( \
          SELECT EXISTS (SELECT 1 FROM processed_keys WHERE key = $19) AS duplicate \
@@ -128,30 +136,26 @@ const APPLY: &str = concat!(
          WHERE $19 IS NOT NULL ON CONFLICT DO NOTHING \
      ), event AS ( \
          INSERT INTO events (request_id, at, actor, kind, before_json, after_json, detail) \
-         SELECT $18, $22, $23, $24, $25, $26, $27 FROM updated \
+         SELECT $18, $21, $22, $23, $24, $25, $26 FROM updated \
      ), new_cards AS ( \
          INSERT INTO cards (request_id, kind, recipient, rendered_version) \
          SELECT $18, c.kind, c.recipient, 0 \
-         FROM updated, unnest($30::text[], $31::text[]) WITH ORDINALITY AS c(kind, recipient, n) \
+         FROM updated, unnest($29::text[], $30::text[]) WITH ORDINALITY AS c(kind, recipient, n) \
          ORDER BY c.n RETURNING id \
      ), queued AS ( \
          INSERT INTO outbox (request_id, method, payload, status, attempts, not_before, \
          created_at, updated_at) \
          SELECT q.request_id, q.method, q.payload, 'pending', 0, $20, $20, $20 FROM ( \
-             SELECT 1 AS part, c.id AS n, $18::bigint AS request_id, 'chat.update' AS method, ",
-    rows::card_payload!("update_card", "c.id"),
-    " AS payload \
-             FROM updated, cards c WHERE $21 AND c.request_id = $18 \
-             UNION ALL \
-             SELECT 2, id, $18, 'chat.postMessage', ",
+             SELECT 1 AS part, id AS n, $18::bigint AS request_id, \
+             'chat.postMessage' AS method, ",
     rows::card_payload!("post_card", "id"),
-    " FROM new_cards \
+    " AS payload FROM new_cards \
              UNION ALL \
-             SELECT 3, d.n, $18, d.method, d.payload \
-             FROM updated, unnest($28::text[], $29::text[]) WITH ORDINALITY AS d(method, payload, n) \
+             SELECT 2, d.n, $18, d.method, d.payload \
+             FROM updated, unnest($27::text[], $28::text[]) WITH ORDINALITY AS d(method, payload, n) \
              UNION ALL \
-             SELECT 4, h.n, NULL, 'views.publish', h.payload \
-             FROM updated, unnest($32::text[], $33::text[]) WITH ORDINALITY AS h(user_id, payload, n) \
+             SELECT 3, h.n, NULL, 'views.publish', h.payload \
+             FROM updated, unnest($31::text[], $32::text[]) WITH ORDINALITY AS h(user_id, payload, n) \
              JOIN home_viewers v ON v.user_id = h.user_id \
              WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.status = 'pending' \
              AND o.method = 'views.publish' AND o.payload = h.payload \

@@ -215,33 +215,33 @@ impl AppValues {
 
 #[derive(sqlx::FromRow)]
 pub(super) struct RequestRow {
-    id: i64,
-    app: String,
-    app_name: String,
-    target_user: String,
-    requester: String,
-    permission: String,
-    groups: String,
-    comment: String,
-    access_length: String,
-    status: String,
-    approvers: String,
-    app_admins: String,
-    admin_channel: Option<String>,
-    created_at: i64,
-    updated_at: i64,
-    approved_by: Option<String>,
-    approved_at: Option<i64>,
-    decided_by: Option<String>,
-    decided_at: Option<i64>,
-    provisioned_at: Option<i64>,
-    expires_at: Option<i64>,
-    removed_by: Option<String>,
-    removed_at: Option<i64>,
-    denial_feedback: Option<String>,
-    expiry_reminded: bool,
-    stage_reminded: bool,
-    version: i64,
+    pub(super) id: i64,
+    pub(super) app: String,
+    pub(super) app_name: String,
+    pub(super) target_user: String,
+    pub(super) requester: String,
+    pub(super) permission: String,
+    pub(super) groups: String,
+    pub(super) comment: String,
+    pub(super) access_length: String,
+    pub(super) status: String,
+    pub(super) approvers: String,
+    pub(super) app_admins: String,
+    pub(super) admin_channel: Option<String>,
+    pub(super) created_at: i64,
+    pub(super) updated_at: i64,
+    pub(super) approved_by: Option<String>,
+    pub(super) approved_at: Option<i64>,
+    pub(super) decided_by: Option<String>,
+    pub(super) decided_at: Option<i64>,
+    pub(super) provisioned_at: Option<i64>,
+    pub(super) expires_at: Option<i64>,
+    pub(super) removed_by: Option<String>,
+    pub(super) removed_at: Option<i64>,
+    pub(super) denial_feedback: Option<String>,
+    pub(super) expiry_reminded: bool,
+    pub(super) stage_reminded: bool,
+    pub(super) version: i64,
 }
 
 impl RequestRow {
@@ -538,10 +538,11 @@ pub(super) fn status_counts(rows: Vec<(String, i64)>) -> StoreResult<Vec<(Status
 
 /// Implements [`Store`](super::Store) for `$store`, a struct with a `read`
 /// `sqlx::Pool<$db>`, a `begin_write` method that starts the transaction every write goes
-/// through, and an `apply_change` method behind `Store::apply`. `$row_lock` locks a request's row for the
-/// rest of a transaction (`FOR UPDATE` on PostgreSQL). `$claim_lock` is appended to the query that
-/// picks the deliveries to claim (`FOR UPDATE SKIP LOCKED` on PostgreSQL, where several
-/// replicas claim at once).
+/// through, and `apply_change` and `decide_change` methods behind `Store::apply` and
+/// `Store::decide`. `$row_lock` locks a request's row for the rest of a transaction
+/// (`FOR UPDATE` on PostgreSQL). `$claim_lock` is appended to the query that picks the
+/// deliveries to claim (`FOR UPDATE SKIP LOCKED` on PostgreSQL, where several replicas
+/// claim at once).
 macro_rules! impl_store {
     ($store:ident, $db:ty, claim_lock = $claim_lock:literal, row_lock = $row_lock:literal) => {
         type Conn = <$db as sqlx::Database>::Connection;
@@ -919,6 +920,15 @@ macro_rules! impl_store {
                 self.apply_change(change).await
             }
 
+            async fn decide(
+                &self,
+                id: i64,
+                key: Option<String>,
+                decide: $crate::store::Decide,
+            ) -> $crate::store::StoreResult<$crate::store::Decided> {
+                self.decide_change(id, key, decide).await
+            }
+
             async fn append_event(
                 &self,
                 request_id: i64,
@@ -1117,6 +1127,39 @@ macro_rules! impl_store {
                     .bind(version)
                     .execute(&mut *tx)
                     .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn expand_card_refresh(
+                &self,
+                id: i64,
+                owner: &str,
+                request_id: i64,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::StoreResult<()> {
+                let now = rows::millis(now);
+                let mut tx = self.begin_write().await?;
+                // Only while the claim is still ours: a lease that ran out may have let
+                // another worker expand it already.
+                let finished = sqlx::query(
+                    "UPDATE outbox SET status = 'done', lease_owner = NULL, \
+                     lease_until = NULL, updated_at = $3 \
+                     WHERE id = $1 AND status = 'pending' AND lease_owner = $2",
+                )
+                .bind(id)
+                .bind(owner)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if finished == 1 {
+                    sqlx::query(rows::sql::REFRESH_CARDS)
+                        .bind(request_id)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
                 }
                 tx.commit().await?;
                 Ok(())

@@ -17,7 +17,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::group_commit::GroupCommit;
 use super::rows::{self, impl_store};
-use super::{Change, Store, StoreError, StoreResult};
+use super::{Change, Decide, Decided, Store, StoreError, StoreResult};
 
 /// Connections for reads beside the single writer.
 const READ_CONNECTIONS: u32 = 4;
@@ -145,13 +145,6 @@ impl SqliteStore {
             tx.rollback().await?;
             return Err(StoreError::Conflict);
         }
-        if change.refresh_cards {
-            sqlx::query(rows::sql::REFRESH_CARDS)
-                .bind(request.id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-        }
         Self::insert_event(&mut tx, request.id, &change.event).await?;
         Self::insert_cards(&mut tx, request.id, &change.new_cards, now).await?;
         Self::insert_deliveries(&mut tx, Some(request.id), &change.deliveries, now).await?;
@@ -164,6 +157,18 @@ impl SqliteStore {
         match &self.commits {
             Some(commits) => commits.apply(change).await,
             None => self.apply_in_transaction(change).await,
+        }
+    }
+
+    async fn decide_change(
+        &self,
+        id: i64,
+        key: Option<String>,
+        decide: Decide,
+    ) -> StoreResult<Decided> {
+        match &self.commits {
+            Some(commits) => commits.decide(id, key, decide).await,
+            None => super::decide_with_retries(self, id, key, decide).await,
         }
     }
 }

@@ -10,8 +10,8 @@ use accessbot::domain::{
     ThreadMessage,
 };
 use accessbot::store::{
-    Change, Delivery, Filed, NewCard, NewRequest, OutboxItem, RequestFilter, Store, StoreError,
-    ThreadPost,
+    Change, Decide, Decided, Delivery, Filed, NewCard, NewRequest, OutboxItem, RequestFilter,
+    Store, StoreError, ThreadPost,
 };
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
@@ -120,8 +120,9 @@ fn change(request: &AccessRequest, actor: &str, command: Command, at: DateTime<U
         request: decision.request,
         event: decision.event,
         new_cards: vec![],
-        refresh_cards: true,
-        deliveries: vec![],
+        deliveries: vec![Delivery::RefreshCards {
+            request_id: request.id,
+        }],
         republish_homes: vec![],
         dedup_key: None,
     }
@@ -161,6 +162,8 @@ on_both!(
     a_postponed_delivery_is_not_due_before_its_time,
     a_failed_delivery_is_listed_audited_and_can_be_retried,
     a_card_posted_after_its_request_moved_on_is_queued_for_an_update,
+    a_card_refresh_becomes_one_update_per_card_once,
+    deciding_reads_decides_and_applies_once,
     requests_are_listed_newest_first_with_filters_and_a_cursor,
     stats_count_requests_by_status_and_waiting_deliveries,
     a_processed_key_is_claimed_once,
@@ -304,7 +307,6 @@ async fn concurrent_filings_with_one_key_file_one_request(store: Arc<dyn Store>)
 
 async fn applying_on_the_current_version_stores_the_change_and_its_effects(store: Arc<dyn Store>) {
     let filed = file(&store, new_request(&github(), "UREQ", None)).await;
-    let earlier = store.cards(filed.id).await.unwrap();
     drain(&store, t0()).await;
 
     let at = t0() + Duration::minutes(5);
@@ -319,11 +321,11 @@ async fn applying_on_the_current_version_stores_the_change_and_its_effects(store
             recipient: "CADMINS".into(),
         },
     ];
-    approve.deliveries = vec![Delivery::PostMessage {
+    approve.deliveries.push(Delivery::PostMessage {
         channel: "UREQ".into(),
         text: "approved".into(),
         blocks: None,
-    }];
+    });
     let approved = approve.request.clone();
     store.apply(approve).await.unwrap();
 
@@ -345,17 +347,14 @@ async fn applying_on_the_current_version_stores_the_change_and_its_effects(store
     assert_eq!(
         queued,
         [
-            Delivery::UpdateCard {
-                card_id: earlier[0].id
-            },
-            Delivery::UpdateCard {
-                card_id: earlier[1].id
-            },
             Delivery::PostCard {
                 card_id: cards[2].id
             },
             Delivery::PostCard {
                 card_id: cards[3].id
+            },
+            Delivery::RefreshCards {
+                request_id: filed.id
             },
             Delivery::PostMessage {
                 channel: "UREQ".into(),
@@ -406,8 +405,8 @@ async fn applying_on_a_stale_version_conflicts_and_changes_nothing(store: Arc<dy
     );
     assert_eq!(store.events(filed.id).await.unwrap().len(), 2);
     assert_eq!(store.cards(filed.id).await.unwrap().len(), 2);
-    // Only the winner's two card updates are queued.
-    assert_eq!(claim_all(&store, t0()).await.len(), 2);
+    // Only the winner's card refresh is queued.
+    assert_eq!(claim_all(&store, t0()).await.len(), 1);
 
     let mut unknown = change(&filed, "UAPPROVER", Command::Approve, t0());
     unknown.request.id = filed.id + 1000;
@@ -450,8 +449,8 @@ async fn a_change_whose_key_was_applied_before_is_a_duplicate(store: Arc<dyn Sto
         Some(confirm.request)
     );
     assert_eq!(store.events(filed.id).await.unwrap().len(), 3);
-    // The two cards were updated once per applied change.
-    assert_eq!(claim_all(&store, t0()).await.len(), 4);
+    // The cards are refreshed once per applied change.
+    assert_eq!(claim_all(&store, t0()).await.len(), 2);
 }
 
 async fn concurrent_decisions_on_one_version_have_one_winner(store: Arc<dyn Store>) {
@@ -663,7 +662,7 @@ async fn a_card_posted_after_its_request_moved_on_is_queued_for_an_update(store:
     assert!(claim_all(&store, t0()).await.is_empty());
 
     let mut approve = change(&filed, "UAPPROVER", Command::Approve, t0());
-    approve.refresh_cards = false;
+    approve.deliveries.clear();
     store.apply(approve).await.unwrap();
     store
         .card_posted(cards[1].id, "DAPP", "2.0002", filed.version, t0(), summary)
@@ -694,6 +693,121 @@ async fn a_card_posted_after_its_request_moved_on_is_queued_for_an_update(store:
         filed.version + 1
     );
     assert_eq!(store.card(cards[1].id + 1000).await.unwrap(), None);
+}
+
+async fn a_card_refresh_becomes_one_update_per_card_once(store: Arc<dyn Store>) {
+    let filed = file(&store, new_request(&github(), "UREQ", None)).await;
+    let cards = store.cards(filed.id).await.unwrap();
+    drain(&store, t0()).await;
+    store
+        .apply(change(&filed, "UAPPROVER", Command::Approve, t0()))
+        .await
+        .unwrap();
+    let claimed = claim_all(&store, t0()).await;
+    assert_eq!(
+        deliveries(&claimed),
+        [Delivery::RefreshCards {
+            request_id: filed.id
+        }]
+    );
+    let refresh = claimed[0].id;
+
+    // Only the worker holding the claim expands it.
+    store
+        .expand_card_refresh(refresh, "someone-else", filed.id, t0())
+        .await
+        .unwrap();
+    assert!(claim_all(&store, t0()).await.is_empty());
+    store
+        .expand_card_refresh(refresh, "test", filed.id, t0())
+        .await
+        .unwrap();
+    store
+        .expand_card_refresh(refresh, "test", filed.id, t0())
+        .await
+        .unwrap();
+    let updates: Vec<Delivery> = cards
+        .iter()
+        .map(|card| Delivery::UpdateCard { card_id: card.id })
+        .collect();
+    assert_eq!(drain(&store, t0()).await, updates);
+    assert_eq!(store.stats().await.unwrap().deliveries_waiting, 0);
+}
+
+async fn deciding_reads_decides_and_applies_once(store: Arc<dyn Store>) {
+    let filed = file(&store, new_request(&github(), "UREQ", None)).await;
+    drain(&store, t0()).await;
+    let decide = |actor: &'static str, command: Command| -> Decide {
+        Arc::new(move |request: AccessRequest| {
+            let decision = domain::decide(&request, &Actor::User(actor.into()), &command, t0())?;
+            Ok(Change {
+                request: decision.request,
+                event: decision.event,
+                new_cards: vec![],
+                deliveries: vec![Delivery::RefreshCards {
+                    request_id: request.id,
+                }],
+                republish_homes: vec![],
+                dedup_key: None,
+            })
+        })
+    };
+    let key = Some("click:UAPPROVER:1".to_string());
+
+    let Decided::Applied(approved) = store
+        .decide(filed.id, key.clone(), decide("UAPPROVER", Command::Approve))
+        .await
+        .unwrap()
+    else {
+        panic!("the approval was not applied");
+    };
+    assert_eq!(approved.status, Status::PendingProvisioning);
+    assert_eq!(approved.version, filed.version + 1);
+    assert_eq!(store.request(filed.id).await.unwrap(), Some(*approved));
+
+    // A used key is a duplicate, even for a change that could be applied now.
+    assert!(matches!(
+        store
+            .decide(
+                filed.id,
+                key,
+                decide("UADMIN1", Command::ConfirmProvisioning)
+            )
+            .await,
+        Err(StoreError::Duplicate)
+    ));
+    // A refusal writes nothing, not even its key.
+    let refused_key = Some("click:UREQ:2".to_string());
+    assert!(matches!(
+        store
+            .decide(
+                filed.id,
+                refused_key.clone(),
+                decide("UREQ", Command::ConfirmProvisioning)
+            )
+            .await
+            .unwrap(),
+        Decided::Refused(_)
+    ));
+    assert!(store.claim_key("click:UREQ:2", t0()).await.unwrap());
+    assert!(matches!(
+        store
+            .decide(filed.id + 100, None, decide("UADMIN1", Command::Deny))
+            .await
+            .unwrap(),
+        Decided::NotFound
+    ));
+    let events = store.events(filed.id).await.unwrap();
+    assert_eq!(
+        events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
+        ["created", "approved"]
+    );
+    assert_eq!(
+        drain(&store, t0()).await,
+        [Delivery::RefreshCards {
+            request_id: filed.id
+        }]
+    );
 }
 
 async fn requests_are_listed_newest_first_with_filters_and_a_cursor(store: Arc<dyn Store>) {
@@ -795,8 +909,8 @@ async fn stats_count_requests_by_status_and_waiting_deliveries(store: Arc<dyn St
     assert_eq!(count(Status::PendingApproval), 2);
     assert_eq!(count(Status::Denied), 1);
     assert_eq!(count(Status::Provisioned), 0);
-    // Per request: a receipt, the stage's cards and a home; plus an update of c's two cards.
-    assert_eq!(stats.deliveries_waiting, 3 + 3 + 3 + 2);
+    // Per request: a receipt, the stage's cards and a home; plus a refresh of c's cards.
+    assert_eq!(stats.deliveries_waiting, 3 + 3 + 3 + 1);
     assert_eq!(stats.deliveries_failed, 0);
 }
 
@@ -812,6 +926,8 @@ async fn an_in_memory_sqlite_store_works() {
     applying_on_a_stale_version_conflicts_and_changes_nothing(memory().await).await;
     a_change_whose_key_was_applied_before_is_a_duplicate(memory().await).await;
     homes_are_republished_only_for_users_who_opened_them(memory().await).await;
+    deciding_reads_decides_and_applies_once(memory().await).await;
+    a_card_refresh_becomes_one_update_per_card_once(memory().await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1062,7 +1178,7 @@ async fn homes_are_republished_only_for_users_who_opened_them(store: Arc<dyn Sto
     new.republish_homes = vec!["UREQ".into(), "UADMIN1".into(), "UADMIN2".into()];
     let request = file(&store, new).await;
     let mut next = change(&request, "UAPPROVER", Command::Approve, t0());
-    next.refresh_cards = false;
+    next.deliveries.clear();
     next.new_cards.clear();
     next.republish_homes = vec!["UADMIN1".into()];
     store.apply(next).await.unwrap();
@@ -1110,7 +1226,6 @@ async fn expiries_and_reminders_are_found_when_due(store: Arc<dyn Store>) {
             request: reminded.request,
             event: reminded.event,
             new_cards: vec![],
-            refresh_cards: false,
             deliveries: vec![],
             republish_homes: vec![],
             dedup_key: None,
