@@ -157,7 +157,7 @@ impl Worker {
                 (BATCH, CONCURRENCY)
             };
             let now = self.clock.now();
-            let items = self
+            let mut items = self
                 .store
                 .claim_deliveries(&self.owner, now, Duration::seconds(LEASE), batch)
                 .await?;
@@ -165,6 +165,20 @@ impl Worker {
                 return Ok(attempted);
             }
             attempted += items.len();
+            // Card refreshes are no Slack call: they become one update per card, all in one
+            // transaction, and those are claimed next time round.
+            let mut refreshes = Vec::new();
+            items.retain(|item| match item.delivery {
+                Delivery::RefreshCards { request_id } => {
+                    refreshes.push((item.id, request_id));
+                    false
+                }
+                _ => true,
+            });
+            if let Err(err) = self.expand_refreshes(&refreshes).await {
+                // Their leases run out and they are expanded again.
+                tracing::error!(error = %err, "could not expand card refreshes");
+            }
             // Calls to one conversation go one after another, in the order they were queued
             // (two thread replies must not swap); different conversations go side by side.
             let finished: Vec<(i64, Option<(i64, i64)>)> = stream::iter(lanes(items))
@@ -190,6 +204,12 @@ impl Worker {
                 tokio::time::sleep(YIELDING_REST).await;
             }
         }
+    }
+
+    async fn expand_refreshes(&self, refreshes: &[(i64, i64)]) -> Result<(), StoreError> {
+        self.store
+            .expand_card_refreshes(&self.owner, refreshes, self.clock.now())
+            .await
     }
 
     /// Makes one delivery; returns it (and the card it updated) when it is done, and records
@@ -284,10 +304,7 @@ impl Worker {
             } => slack.post_ephemeral(channel, user, text).await,
             Delivery::PublishHome { user } => return self.publish_home(slack, user).await,
             Delivery::RefreshCards { request_id } => {
-                let now = self.clock.now();
-                self.store
-                    .expand_card_refresh(item.id, &self.owner, *request_id, now)
-                    .await?;
+                self.expand_refreshes(&[(item.id, *request_id)]).await?;
                 return Ok(Outcome::Done { card: None });
             }
         };

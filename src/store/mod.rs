@@ -70,7 +70,7 @@ pub enum Delivery {
     UpdateCard { card_id: i64 },
     /// chat.update of every card of a request. A decision queues this one row rather than
     /// a row per card, which keeps its commit small; the worker expands it into
-    /// `UpdateCard`s (see [`Store::expand_card_refresh`]).
+    /// `UpdateCard`s (see [`Store::expand_card_refreshes`]).
     RefreshCards { request_id: i64 },
     /// chat.postMessage of a prepared message (a DM to a user id, or into a channel).
     PostMessage {
@@ -340,13 +340,13 @@ pub trait Store: Send + Sync {
     /// Marks deliveries done and records the request version each updated card now shows
     /// (`(card_id, version)`), in one transaction.
     async fn deliveries_done(&self, ids: &[i64], cards: &[(i64, i64)]) -> StoreResult<()>;
-    /// Replaces the `RefreshCards` delivery `id`, claimed by `owner`, by an `UpdateCard`
-    /// delivery for each card of request `request_id`, in one transaction.
-    async fn expand_card_refresh(
+    /// Replaces each claimed `RefreshCards` delivery (`(delivery id, request id)`) still
+    /// held by `owner` by an `UpdateCard` delivery for each card of its request, all in one
+    /// transaction.
+    async fn expand_card_refreshes(
         &self,
-        id: i64,
         owner: &str,
-        request_id: i64,
+        refreshes: &[(i64, i64)],
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
     /// Gives back every claim `owner` still holds (at shutdown).

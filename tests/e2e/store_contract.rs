@@ -714,16 +714,16 @@ async fn a_card_refresh_becomes_one_update_per_card_once(store: Arc<dyn Store>) 
 
     // Only the worker holding the claim expands it.
     store
-        .expand_card_refresh(refresh, "someone-else", filed.id, t0())
+        .expand_card_refreshes("someone-else", &[(refresh, filed.id)], t0())
         .await
         .unwrap();
     assert!(claim_all(&store, t0()).await.is_empty());
     store
-        .expand_card_refresh(refresh, "test", filed.id, t0())
+        .expand_card_refreshes("test", &[(refresh, filed.id)], t0())
         .await
         .unwrap();
     store
-        .expand_card_refresh(refresh, "test", filed.id, t0())
+        .expand_card_refreshes("test", &[(refresh, filed.id)], t0())
         .await
         .unwrap();
     let updates: Vec<Delivery> = cards
