@@ -56,6 +56,11 @@ impl GroupCommit {
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         // The pages a decision touches stay cached instead of being read again (KiB).
         conn.pragma_update(None, "cache_size", -16_384)?;
+        conn.pragma_update(
+            None,
+            "wal_autocheckpoint",
+            super::checkpoint::WRITER_CHECKPOINT_PAGES,
+        )?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let (jobs, queue) = mpsc::unbounded_channel();
         std::thread::Builder::new()

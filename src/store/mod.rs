@@ -13,6 +13,7 @@ use crate::domain::{
     AccessRequest, App, AuditEvent, CardKind, NewEvent, Refusal, Status, ThreadMessage,
 };
 
+mod checkpoint;
 mod group_commit;
 mod postgres;
 mod rows;

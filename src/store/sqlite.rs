@@ -15,6 +15,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
+use super::checkpoint::{self, Checkpointer};
 use super::group_commit::GroupCommit;
 use super::rows::{self, impl_store};
 use super::{Change, Decide, Decided, Store, StoreError, StoreResult};
@@ -29,6 +30,8 @@ pub struct SqliteStore {
     turn: Arc<Mutex<()>>,
     /// Absent for an in-memory database, which only `write`'s connection can see.
     commits: Option<GroupCommit>,
+    /// Absent for an in-memory database, which has no WAL.
+    _checkpoints: Option<Checkpointer>,
     /// Held while the store is open: a second process on the same file is refused.
     _lock: Option<std::fs::File>,
 }
@@ -47,7 +50,8 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true)
-            .pragma("temp_store", "memory");
+            .pragma("temp_store", "memory")
+            .pragma("wal_autocheckpoint", checkpoint::WRITER_CHECKPOINT_PAGES);
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let lock = if in_memory {
             None
@@ -91,19 +95,21 @@ impl SqliteStore {
                 .await?
         };
         let turn = Arc::new(Mutex::new(()));
-        let commits = if in_memory {
-            None
+        let (commits, checkpoints) = if in_memory {
+            (None, None)
         } else {
-            Some(GroupCommit::start(
-                options.get_filename(),
-                Arc::clone(&turn),
-            )?)
+            let path = options.get_filename();
+            (
+                Some(GroupCommit::start(path, Arc::clone(&turn))?),
+                Some(Checkpointer::start(path)?),
+            )
         };
         Ok(SqliteStore {
             read,
             write,
             turn,
             commits,
+            _checkpoints: checkpoints,
             _lock: lock,
         })
     }
