@@ -355,6 +355,84 @@ struct Signed {
     signature: HeaderValue,
 }
 
+impl Signed {
+    /// The whole HTTP/1.1 request to `host`.
+    fn request(&self, host: &str) -> Vec<u8> {
+        let mut request = format!(
+            "POST /slack/interactivity HTTP/1.1\r\nhost: {host}\r\ncontent-type: {FORM}\r\n\
+             x-slack-request-timestamp: {}\r\nx-slack-signature: {}\r\n\
+             content-length: {}\r\n\r\n",
+            self.timestamp.to_str().unwrap_or_default(),
+            self.signature.to_str().unwrap_or_default(),
+            self.body.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(&self.body);
+        request
+    }
+}
+
+/// One keep-alive HTTP/1.1 connection, reopened if the server closes it.
+struct RawConnection {
+    stream: tokio::net::TcpStream,
+    buffer: Vec<u8>,
+}
+
+impl RawConnection {
+    async fn open(addr: &str) -> Res<RawConnection> {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(RawConnection {
+            stream,
+            buffer: Vec::with_capacity(4096),
+        })
+    }
+
+    /// Sends `request` and reads the answer: its status and body.
+    async fn exchange(&mut self, addr: &str, request: &[u8]) -> Res<(u16, Vec<u8>)> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        if self.stream.write_all(request).await.is_err() {
+            *self = RawConnection::open(addr).await?;
+            self.stream.write_all(request).await?;
+        }
+        self.buffer.clear();
+        loop {
+            if let Some((status, length, head)) = parse_head(&self.buffer)? {
+                while self.buffer.len() < head + length {
+                    if self.stream.read_buf(&mut self.buffer).await? == 0 {
+                        return Err(fail("connection closed in an answer's body"));
+                    }
+                }
+                return Ok((status, self.buffer[head..head + length].to_vec()));
+            }
+            if self.stream.read_buf(&mut self.buffer).await? == 0 {
+                return Err(fail("connection closed before an answer"));
+            }
+        }
+    }
+}
+
+/// The status, content length and head length of an HTTP/1.1 answer, once its head is in.
+fn parse_head(buffer: &[u8]) -> Res<Option<(u16, usize, usize)>> {
+    let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return Ok(None);
+    };
+    let head = std::str::from_utf8(&buffer[..end])?;
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|line| line.split(' ').nth(1))
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| fail(format!("not an HTTP answer: {head:?}")))?;
+    let length = lines
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+        .map(|(_, value)| value.trim().parse())
+        .transpose()?
+        .unwrap_or(0);
+    Ok(Some((status, length, end + 4)))
+}
+
 fn sign_click(
     user: &str,
     channel: &str,
@@ -404,6 +482,10 @@ impl LoadResult {
 
 /// Sends the signed clicks at `connections` keep-alive connections (split round-robin over
 /// `bases`) until `duration` has passed or every click was sent.
+///
+/// Each connection is a plain TCP stream that writes a request and reads its answer, like
+/// `wrk`: the load generator shares the machine's two cores with accessbot, and an HTTP
+/// client library spent several times more CPU per click than this does.
 async fn fire(
     bases: &[String],
     clicks: Arc<Vec<Signed>>,
@@ -415,14 +497,15 @@ async fn fire(
     let deadline = started + duration;
     let mut tasks = Vec::new();
     for c in 0..connections {
-        let url = format!("{}/slack/interactivity", bases[c % bases.len()]);
+        let base = &bases[c % bases.len()];
+        let addr = base
+            .strip_prefix("http://")
+            .ok_or_else(|| fail(format!("not an http:// base: {base}")))?
+            .to_string();
         let clicks = clicks.clone();
         let next = next.clone();
         tasks.push(tokio::spawn(async move {
-            let client = reqwest::Client::builder()
-                .pool_max_idle_per_host(1)
-                .tcp_nodelay(true)
-                .build()?;
+            let mut connection = RawConnection::open(&addr).await?;
             let mut result = LoadResult::default();
             result.latencies_us.reserve(64 * 1024);
             while Instant::now() < deadline {
@@ -432,29 +515,15 @@ async fn fire(
                     break;
                 };
                 let sent = Instant::now();
-                let outcome = client
-                    .post(&url)
-                    .header(CONTENT_TYPE, FORM)
-                    .header("x-slack-request-timestamp", click.timestamp.clone())
-                    .header("x-slack-signature", click.signature.clone())
-                    .body(click.body.clone())
-                    .send()
-                    .await;
-                let outcome = match outcome {
-                    Ok(resp) => {
-                        let status = resp.status();
-                        match resp.bytes().await {
-                            Ok(_) if status == reqwest::StatusCode::OK => Ok(()),
-                            Ok(body) => Err(format!(
-                                "HTTP {status}: {}",
-                                String::from_utf8_lossy(&body)
-                                    .chars()
-                                    .take(120)
-                                    .collect::<String>()
-                            )),
-                            Err(err) => Err(format!("reading the answer: {err}")),
-                        }
-                    }
+                let outcome = match connection.exchange(&addr, &click.request(&addr)).await {
+                    Ok((200, _)) => Ok(()),
+                    Ok((status, body)) => Err(format!(
+                        "HTTP {status}: {}",
+                        String::from_utf8_lossy(&body)
+                            .chars()
+                            .take(120)
+                            .collect::<String>()
+                    )),
                     Err(err) => Err(format!("transport: {err}")),
                 };
                 let micros = sent.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
