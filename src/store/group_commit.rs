@@ -133,15 +133,16 @@ fn run(mut conn: Connection, mut queue: mpsc::UnboundedReceiver<Job>, turn: &Mut
 /// Runs each job of `batch` in its own savepoint, commits them together, and then answers
 /// each (taking them out of `batch`). On error `batch` keeps the unanswered jobs.
 fn commit(conn: &mut Connection, batch: &mut Vec<Job>) -> rusqlite::Result<()> {
-    let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut outcomes = Vec::with_capacity(batch.len());
+    // Savepoint statements are cached: rusqlite's `Savepoint` parses them anew each time.
     for job in batch.iter() {
-        let savepoint = tx.savepoint()?;
-        let outcome = job.run(&savepoint);
-        if outcome.wrote() {
-            savepoint.commit()?;
+        execute(&tx, "SAVEPOINT job", &[])?;
+        let outcome = job.run(&tx);
+        if !outcome.wrote() {
+            execute(&tx, "ROLLBACK TO job", &[])?;
         }
-        // A savepoint dropped without commit rolls back to where it began.
+        execute(&tx, "RELEASE job", &[])?;
         outcomes.push(outcome);
     }
     tx.commit()?;
