@@ -124,7 +124,7 @@ fn parse_opts() -> Res<Opts> {
         // default pool is sized a little above what accessbot does today on SQLite (see
         // analysis.md), not for the 8,000/s target; when it runs out, the timed phase ends
         // early and the report says so.
-        opts.requests = (opts.duration.as_secs_f64() * 4_500.0).ceil() as usize;
+        opts.requests = (opts.duration.as_secs_f64() * 6_000.0).ceil() as usize;
     }
     Ok(opts)
 }
