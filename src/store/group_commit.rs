@@ -3,9 +3,10 @@
 //! sqlx's SQLite driver runs each statement on its connection's own thread, so every
 //! statement costs two cross-thread wake-ups, and a decision is eight of them; profiles
 //! showed those hand-offs, not SQLite, setting the pace. Here one thread owns a
-//! connection and applies every change queued meanwhile in one `BEGIN IMMEDIATE … COMMIT`,
-//! each in a savepoint of its own so that each stays all-or-nothing and a refused change
-//! (a duplicate key, a lost race) does not disturb the others. Each caller is answered
+//! connection and applies every change queued meanwhile in one `BEGIN IMMEDIATE … COMMIT`.
+//! Each change stays all-or-nothing, and a refused one (a duplicate key, a lost race) does
+//! not disturb the others: refusals write nothing, and should a change fail halfway the
+//! batch is run again with each change in a savepoint of its own. Each caller is answered
 //! once the shared commit is done.
 
 use std::panic::AssertUnwindSafe;
@@ -130,13 +131,51 @@ fn run(mut conn: Connection, mut queue: mpsc::UnboundedReceiver<Job>, turn: &Mut
     }
 }
 
-/// Runs each job of `batch` in its own savepoint, commits them together, and then answers
-/// each (taking them out of `batch`). On error `batch` keeps the unanswered jobs.
+/// Runs every job of `batch`, commits them together, and then answers each (taking them
+/// out of `batch`). On error `batch` keeps the unanswered jobs.
 fn commit(conn: &mut Connection, batch: &mut Vec<Job>) -> rusqlite::Result<()> {
+    let outcomes = match commit_unguarded(conn, batch)? {
+        Some(outcomes) => outcomes,
+        None => commit_in_savepoints(conn, batch)?,
+    };
+    for (job, outcome) in batch.drain(..).zip(outcomes) {
+        job.answer(outcome);
+    }
+    Ok(())
+}
+
+/// Runs the jobs one after another in one transaction and commits it; `None`, with nothing
+/// committed, when a job failed after writing part of its change.
+///
+/// This is the common path: a refused job (a duplicate key, a refusal, an unknown request)
+/// fails before its first write, so no savepoints are needed. Savepoints are not free:
+/// SQLite copies every page a savepoint changes into its statement journal.
+fn commit_unguarded(
+    conn: &mut Connection,
+    batch: &[Job],
+) -> rusqlite::Result<Option<Vec<Outcome>>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for job in batch {
+        let before = tx.total_changes();
+        let outcome = job.run(&tx);
+        if !outcome.wrote() && tx.total_changes() != before {
+            // Dropping the transaction rolls it back.
+            return Ok(None);
+        }
+        outcomes.push(outcome);
+    }
+    tx.commit()?;
+    Ok(Some(outcomes))
+}
+
+/// Runs each job in its own savepoint, so that one that fails halfway is undone alone, and
+/// commits them together.
+fn commit_in_savepoints(conn: &mut Connection, batch: &[Job]) -> rusqlite::Result<Vec<Outcome>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut outcomes = Vec::with_capacity(batch.len());
     // Savepoint statements are cached: rusqlite's `Savepoint` parses them anew each time.
-    for job in batch.iter() {
+    for job in batch {
         execute(&tx, "SAVEPOINT job", &[])?;
         let outcome = job.run(&tx);
         if !outcome.wrote() {
@@ -146,10 +185,7 @@ fn commit(conn: &mut Connection, batch: &mut Vec<Job>) -> rusqlite::Result<()> {
         outcomes.push(outcome);
     }
     tx.commit()?;
-    for (job, outcome) in batch.drain(..).zip(outcomes) {
-        job.answer(outcome);
-    }
-    Ok(())
+    Ok(outcomes)
 }
 
 /// What one job of a batch came to, before the commit.
@@ -388,7 +424,10 @@ impl From<rusqlite::Error> for StoreError {
 
 #[cfg(test)]
 mod tests {
+    use chrono::Utc;
+
     use super::*;
+    use crate::domain::{self, AccessLength, AccessRequest, Actor, App, Command, RequestDraft};
 
     /// The SQL that writes card payloads writes what serde writes (and the worker reads).
     #[test]
@@ -406,6 +445,141 @@ mod tests {
             sql_payload(rows::card_payload!("post_card", "7")),
             rows::to_json(&Delivery::PostCard { card_id: 7 }).unwrap()
         );
+    }
+
+    /// A database with the schema, in memory.
+    fn schema() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        for migration in [
+            include_str!("../../migrations/sqlite/0001_init.sql"),
+            include_str!("../../migrations/sqlite/0002_home_viewers.sql"),
+            include_str!("../../migrations/sqlite/0003_outbox_indexes.sql"),
+        ] {
+            conn.execute_batch(migration).unwrap();
+        }
+        conn
+    }
+
+    /// A pending request for an app without approvers, stored in `conn`.
+    fn stored_request(conn: &Connection) -> AccessRequest {
+        let app = App {
+            slug: "figma".into(),
+            name: "Figma".into(),
+            admins: vec!["UADMIN1".into()],
+            approvers: vec![],
+            permissions: vec!["Editor".into()],
+            groups: vec![],
+            admin_channel: None,
+        };
+        let draft = RequestDraft {
+            target_user: "UREQ".into(),
+            requester: "UREQ".into(),
+            permission: None,
+            groups: vec![],
+            comment: String::new(),
+            access_length: AccessLength::Unlimited,
+        };
+        let mut request = domain::file_request(&app, draft, Utc::now())
+            .unwrap()
+            .request;
+        let values = rows::RequestValues::new(&request).unwrap();
+        let params = values.params();
+        let params: Vec<&dyn ToSql> = params.iter().map(|param| param as &dyn ToSql).collect();
+        let mut insert = conn
+            .prepare(concat!(
+                "INSERT INTO requests (",
+                rows::request_values!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+                 $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)"
+            ))
+            .unwrap();
+        bind(&mut insert, &params).unwrap();
+        insert.raw_execute().unwrap();
+        request.id = conn.last_insert_rowid();
+        request
+    }
+
+    /// Confirming `request`, keyed by `key`, as a job of a batch.
+    fn confirm(request: &AccessRequest, key: &str) -> (Job, oneshot::Receiver<StoreResult<()>>) {
+        let actor = Actor::User("UADMIN1".into());
+        let decision =
+            domain::decide(request, &actor, &Command::ConfirmProvisioning, Utc::now()).unwrap();
+        let change = Change {
+            request: decision.request,
+            event: decision.event,
+            new_cards: vec![],
+            deliveries: vec![],
+            republish_homes: vec![],
+            dedup_key: Some(key.into()),
+        };
+        let (done, answer) = oneshot::channel();
+        let job = Job::Apply {
+            change: Box::new(change),
+            done,
+        };
+        (job, answer)
+    }
+
+    /// A change that fails after its first write (its key is stored, then its version is
+    /// stale) is undone alone: the batch is run again in savepoints and the rest commits.
+    #[test]
+    fn a_change_failing_halfway_is_undone_alone() {
+        let mut conn = schema();
+        let request = stored_request(&conn);
+        let (first, first_answer) = confirm(&request, "click:1");
+        let (stale, mut stale_answer) = confirm(&request, "click:2");
+        let mut batch = vec![first, stale];
+
+        commit(&mut conn, &mut batch).unwrap();
+
+        assert!(batch.is_empty());
+        let mut first_answer = first_answer;
+        assert!(matches!(first_answer.try_recv(), Ok(Ok(()))));
+        assert!(matches!(
+            stale_answer.try_recv(),
+            Ok(Err(StoreError::Conflict))
+        ));
+        let keys: Vec<String> = conn
+            .prepare("SELECT key FROM processed_keys")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(keys, ["click:1"]);
+        let (version, events): (i64, i64) = conn
+            .query_row(
+                "SELECT version, (SELECT count(*) FROM events) FROM requests",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((version, events), (request.version + 1, 1));
+    }
+
+    /// Refused changes write nothing, so a batch of them needs no savepoints; each still
+    /// gets its own answer.
+    #[test]
+    fn a_batch_with_a_duplicate_key_commits_the_rest() {
+        let mut conn = schema();
+        let first = stored_request(&conn);
+        let second = stored_request(&conn);
+        let (job1, mut answer1) = confirm(&first, "click:1");
+        let (job2, mut answer2) = confirm(&second, "click:1");
+        let mut batch = vec![job1, job2];
+
+        commit(&mut conn, &mut batch).unwrap();
+
+        assert!(matches!(answer1.try_recv(), Ok(Ok(()))));
+        assert!(matches!(answer2.try_recv(), Ok(Err(StoreError::Duplicate))));
+        let versions: Vec<i64> = conn
+            .prepare("SELECT version FROM requests ORDER BY id")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(versions, [first.version + 1, second.version]);
     }
 
     /// `bind` binds by position: each statement's `$N` must be SQLite's parameter N.
