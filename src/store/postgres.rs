@@ -10,6 +10,7 @@ use std::time::Duration;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Postgres, Transaction};
 
+use super::pg_decisions::DecisionBatches;
 use super::rows::{self, impl_store};
 use sqlx::Row;
 
@@ -21,6 +22,7 @@ const MAX_CONNECTIONS: u32 = 10;
 pub struct PostgresStore {
     read: PgPool,
     write: PgPool,
+    decisions: DecisionBatches,
 }
 
 /// Connects to the database at `url` and runs the migrations (one replica at a time:
@@ -38,6 +40,7 @@ impl PostgresStore {
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         Ok(PostgresStore {
+            decisions: DecisionBatches::start(&pool),
             read: pool.clone(),
             write: pool,
         })
@@ -53,61 +56,67 @@ impl PostgresStore {
         key: Option<String>,
         decide: Decide,
     ) -> StoreResult<Decided> {
-        super::decide_with_retries(self, id, key, decide).await
+        self.decisions.decide(id, key, decide).await
     }
 
-    /// Applies a change in one statement: one round trip to the server instead of one per
-    /// statement of `apply_in_transaction`, with the same outcome.
     async fn apply_change(&self, change: Change) -> StoreResult<()> {
-        let request = &change.request;
-        let now = rows::millis(change.event.at);
-        let values = rows::RequestValues::new(request)?;
-        let event = rows::EventValues::new(&change.event)?;
-        let methods: Vec<&str> = change.deliveries.iter().map(Delivery::method).collect();
-        let payloads = change
-            .deliveries
-            .iter()
-            .map(rows::to_json)
-            .collect::<StoreResult<Vec<String>>>()?;
-        let home_payloads = change
-            .republish_homes
-            .iter()
-            .map(|user| rows::to_json(&Delivery::PublishHome { user: user.clone() }))
-            .collect::<StoreResult<Vec<String>>>()?;
-        let (card_kinds, card_recipients): (Vec<&str>, Vec<&str>) = change
-            .new_cards
-            .iter()
-            .map(|card| (card.kind.as_str(), card.recipient.as_str()))
-            .unzip();
-        let (duplicate, applied): (bool, i64) =
-            bind_params(sqlx::query(APPLY), &values.changeable())
-                .bind(request.id)
-                .bind(&change.dedup_key)
-                .bind(now)
-                .bind(event.at)
-                .bind(&change.event.actor)
-                .bind(change.event.kind.as_str())
-                .bind(&event.before)
-                .bind(&event.after)
-                .bind(&change.event.detail)
-                .bind(&methods)
-                .bind(&payloads)
-                .bind(&card_kinds)
-                .bind(&card_recipients)
-                .bind(&change.republish_homes)
-                .bind(&home_payloads)
-                .try_map(|row: sqlx::postgres::PgRow| {
-                    Ok((row.try_get("duplicate")?, row.try_get("applied")?))
-                })
-                .fetch_one(&self.write)
-                .await?;
-        if duplicate {
-            Err(StoreError::Duplicate)
-        } else if applied == 0 {
-            Err(StoreError::Conflict)
-        } else {
-            Ok(())
-        }
+        apply_on(&self.write, &change).await
+    }
+}
+
+/// Applies a change in one statement: one round trip to the server instead of one per
+/// statement of `apply_in_transaction`, with the same outcome.
+pub(super) async fn apply_on<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    change: &Change,
+) -> StoreResult<()> {
+    let request = &change.request;
+    let now = rows::millis(change.event.at);
+    let values = rows::RequestValues::new(request)?;
+    let event = rows::EventValues::new(&change.event)?;
+    let methods: Vec<&str> = change.deliveries.iter().map(Delivery::method).collect();
+    let payloads = change
+        .deliveries
+        .iter()
+        .map(rows::to_json)
+        .collect::<StoreResult<Vec<String>>>()?;
+    let home_payloads = change
+        .republish_homes
+        .iter()
+        .map(|user| rows::to_json(&Delivery::PublishHome { user: user.clone() }))
+        .collect::<StoreResult<Vec<String>>>()?;
+    let (card_kinds, card_recipients): (Vec<&str>, Vec<&str>) = change
+        .new_cards
+        .iter()
+        .map(|card| (card.kind.as_str(), card.recipient.as_str()))
+        .unzip();
+    let (duplicate, applied): (bool, i64) = bind_params(sqlx::query(APPLY), &values.changeable())
+        .bind(request.id)
+        .bind(&change.dedup_key)
+        .bind(now)
+        .bind(event.at)
+        .bind(&change.event.actor)
+        .bind(change.event.kind.as_str())
+        .bind(&event.before)
+        .bind(&event.after)
+        .bind(&change.event.detail)
+        .bind(&methods)
+        .bind(&payloads)
+        .bind(&card_kinds)
+        .bind(&card_recipients)
+        .bind(&change.republish_homes)
+        .bind(&home_payloads)
+        .try_map(|row: sqlx::postgres::PgRow| {
+            Ok((row.try_get("duplicate")?, row.try_get("applied")?))
+        })
+        .fetch_one(executor)
+        .await?;
+    if duplicate {
+        Err(StoreError::Duplicate)
+    } else if applied == 0 {
+        Err(StoreError::Conflict)
+    } else {
+        Ok(())
     }
 }
 
