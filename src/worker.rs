@@ -303,6 +303,8 @@ impl Worker {
                 text,
             } => slack.post_ephemeral(channel, user, text).await,
             Delivery::PublishHome { user } => return self.publish_home(slack, user).await,
+            // `deliver_due` expands these a batch at a time before the lanes run; one
+            // arriving here alone is expanded the same way.
             Delivery::RefreshCards { request_id } => {
                 self.expand_refreshes(&[(item.id, *request_id)]).await?;
                 return Ok(Outcome::Done { card: None });

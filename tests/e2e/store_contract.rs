@@ -6,8 +6,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use accessbot::domain::{
-    self, AccessRequest, Actor, App, CardKind, Command, EventKind, NewEvent, RequestDraft, Status,
-    ThreadMessage,
+    self, AccessRequest, Actor, App, CardKind, Command, EventKind, NewEvent, Refusal, RequestDraft,
+    Status, ThreadMessage,
 };
 use accessbot::store::{
     Change, Decide, Decided, Delivery, Filed, NewCard, NewRequest, OutboxItem, RequestFilter,
@@ -115,8 +115,18 @@ async fn file(store: &Arc<dyn Store>, new: NewRequest) -> AccessRequest {
 
 /// The change `command` by `actor` makes, with the effects the store must carry.
 fn change(request: &AccessRequest, actor: &str, command: Command, at: DateTime<Utc>) -> Change {
-    let decision = domain::decide(request, &Actor::User(actor.into()), &command, at).unwrap();
-    Change {
+    try_change(request, actor, &command, at).unwrap()
+}
+
+/// Like [`change`], or the domain's refusal.
+fn try_change(
+    request: &AccessRequest,
+    actor: &str,
+    command: &Command,
+    at: DateTime<Utc>,
+) -> Result<Change, Refusal> {
+    let decision = domain::decide(request, &Actor::User(actor.into()), command, at)?;
+    Ok(Change {
         request: decision.request,
         event: decision.event,
         new_cards: vec![],
@@ -125,7 +135,7 @@ fn change(request: &AccessRequest, actor: &str, command: Command, at: DateTime<U
         }],
         republish_homes: vec![],
         dedup_key: None,
-    }
+    })
 }
 
 /// Claims everything due at `now`.
@@ -738,19 +748,7 @@ async fn deciding_reads_decides_and_applies_once(store: Arc<dyn Store>) {
     let filed = file(&store, new_request(&github(), "UREQ", None)).await;
     drain(&store, t0()).await;
     let decide = |actor: &'static str, command: Command| -> Decide {
-        Arc::new(move |request: AccessRequest| {
-            let decision = domain::decide(&request, &Actor::User(actor.into()), &command, t0())?;
-            Ok(Change {
-                request: decision.request,
-                event: decision.event,
-                new_cards: vec![],
-                deliveries: vec![Delivery::RefreshCards {
-                    request_id: request.id,
-                }],
-                republish_homes: vec![],
-                dedup_key: None,
-            })
-        })
+        Arc::new(move |request: AccessRequest| try_change(&request, actor, &command, t0()))
     };
     let key = Some("click:UAPPROVER:1".to_string());
 
