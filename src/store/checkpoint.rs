@@ -51,3 +51,46 @@ fn checkpoint(conn: &Connection) {
         tracing::warn!(error = %err, "SQLite checkpoint failed; the writers checkpoint instead");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+
+    /// Pages committed to the WAL reach the database file while no writer checkpoints.
+    #[test]
+    fn committed_pages_are_copied_into_the_database_file() {
+        let dir = std::env::temp_dir().join(format!("accessbot-checkpoint-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("test.db");
+        let writer = Connection::open(&path).unwrap();
+        let mode: String = writer
+            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        writer.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+        writer
+            .execute_batch(
+                "CREATE TABLE t (x BLOB); \
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200) \
+                 INSERT INTO t SELECT randomblob(4000) FROM n;",
+            )
+            .unwrap();
+        let size = || std::fs::metadata(&path).unwrap().len();
+        assert!(
+            size() < 100_000,
+            "before a checkpoint the rows are only in the WAL"
+        );
+
+        let _checkpoints = Checkpointer::start(&path).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while size() < 800_000 {
+            assert!(Instant::now() < deadline, "no checkpoint within 10 s");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+
+        drop(writer);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
