@@ -73,14 +73,13 @@ impl GroupCommit {
 
     /// Applies `change` as `Store::apply` does, in the next group commit.
     pub(super) async fn apply(&self, change: Change) -> StoreResult<()> {
-        let (done, answer) = oneshot::channel();
-        self.jobs
-            .send(Job::Apply {
-                change: Box::new(change),
-                done,
-            })
-            .map_err(|_| writer_stopped())?;
-        answer.await.map_err(|_| writer_stopped())?
+        let change = Box::new(change);
+        super::ask(
+            &self.jobs,
+            |done| Job::Apply { change, done },
+            writer_stopped,
+        )
+        .await
     }
 
     /// Does what `Store::decide` does, in the next group commit: the request is read on
@@ -91,16 +90,13 @@ impl GroupCommit {
         key: Option<String>,
         decide: Decide,
     ) -> StoreResult<Decided> {
-        let (done, answer) = oneshot::channel();
-        self.jobs
-            .send(Job::Decide {
-                id,
-                key,
-                decide,
-                done,
-            })
-            .map_err(|_| writer_stopped())?;
-        answer.await.map_err(|_| writer_stopped())?
+        let job = |done| Job::Decide {
+            id,
+            key,
+            decide,
+            done,
+        };
+        super::ask(&self.jobs, job, writer_stopped).await
     }
 }
 
@@ -460,6 +456,16 @@ mod tests {
         conn
     }
 
+    /// The first column of every row `sql` returns.
+    fn column<T: rusqlite::types::FromSql>(conn: &Connection, sql: &str) -> Vec<T> {
+        conn.prepare(sql)
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
     /// A pending request for an app without approvers, stored in `conn`.
     fn stored_request(conn: &Connection) -> AccessRequest {
         let app = App {
@@ -539,14 +545,10 @@ mod tests {
             stale_answer.try_recv(),
             Ok(Err(StoreError::Conflict))
         ));
-        let keys: Vec<String> = conn
-            .prepare("SELECT key FROM processed_keys")
-            .unwrap()
-            .query_map([], |row| row.get(0))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap();
-        assert_eq!(keys, ["click:1"]);
+        assert_eq!(
+            column::<String>(&conn, "SELECT key FROM processed_keys"),
+            ["click:1"]
+        );
         let (version, events): (i64, i64) = conn
             .query_row(
                 "SELECT version, (SELECT count(*) FROM events) FROM requests",
@@ -572,14 +574,10 @@ mod tests {
 
         assert!(matches!(answer1.try_recv(), Ok(Ok(()))));
         assert!(matches!(answer2.try_recv(), Ok(Err(StoreError::Duplicate))));
-        let versions: Vec<i64> = conn
-            .prepare("SELECT version FROM requests ORDER BY id")
-            .unwrap()
-            .query_map([], |row| row.get(0))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap();
-        assert_eq!(versions, [first.version + 1, second.version]);
+        assert_eq!(
+            column::<i64>(&conn, "SELECT version FROM requests ORDER BY id"),
+            [first.version + 1, second.version]
+        );
     }
 
     /// `bind` binds by position: each statement's `$N` must be SQLite's parameter N.

@@ -174,6 +174,18 @@ pub enum Decided {
     NotFound,
 }
 
+/// Sends the job `job(done)` to the thread or task behind `jobs` and waits for its answer
+/// on `done`; `stopped` is the error when nobody is there to answer.
+async fn ask<J, T>(
+    jobs: &tokio::sync::mpsc::UnboundedSender<J>,
+    job: impl FnOnce(tokio::sync::oneshot::Sender<StoreResult<T>>) -> J,
+    stopped: fn() -> StoreError,
+) -> StoreResult<T> {
+    let (done, answer) = tokio::sync::oneshot::channel();
+    jobs.send(job(done)).map_err(|_| stopped())?;
+    answer.await.map_err(|_| stopped())?
+}
+
 /// `Store::decide` by reading, deciding and applying, again while other changes win the
 /// race to the request.
 async fn decide_with_retries(

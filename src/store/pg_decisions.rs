@@ -53,15 +53,13 @@ impl DecisionBatches {
         key: Option<String>,
         decide: Decide,
     ) -> StoreResult<Decided> {
-        let (done, answer) = oneshot::channel();
-        let job = Job {
+        let job = |done| Job {
             id,
             key,
             decide,
             done,
         };
-        self.jobs.send(job).map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        super::ask(&self.jobs, job, stopped).await
     }
 }
 

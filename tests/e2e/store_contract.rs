@@ -174,6 +174,7 @@ on_both!(
     a_card_posted_after_its_request_moved_on_is_queued_for_an_update,
     a_card_refresh_becomes_one_update_per_card_once,
     deciding_reads_decides_and_applies_once,
+    concurrent_decisions_on_one_request_apply_once,
     requests_are_listed_newest_first_with_filters_and_a_cursor,
     stats_count_requests_by_status_and_waiting_deliveries,
     a_processed_key_is_claimed_once,
@@ -808,6 +809,45 @@ async fn deciding_reads_decides_and_applies_once(store: Arc<dyn Store>) {
     );
 }
 
+/// Decisions on one request made at the same moment (they share a batch, or wait for each
+/// other's row lock): the first applies, each later one is decided on the state it left.
+async fn concurrent_decisions_on_one_request_apply_once(store: Arc<dyn Store>) {
+    let filed = file(&store, new_request(&figma(), "UREQ", None)).await;
+    drain(&store, t0()).await;
+    let decisions = (0..16).map(|click| {
+        let decide: Decide = Arc::new(|request: AccessRequest| {
+            try_change(&request, "UADMIN1", &Command::ConfirmProvisioning, t0())
+        });
+        store.decide(filed.id, Some(format!("click:UADMIN1:{click}")), decide)
+    });
+    let outcomes = futures::future::join_all(decisions).await;
+
+    let applied = outcomes
+        .iter()
+        .filter(|outcome| matches!(outcome, Ok(Decided::Applied(_))))
+        .count();
+    let refused = outcomes
+        .iter()
+        .filter(|outcome| {
+            matches!(
+                outcome,
+                Ok(Decided::Refused(Refusal::AlreadyDecided { .. }))
+            )
+        })
+        .count();
+    assert_eq!((applied, refused), (1, 15), "{outcomes:?}");
+    let stored = store.request(filed.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.status, stored.version),
+        (Status::Provisioned, filed.version + 1)
+    );
+    let events = store.events(filed.id).await.unwrap();
+    assert_eq!(
+        events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
+        ["created", "provisioned"]
+    );
+}
+
 async fn requests_are_listed_newest_first_with_filters_and_a_cursor(store: Arc<dyn Store>) {
     let a = file(&store, new_request(&github(), "UA", None)).await;
     let b = file(&store, new_request(&figma(), "UB", None)).await;
@@ -925,6 +965,7 @@ async fn an_in_memory_sqlite_store_works() {
     a_change_whose_key_was_applied_before_is_a_duplicate(memory().await).await;
     homes_are_republished_only_for_users_who_opened_them(memory().await).await;
     deciding_reads_decides_and_applies_once(memory().await).await;
+    concurrent_decisions_on_one_request_apply_once(memory().await).await;
     a_card_refresh_becomes_one_update_per_card_once(memory().await).await;
 }
 
