@@ -15,6 +15,7 @@ use crate::domain::{
 
 mod checkpoint;
 mod group_commit;
+mod pg_apply;
 mod pg_decisions;
 mod postgres;
 mod rows;

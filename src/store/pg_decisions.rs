@@ -3,20 +3,22 @@
 //! Each commit waits for its WAL flush, and concurrent commits queue for the WAL lock; one
 //! flush per decision set the pace of a replica. Here a few tasks per replica each take the
 //! decisions queued meanwhile, lock their requests (in id order, so that batches of
-//! different replicas cannot deadlock), decide each on the locked state and apply it, and
-//! commit them together. Should the transaction fail, each decision of the batch is made
-//! again in a transaction of its own, so one bad change cannot fail the others.
+//! different replicas cannot deadlock), decide each on the locked state, apply the changes
+//! in one statement (see `pg_apply`) and commit them together. Should the transaction
+//! fail, each decision of the batch is made again in a transaction of its own, so one bad
+//! change cannot fail the others.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
-use super::postgres::apply_on;
+use super::pg_apply::apply_all;
 use super::rows::{self, RequestRow};
-use super::{Decide, Decided, StoreError, StoreResult};
+use super::{Change, Decide, Decided, StoreError, StoreResult};
+use crate::domain::AccessRequest;
 
 /// Batches in flight per replica, each on a connection of its own.
 const BATCHERS: usize = 4;
@@ -124,39 +126,63 @@ async fn decide_batch(pool: &PgPool, batch: &[Job]) -> StoreResult<Vec<StoreResu
         let request = row.into_request()?;
         requests.insert(request.id, request);
     }
-    let mut outcomes = Vec::with_capacity(batch.len());
-    for job in batch {
-        let Some(request) = requests.get(&job.id) else {
-            outcomes.push(Ok(Decided::NotFound));
-            continue;
-        };
-        let decided = std::panic::catch_unwind(AssertUnwindSafe(|| (job.decide)(request.clone())))
-            .map_err(|_| StoreError::Write("deciding a change panicked".into()));
-        let mut change = match decided {
-            Ok(Ok(change)) => change,
-            Ok(Err(refusal)) => {
-                outcomes.push(Ok(Decided::Refused(refusal)));
+    let mut outcomes: Vec<Option<StoreResult<Decided>>> = batch.iter().map(|_| None).collect();
+    let mut waiting: Vec<usize> = (0..batch.len()).collect();
+    // One statement applies the changes of a round. A request changes at most once a
+    // round; a later job on it waits for the next round and decides on the state the
+    // earlier one left.
+    while !waiting.is_empty() {
+        let mut later = Vec::new();
+        let mut changed = HashSet::new();
+        let mut deciders = Vec::new();
+        let mut changes = Vec::new();
+        for at in waiting {
+            let job = &batch[at];
+            if changed.contains(&job.id) {
+                later.push(at);
                 continue;
             }
-            Err(err) => {
-                outcomes.push(Err(err));
+            let Some(request) = requests.get(&job.id) else {
+                outcomes[at] = Some(Ok(Decided::NotFound));
                 continue;
+            };
+            match decide(job, request.clone()) {
+                Ok(mut change) => {
+                    change.dedup_key.clone_from(&job.key);
+                    changed.insert(job.id);
+                    deciders.push(at);
+                    changes.push(change);
+                }
+                Err(outcome) => outcomes[at] = Some(outcome),
             }
-        };
-        change.dedup_key.clone_from(&job.key);
-        match apply_on(&mut *tx, &change).await {
-            Ok(()) => {
-                // A later job of this batch on the same request decides on this state.
-                requests.insert(job.id, change.request.clone());
-                outcomes.push(Ok(Decided::Applied(Box::new(change.request))));
-            }
-            // Nothing was written: the key was seen before, or the version moved on.
-            Err(err @ (StoreError::Duplicate | StoreError::Conflict)) => outcomes.push(Err(err)),
-            Err(err) => return Err(err),
         }
+        let applied = apply_all(&mut *tx, &changes).await?;
+        for ((at, change), result) in deciders.into_iter().zip(changes).zip(applied) {
+            outcomes[at] = Some(match result {
+                Ok(()) => {
+                    requests.insert(change.request.id, change.request.clone());
+                    Ok(Decided::Applied(Box::new(change.request)))
+                }
+                // Nothing was written: the key was seen before, or the version moved on.
+                Err(err) => Err(err),
+            });
+        }
+        waiting = later;
     }
     tx.commit().await?;
-    Ok(outcomes)
+    Ok(outcomes
+        .into_iter()
+        .map(|outcome| outcome.unwrap_or_else(|| Err(stopped())))
+        .collect())
+}
+
+/// The job's change to `request`, or what became of the job when there is none.
+fn decide(job: &Job, request: AccessRequest) -> Result<Change, StoreResult<Decided>> {
+    match std::panic::catch_unwind(AssertUnwindSafe(|| (job.decide)(request))) {
+        Ok(Ok(change)) => Ok(change),
+        Ok(Err(refusal)) => Err(Ok(Decided::Refused(refusal))),
+        Err(_) => Err(Err(StoreError::Write("deciding a change panicked".into()))),
+    }
 }
 
 /// The requests `$1`, locked in id order until the batch commits.

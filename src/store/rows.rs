@@ -33,12 +33,49 @@ macro_rules! request_fixed {
     };
 }
 
-/// The columns of `requests` that decisions change; the last is `version`.
+/// The columns of `requests` that decisions change; the last is `version`. With a prefix
+/// (`request_changeable!("c.")`), each name is qualified by it.
 macro_rules! request_changeable {
     () => {
-        "permission, groups, access_length, status, updated_at, approved_by, approved_at, \
-         decided_by, decided_at, provisioned_at, expires_at, removed_by, removed_at, \
-         denial_feedback, expiry_reminded, stage_reminded, version"
+        $crate::store::rows::request_changeable!("")
+    };
+    ($p:literal) => {
+        concat!(
+            $p,
+            "permission, ",
+            $p,
+            "groups, ",
+            $p,
+            "access_length, ",
+            $p,
+            "status, ",
+            $p,
+            "updated_at, ",
+            $p,
+            "approved_by, ",
+            $p,
+            "approved_at, ",
+            $p,
+            "decided_by, ",
+            $p,
+            "decided_at, ",
+            $p,
+            "provisioned_at, ",
+            $p,
+            "expires_at, ",
+            $p,
+            "removed_by, ",
+            $p,
+            "removed_at, ",
+            $p,
+            "denial_feedback, ",
+            $p,
+            "expiry_reminded, ",
+            $p,
+            "stage_reminded, ",
+            $p,
+            "version"
+        )
     };
 }
 
