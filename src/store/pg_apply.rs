@@ -15,8 +15,10 @@ use super::rows::{self, Param};
 use super::{Change, Delivery, StoreError, StoreResult};
 
 /// Applies `changes`, each as `Store::apply` would, and says for each whether it was
-/// applied, a `Duplicate` or a `Conflict` (then it wrote nothing). Their requests must be
-/// distinct: one statement cannot apply two changes to one row in turn.
+/// applied, a `Duplicate` or a `Conflict`. Their requests must be distinct: one statement
+/// cannot apply two changes to one row in turn. A `Conflict` wrote nothing but its key:
+/// roll back the transaction rather than commit it, or the change, decided again, would
+/// be refused as a `Duplicate`.
 pub(super) async fn apply_all<'e>(
     executor: impl sqlx::PgExecutor<'e>,
     changes: &[Change],
@@ -224,12 +226,16 @@ impl<'a> Column<'a> {
 }
 
 /// `Store::apply` for many changes, as one statement. Data-modifying CTEs all run, once,
-/// on one snapshot and in no set order, so every write is made conditional on `updated`:
-/// nothing is written for a change unless its key is new and its request still has the
-/// version the change was decided on. A concurrent change to one of the requests makes
-/// the `UPDATE` wait for its row lock and then find the version moved on: a conflict,
-/// decided again by the caller. Outbox rows are queued change by change, in the order
+/// on one snapshot and in no set order, so every write but the key's is made conditional on
+/// `updated`: a change is applied only if its key is new and its request still has the
+/// version it was decided on. Outbox rows are queued change by change, in the order
 /// `apply_in_transaction` queues them.
+///
+/// The key is looked up by inserting it: the unique index decides, whatever plan the
+/// server has cached. A plan with a join instead, cached while `processed_keys` was
+/// nearly empty, scanned the whole table for every statement after. So the key of a
+/// change that met a `Conflict` is recorded all the same, and the caller must roll back
+/// (see [`apply_all`]).
 ///
 /// `$1` request ids, `$2` keys, `$3` times, `$4`…`$20` the changeable columns, `$21`…`$25`
 /// the events; then the flattened lists, each as (change number, …): `$26`…`$28` new
@@ -243,20 +249,17 @@ const APPLY_ALL: &str = concat!(
          AS c(id, key, at, ",
     rows::request_changeable!(),
     ", actor, kind, before_json, after_json, detail, k) \
-     ), seen AS ( \
-         SELECT c.k FROM c JOIN processed_keys p ON p.key = c.key \
+     ), fresh AS ( \
+         INSERT INTO processed_keys (key, at) SELECT c.key, c.at FROM c \
+         WHERE c.key IS NOT NULL ON CONFLICT DO NOTHING RETURNING key \
      ), updated AS ( \
          UPDATE requests r SET (",
     rows::request_changeable!(),
     ") = (",
     rows::request_changeable!("c."),
     ") FROM c WHERE r.id = c.id AND r.version = c.version - 1 \
-         AND NOT EXISTS (SELECT 1 FROM seen WHERE seen.k = c.k) \
+         AND (c.key IS NULL OR c.key IN (SELECT key FROM fresh)) \
          RETURNING c.k, c.id, c.at \
-     ), dedup AS ( \
-         INSERT INTO processed_keys (key, at) \
-         SELECT c.key, c.at FROM c JOIN updated u ON u.k = c.k WHERE c.key IS NOT NULL \
-         ON CONFLICT DO NOTHING \
      ), event AS ( \
          INSERT INTO events (request_id, at, actor, kind, before_json, after_json, detail) \
          SELECT c.id, c.at, c.actor, c.kind, c.before_json, c.after_json, c.detail \
@@ -293,7 +296,7 @@ const APPLY_ALL: &str = concat!(
              ) h \
          ) q ORDER BY q.k, q.part, q.i \
      ) \
-     SELECT c.k, EXISTS (SELECT 1 FROM seen s WHERE s.k = c.k) AS duplicate, \
+     SELECT c.k, c.key IS NOT NULL AND c.key NOT IN (SELECT key FROM fresh) AS duplicate, \
      EXISTS (SELECT 1 FROM updated u WHERE u.k = c.k) AS applied \
      FROM c ORDER BY c.k"
 );

@@ -163,7 +163,10 @@ async fn decide_batch(pool: &PgPool, batch: &[Job]) -> StoreResult<Vec<StoreResu
                     requests.insert(change.request.id, change.request.clone());
                     Ok(Decided::Applied(Box::new(change.request)))
                 }
-                // Nothing was written: the key was seen before, or the version moved on.
+                // Our lock keeps the version; should it have moved on all the same, the
+                // batch rolls back (the key is recorded) and each job is decided alone.
+                Err(StoreError::Conflict) => return Err(StoreError::Conflict),
+                // Nothing was written: the key was seen before.
                 Err(err) => Err(err),
             });
         }

@@ -60,10 +60,16 @@ impl PostgresStore {
     }
 
     async fn apply_change(&self, change: Change) -> StoreResult<()> {
-        apply_all(&self.write, std::slice::from_ref(&change))
+        let mut tx = self.begin_write().await?;
+        let applied = apply_all(&mut *tx, std::slice::from_ref(&change))
             .await?
             .pop()
-            .unwrap_or(Err(StoreError::Conflict))
+            .unwrap_or(Err(StoreError::Conflict));
+        // Dropped on a conflict: its key, recorded by `apply_all`, is rolled back.
+        if applied.is_ok() {
+            tx.commit().await?;
+        }
+        applied
     }
 }
 
