@@ -131,7 +131,7 @@ impl Opts {
         if self.requests > 0 {
             return self.requests;
         }
-        let per_second = if name == "sqlite" { 9_000.0 } else { 2_500.0 };
+        let per_second = if name == "sqlite" { 9_000.0 } else { 6_500.0 };
         (self.duration.as_secs_f64() * per_second).ceil() as usize
     }
 }
