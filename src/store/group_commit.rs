@@ -9,7 +9,6 @@
 //! batch is run again with each change in a savepoint of its own. Each caller is answered
 //! once the shared commit is done.
 
-use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -253,8 +252,7 @@ fn decide_and_apply(
     let request = request_row(row)?.into_request()?;
     drop(rows);
     // A panic here would stop the thread every write goes through.
-    let decided = std::panic::catch_unwind(AssertUnwindSafe(|| decide(request)))
-        .map_err(|_| StoreError::Write("deciding a change panicked".into()))?;
+    let decided = super::decide_caught(decide, request)?;
     let mut change = match decided {
         Ok(change) => change,
         Err(refusal) => return Ok(Decided::Refused(refusal)),

@@ -187,6 +187,13 @@ async fn ask<J, T>(
     answer.await.map_err(|_| stopped())?
 }
 
+/// Runs `decide` on `request`; a panic in it becomes an error, so that it cannot stop the
+/// task or thread that batches every decision.
+fn decide_caught(decide: &Decide, request: AccessRequest) -> StoreResult<Result<Change, Refusal>> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decide(request)))
+        .map_err(|_| StoreError::Write("deciding a change panicked".into()))
+}
+
 /// `Store::decide` by reading, deciding and applying, again while other changes win the
 /// race to the request.
 async fn decide_with_retries(

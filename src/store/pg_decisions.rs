@@ -1,30 +1,22 @@
 //! Decisions on PostgreSQL, several to a transaction.
 //!
 //! Each commit waits for its WAL flush, and concurrent commits queue for the WAL lock; one
-//! flush per decision set the pace of a replica. Here a few tasks per replica each take the
-//! decisions queued meanwhile, lock their requests (in id order, so that batches of
-//! different replicas cannot deadlock), decide each on the locked state, apply the changes
-//! in one statement (see `pg_apply`) and commit them together. Should the transaction
+//! flush per decision set the pace of a replica. Here one task per replica takes the
+//! decisions queued meanwhile, locks their requests (in id order, so that batches of
+//! different replicas cannot deadlock), decides each on the locked state, applies the
+//! changes in one statement (see `pg_apply`) and commits them together. Should the transaction
 //! fail, each decision of the batch is made again in a transaction of its own, so one bad
 //! change cannot fail the others.
 
 use std::collections::{HashMap, HashSet};
-use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 
 use sqlx::PgPool;
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::{mpsc, oneshot};
 
 use super::pg_apply::apply_all;
 use super::rows::{self, RequestRow};
 use super::{Change, Decide, Decided, StoreError, StoreResult};
 use crate::domain::AccessRequest;
-
-/// Batches in flight per replica, each on a connection of its own. One: decisions that
-/// arrive while a batch commits form the next, bigger batch. In the load benchmark (30k
-/// requests, 6 s) one replica decided 5,682/s with one batcher and 4,363/s with four;
-/// each statement and commit costs the server more than the rows it writes.
-const BATCHERS: usize = 1;
 
 /// The most decisions one transaction takes; bounds how long their requests stay locked.
 const MAX_BATCH: usize = 32;
@@ -41,13 +33,15 @@ struct Job {
 }
 
 impl DecisionBatches {
-    /// Starts the batching tasks on the current runtime; they stop when this is dropped.
+    /// Starts the batching task on the current runtime; it stops when this is dropped.
+    ///
+    /// One batch is in flight per replica: the decisions that arrive while it commits form
+    /// the next, bigger one. Each statement and commit costs the server more than the rows
+    /// it writes; in the load benchmark (30k requests, 6 s) one replica decided 5,682/s this
+    /// way and 4,363/s with four batches in flight.
     pub(super) fn start(pool: &PgPool) -> DecisionBatches {
         let (jobs, queue) = mpsc::unbounded_channel();
-        let queue = Arc::new(Mutex::new(queue));
-        for _ in 0..BATCHERS {
-            tokio::spawn(run(pool.clone(), Arc::clone(&queue)));
-        }
+        tokio::spawn(run(pool.clone(), queue));
         DecisionBatches { jobs }
     }
 
@@ -72,21 +66,14 @@ fn stopped() -> StoreError {
     StoreError::Write("the decision batches stopped".into())
 }
 
-async fn run(pool: PgPool, queue: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>) {
-    loop {
+async fn run(pool: PgPool, mut queue: mpsc::UnboundedReceiver<Job>) {
+    while let Some(first) = queue.recv().await {
         let mut batch = Vec::with_capacity(MAX_BATCH);
-        {
-            // One task gathers at a time, so that a batch takes everything waiting.
-            let mut queue = queue.lock().await;
-            let Some(first) = queue.recv().await else {
-                return;
-            };
-            batch.push(first);
-            while batch.len() < MAX_BATCH {
-                match queue.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
             }
         }
         match decide_batch(&pool, &batch).await {
@@ -184,10 +171,10 @@ async fn decide_batch(pool: &PgPool, batch: &[Job]) -> StoreResult<Vec<StoreResu
 
 /// The job's change to `request`, or what became of the job when there is none.
 fn decide(job: &Job, request: AccessRequest) -> Result<Change, StoreResult<Decided>> {
-    match std::panic::catch_unwind(AssertUnwindSafe(|| (job.decide)(request))) {
+    match super::decide_caught(&job.decide, request) {
         Ok(Ok(change)) => Ok(change),
         Ok(Err(refusal)) => Err(Ok(Decided::Refused(refusal))),
-        Err(_) => Err(Err(StoreError::Write("deciding a change panicked".into()))),
+        Err(err) => Err(Err(err)),
     }
 }
 
