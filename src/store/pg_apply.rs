@@ -15,10 +15,11 @@ use super::rows::{self, Param};
 use super::{Change, Delivery, StoreError, StoreResult};
 
 /// Applies `changes`, each as `Store::apply` would, and says for each whether it was
-/// applied, a `Duplicate` or a `Conflict`. Their requests must be distinct: one statement
-/// cannot apply two changes to one row in turn. A `Conflict` wrote nothing but its key:
-/// roll back the transaction rather than commit it, or the change, decided again, would
-/// be refused as a `Duplicate`.
+/// applied or a `Duplicate`. Their requests must be distinct: one statement cannot apply
+/// two changes to one row in turn. Should any request have changed since its change was
+/// decided, the statement fails as a whole with `Conflict` and writes nothing (in a
+/// transaction, roll it back); outside a transaction it commits by itself, so reading,
+/// deciding and applying need no locks and two round trips.
 pub(super) async fn apply_all<'e>(
     executor: impl sqlx::PgExecutor<'e>,
     changes: &[Change],
@@ -66,7 +67,7 @@ pub(super) async fn apply_all<'e>(
     let query = changeable
         .into_iter()
         .fold(query, |query, column| column.bind_to(query));
-    let outcomes: Vec<(i64, bool, bool)> = query
+    let outcomes: Vec<(i64, bool)> = query
         .bind(
             changes
                 .iter()
@@ -106,28 +107,22 @@ pub(super) async fn apply_all<'e>(
         .bind(&lists.home_of)
         .bind(&lists.home_users)
         .bind(&lists.home_payloads)
-        .try_map(|row: PgRow| {
-            Ok((
-                row.try_get("k")?,
-                row.try_get("duplicate")?,
-                row.try_get("applied")?,
-            ))
-        })
+        .try_map(|row: PgRow| Ok((row.try_get("k")?, row.try_get("duplicate")?)))
         .fetch_all(executor)
-        .await?;
-    if outcomes.len() != changes.len() {
+        .await
+        .map_err(conflict_or)?;
+    let numbered = (1_i64..).zip(&outcomes).all(|(k, (at, _))| k == *at);
+    if outcomes.len() != changes.len() || !numbered {
         return Err(StoreError::Write(format!(
-            "{} changes applied in one statement, {} outcomes",
-            changes.len(),
-            outcomes.len()
+            "{} changes applied in one statement, outcomes out of order or missing",
+            changes.len()
         )));
     }
     Ok(outcomes
         .into_iter()
-        .map(|(_, duplicate, applied)| match (duplicate, applied) {
-            (true, _) => Err(StoreError::Duplicate),
-            (false, false) => Err(StoreError::Conflict),
-            (false, true) => Ok(()),
+        .map(|(_, duplicate)| match duplicate {
+            true => Err(StoreError::Duplicate),
+            false => Ok(()),
         })
         .collect())
 }
@@ -234,8 +229,8 @@ impl<'a> Column<'a> {
 /// The key is looked up by inserting it: the unique index decides, whatever plan the
 /// server has cached. A plan with a join instead, cached while `processed_keys` was
 /// nearly empty, scanned the whole table for every statement after. So the key of a
-/// change that met a `Conflict` is recorded all the same, and the caller must roll back
-/// (see [`apply_all`]).
+/// change whose request moved on is recorded all the same, and the statement must not
+/// stand: the last `SELECT` raises `accessbot_changed_meanwhile()` for such a change.
 ///
 /// `$1` request ids, `$2` keys, `$3` times, `$4`…`$20` the changeable columns, `$21`…`$25`
 /// the events; then the flattened lists, each as (change number, …): `$26`…`$28` new
@@ -296,7 +291,23 @@ const APPLY_ALL: &str = concat!(
              ) h \
          ) q ORDER BY q.k, q.part, q.i \
      ) \
-     SELECT c.k, c.key IS NOT NULL AND c.key NOT IN (SELECT key FROM fresh) AS duplicate, \
-     EXISTS (SELECT 1 FROM updated u WHERE u.k = c.k) AS applied \
-     FROM c ORDER BY c.k"
+     SELECT o.k, o.duplicate, \
+     CASE WHEN o.applied OR o.duplicate THEN o.applied \
+     ELSE accessbot_changed_meanwhile() END AS applied FROM ( \
+         SELECT c.k, c.key IS NOT NULL AND c.key NOT IN (SELECT key FROM fresh) AS duplicate, \
+         EXISTS (SELECT 1 FROM updated u WHERE u.k = c.k) AS applied FROM c \
+     ) o ORDER BY o.k"
 );
+
+/// The SQLSTATE `accessbot_changed_meanwhile()` raises (migration 0004).
+const CHANGED_MEANWHILE: &str = "AB409";
+
+/// `Conflict` for the error raised when a request changed since it was read.
+fn conflict_or(err: sqlx::Error) -> StoreError {
+    match &err {
+        sqlx::Error::Database(db) if db.code().as_deref() == Some(CHANGED_MEANWHILE) => {
+            StoreError::Conflict
+        }
+        _ => StoreError::Database(err),
+    }
+}

@@ -10,7 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::pg_apply::apply_all;
@@ -76,51 +76,78 @@ async fn run(pool: PgPool, mut queue: mpsc::UnboundedReceiver<Job>) {
                 Err(_) => break,
             }
         }
-        match decide_batch(&pool, &batch).await {
-            Ok(outcomes) => {
-                for (job, outcome) in batch.into_iter().zip(outcomes) {
-                    let _ = job.done.send(outcome);
-                }
-            }
-            Err(err) if batch.len() == 1 => {
-                if let Some(job) = batch.pop() {
-                    let _ = job.done.send(Err(err));
-                }
-            }
+        let mut outcomes: Vec<Option<StoreResult<Decided>>> = batch.iter().map(|_| None).collect();
+        match decide_unlocked(&pool, &batch, &mut outcomes).await {
+            Ok(()) | Err(StoreError::Conflict) => {}
             Err(err) => {
-                tracing::warn!(error = %err, "a batch of decisions failed; deciding each alone");
-                for job in batch {
-                    let outcome = decide_batch(&pool, std::slice::from_ref(&job))
-                        .await
-                        .and_then(|mut outcomes| outcomes.pop().ok_or_else(stopped)?);
-                    let _ = job.done.send(outcome);
-                }
+                tracing::warn!(error = %err, "a batch of decisions failed; deciding the rest one by one")
             }
+        }
+        for (job, outcome) in batch.into_iter().zip(outcomes) {
+            let outcome = match outcome {
+                Some(outcome) => outcome,
+                None => decide_locked(&pool, &job).await,
+            };
+            let _ = job.done.send(outcome);
         }
     }
 }
 
-/// Decides and applies every job of `batch` in one transaction; the outcome of each, or an
-/// error when the transaction failed (then nothing was committed).
-async fn decide_batch(pool: &PgPool, batch: &[Job]) -> StoreResult<Vec<StoreResult<Decided>>> {
+/// Decides the jobs of `batch` on their requests as read, without locks; each round's
+/// statement commits by itself, and fails as a whole if one of its requests changed since
+/// it was read. Stops at the first round that fails, leaving its jobs and those of later
+/// rounds undecided.
+async fn decide_unlocked(
+    pool: &PgPool,
+    batch: &[Job],
+    outcomes: &mut [Option<StoreResult<Decided>>],
+) -> StoreResult<()> {
+    let mut conn = pool.acquire().await?;
+    decide_rounds(&mut conn, READ_REQUESTS, batch, outcomes).await
+}
+
+/// Decides `job` on its request locked until the decision commits, so nothing can change
+/// under it; for a job whose batch met a change made meanwhile, or failed.
+async fn decide_locked(pool: &PgPool, job: &Job) -> StoreResult<Decided> {
+    let mut outcome = [None];
+    let mut tx = pool.begin().await?;
+    decide_rounds(
+        &mut tx,
+        LOCK_REQUESTS,
+        std::slice::from_ref(job),
+        &mut outcome,
+    )
+    .await?;
+    tx.commit().await?;
+    let [outcome] = outcome;
+    outcome.unwrap_or_else(|| Err(stopped()))
+}
+
+/// Reads the requests of `batch` with `read`, decides each job and applies the changes,
+/// in rounds: a request changes at most once a round (one statement, see `pg_apply`), so a
+/// later job on it waits for the next round and decides on the state the earlier one left.
+/// Changes go in request id order, so that statements of different replicas take their
+/// row locks in one order.
+async fn decide_rounds(
+    conn: &mut PgConnection,
+    read: &str,
+    batch: &[Job],
+    outcomes: &mut [Option<StoreResult<Decided>>],
+) -> StoreResult<()> {
     let mut ids: Vec<i64> = batch.iter().map(|job| job.id).collect();
     ids.sort_unstable();
     ids.dedup();
-    let mut tx = pool.begin().await?;
-    let rows: Vec<RequestRow> = sqlx::query_as(LOCK_REQUESTS)
+    let rows: Vec<RequestRow> = sqlx::query_as(read)
         .bind(&ids)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut *conn)
         .await?;
     let mut requests = HashMap::with_capacity(rows.len());
     for row in rows {
         let request = row.into_request()?;
         requests.insert(request.id, request);
     }
-    let mut outcomes: Vec<Option<StoreResult<Decided>>> = batch.iter().map(|_| None).collect();
     let mut waiting: Vec<usize> = (0..batch.len()).collect();
-    // One statement applies the changes of a round. A request changes at most once a
-    // round; a later job on it waits for the next round and decides on the state the
-    // earlier one left.
+    waiting.sort_by_key(|&at| batch[at].id);
     while !waiting.is_empty() {
         let mut later = Vec::new();
         let mut changed = HashSet::new();
@@ -146,27 +173,16 @@ async fn decide_batch(pool: &PgPool, batch: &[Job]) -> StoreResult<Vec<StoreResu
                 Err(outcome) => outcomes[at] = Some(outcome),
             }
         }
-        let applied = apply_all(&mut *tx, &changes).await?;
+        let applied = apply_all(&mut *conn, &changes).await?;
         for ((at, change), result) in deciders.into_iter().zip(changes).zip(applied) {
-            outcomes[at] = Some(match result {
-                Ok(()) => {
-                    requests.insert(change.request.id, change.request.clone());
-                    Ok(Decided::Applied(Box::new(change.request)))
-                }
-                // Our lock keeps the version; should it have moved on all the same, the
-                // batch rolls back (the key is recorded) and each job is decided alone.
-                Err(StoreError::Conflict) => return Err(StoreError::Conflict),
-                // Nothing was written: the key was seen before.
-                Err(err) => Err(err),
-            });
+            outcomes[at] = Some(result.map(|()| {
+                requests.insert(change.request.id, change.request.clone());
+                Decided::Applied(Box::new(change.request))
+            }));
         }
         waiting = later;
     }
-    tx.commit().await?;
-    Ok(outcomes
-        .into_iter()
-        .map(|outcome| outcome.unwrap_or_else(|| Err(stopped())))
-        .collect())
+    Ok(())
 }
 
 /// The job's change to `request`, or what became of the job when there is none.
@@ -178,7 +194,14 @@ fn decide(job: &Job, request: AccessRequest) -> Result<Change, StoreResult<Decid
     }
 }
 
-/// The requests `$1`, locked in id order until the batch commits.
+/// The requests `$1` as they are now.
+const READ_REQUESTS: &str = concat!(
+    "SELECT ",
+    rows::request_columns!(),
+    " FROM requests WHERE id = ANY($1)"
+);
+
+/// The requests `$1`, locked in id order until the transaction ends.
 const LOCK_REQUESTS: &str = concat!(
     "SELECT ",
     rows::request_columns!(),

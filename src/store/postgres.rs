@@ -60,16 +60,11 @@ impl PostgresStore {
     }
 
     async fn apply_change(&self, change: Change) -> StoreResult<()> {
-        let mut tx = self.begin_write().await?;
-        let applied = apply_all(&mut *tx, std::slice::from_ref(&change))
+        // One statement, its own transaction: it fails as a whole on a conflict.
+        apply_all(&self.write, std::slice::from_ref(&change))
             .await?
             .pop()
-            .unwrap_or(Err(StoreError::Conflict));
-        // Dropped on a conflict: its key, recorded by `apply_all`, is rolled back.
-        if applied.is_ok() {
-            tx.commit().await?;
-        }
-        applied
+            .unwrap_or_else(|| Err(StoreError::Write("a change applied without outcome".into())))
     }
 }
 

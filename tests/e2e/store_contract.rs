@@ -1009,6 +1009,70 @@ async fn two_replicas_on_one_postgres_never_claim_the_same_delivery() {
     }
 }
 
+/// PostgreSQL decides without holding locks while it decides: a decision whose request
+/// another replica changed in the meantime writes nothing (not even its key) and is made
+/// again on the new state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_decision_on_a_request_another_replica_changed_meanwhile_is_made_again() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    let (ours, theirs) = (db.store().await, db.store().await);
+    let filed = file(&ours, new_request(&figma(), "UREQ", None)).await;
+    drain(&ours, t0()).await;
+    let (read, has_read) = std::sync::mpsc::channel::<()>();
+    let (denied, has_denied) = std::sync::mpsc::channel::<()>();
+    let has_denied = std::sync::Mutex::new(has_denied);
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let decide: Decide = {
+        let calls = calls.clone();
+        Arc::new(move |request: AccessRequest| {
+            // The first time, the other replica denies the request while we decide (the
+            // wait hands this worker's other tasks over, or they could wait for it).
+            if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                read.send(()).unwrap();
+                tokio::task::block_in_place(|| has_denied.lock().unwrap().recv().unwrap());
+            }
+            try_change(&request, "UADMIN1", &Command::ConfirmProvisioning, t0())
+        })
+    };
+    let decision = tokio::spawn({
+        let ours = ours.clone();
+        async move {
+            ours.decide(filed.id, Some("click:UADMIN1:1".into()), decide)
+                .await
+        }
+    });
+    tokio::task::spawn_blocking(move || has_read.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    theirs
+        .apply(change(&filed, "UADMIN1", Command::Deny, t0()))
+        .await
+        .unwrap();
+    denied.send(()).unwrap();
+
+    let outcome = decision.await.unwrap();
+    assert!(
+        matches!(
+            outcome,
+            Ok(Decided::Refused(Refusal::AlreadyDecided { .. }))
+        ),
+        "{outcome:?}"
+    );
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    let stored = ours.request(filed.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, Status::Denied);
+    let events = ours.events(filed.id).await.unwrap();
+    assert_eq!(
+        events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
+        ["created", "denied"]
+    );
+    // The losing decision's key was not kept.
+    assert!(ours.claim_key("click:UADMIN1:1", t0()).await.unwrap());
+}
+
 #[tokio::test]
 async fn a_second_process_on_one_sqlite_file_is_refused_with_a_clear_message() {
     let db = TestDb::sqlite().await;
