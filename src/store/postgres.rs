@@ -35,6 +35,9 @@ impl PostgresStore {
     pub async fn open(url: &str) -> StoreResult<PostgresStore> {
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
+            // A ping before every use is a round trip more for every batch of decisions;
+            // a connection that died is found out by the statement that uses it instead.
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(10))
             .connect(url)
             .await?;
@@ -59,6 +62,26 @@ impl PostgresStore {
         self.decisions.decide(id, key, decide).await
     }
 
+    /// `Store::expand_card_refreshes` for claimed refreshes `(delivery id, request id)`, in
+    /// one statement: while clicks arrive, the worker's round trips take the server's time
+    /// from the clicks.
+    async fn expand_refreshes(
+        &self,
+        owner: &str,
+        refreshes: &[(i64, i64)],
+        now: i64,
+    ) -> StoreResult<()> {
+        let (ids, requests): (Vec<i64>, Vec<i64>) = refreshes.iter().copied().unzip();
+        sqlx::query(EXPAND_REFRESHES)
+            .bind(ids)
+            .bind(requests)
+            .bind(owner)
+            .bind(now)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
     async fn apply_change(&self, change: Change) -> StoreResult<()> {
         // One statement, its own transaction: it fails as a whole on a conflict.
         apply_all(&self.write, std::slice::from_ref(&change))
@@ -73,4 +96,26 @@ impl_store!(
     Postgres,
     claim_lock = " FOR UPDATE SKIP LOCKED",
     row_lock = " FOR UPDATE"
+);
+
+/// Finishes the refreshes `$1` (of requests `$2`) still claimed by `$3` (a lease that ran
+/// out may have let another worker expand one already) and queues an update of every card
+/// of their requests, refresh by refresh, card by card. Written so that any cached plan
+/// finds rows by index: `= ANY` on the key, and cards looked up per refresh (a join was
+/// planned as a scan of every card).
+const EXPAND_REFRESHES: &str = concat!(
+    "WITH finished AS ( \
+         UPDATE outbox SET status = 'done', lease_owner = NULL, lease_until = NULL, \
+         updated_at = $4 WHERE id = ANY($1) AND status = 'pending' AND lease_owner = $3 \
+         RETURNING id \
+     ) \
+     INSERT INTO outbox (request_id, method, payload, status, attempts, not_before, \
+     created_at, updated_at) \
+     SELECT r.request_id, 'chat.update', ",
+    rows::card_payload!("update_card", "c.id"),
+    ", 'pending', 0, $4, $4, $4 \
+     FROM unnest($1::bigint[], $2::bigint[]) AS r(id, request_id) \
+     JOIN finished f ON f.id = r.id, \
+     LATERAL (SELECT id FROM cards WHERE request_id = r.request_id ORDER BY id) c \
+     ORDER BY r.id, c.id"
 );

@@ -1178,32 +1178,8 @@ macro_rules! impl_store {
                 if refreshes.is_empty() {
                     return Ok(());
                 }
-                let now = rows::millis(now);
-                let mut tx = self.begin_write().await?;
-                for (id, request_id) in refreshes {
-                    // Only while the claim is still ours: a lease that ran out may have let
-                    // another worker expand it already.
-                    let finished = sqlx::query(
-                        "UPDATE outbox SET status = 'done', lease_owner = NULL, \
-                         lease_until = NULL, updated_at = $3 \
-                         WHERE id = $1 AND status = 'pending' AND lease_owner = $2",
-                    )
-                    .bind(id)
-                    .bind(owner)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                    if finished == 1 {
-                        sqlx::query(rows::sql::REFRESH_CARDS)
-                            .bind(request_id)
-                            .bind(now)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                }
-                tx.commit().await?;
-                Ok(())
+                self.expand_refreshes(owner, refreshes, rows::millis(now))
+                    .await
             }
 
             async fn delivery_postponed(

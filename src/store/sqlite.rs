@@ -177,6 +177,40 @@ impl SqliteStore {
             None => super::decide_with_retries(self, id, key, decide).await,
         }
     }
+
+    /// `Store::expand_card_refreshes` for claimed refreshes `(delivery id, request id)`.
+    async fn expand_refreshes(
+        &self,
+        owner: &str,
+        refreshes: &[(i64, i64)],
+        now: i64,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        for (id, request_id) in refreshes {
+            // Only while the claim is still ours: a lease that ran out may have let
+            // another worker expand it already.
+            let finished = sqlx::query(
+                "UPDATE outbox SET status = 'done', lease_owner = NULL, \
+                 lease_until = NULL, updated_at = $3 \
+                 WHERE id = $1 AND status = 'pending' AND lease_owner = $2",
+            )
+            .bind(id)
+            .bind(owner)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if finished == 1 {
+                sqlx::query(rows::sql::REFRESH_CARDS)
+                    .bind(request_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
 }
 
 /// A write transaction that holds the write turn until it ends.

@@ -173,6 +173,7 @@ on_both!(
     a_failed_delivery_is_listed_audited_and_can_be_retried,
     a_card_posted_after_its_request_moved_on_is_queued_for_an_update,
     a_card_refresh_becomes_one_update_per_card_once,
+    refreshes_expanded_together_queue_updates_refresh_by_refresh,
     deciding_reads_decides_and_applies_once,
     concurrent_decisions_on_one_request_apply_once,
     requests_are_listed_newest_first_with_filters_and_a_cursor,
@@ -704,6 +705,40 @@ async fn a_card_posted_after_its_request_moved_on_is_queued_for_an_update(store:
         filed.version + 1
     );
     assert_eq!(store.card(cards[1].id + 1000).await.unwrap(), None);
+}
+
+async fn refreshes_expanded_together_queue_updates_refresh_by_refresh(store: Arc<dyn Store>) {
+    let first = file(&store, new_request(&github(), "UREQ", None)).await;
+    let second = file(&store, new_request(&github(), "UREQ2", None)).await;
+    drain(&store, t0()).await;
+    for request in [&second, &first] {
+        store
+            .apply(change(request, "UAPPROVER", Command::Approve, t0()))
+            .await
+            .unwrap();
+    }
+    let claimed = claim_all(&store, t0()).await;
+    let refreshes: Vec<(i64, i64)> = claimed
+        .iter()
+        .map(|item| match item.delivery {
+            Delivery::RefreshCards { request_id } => (item.id, request_id),
+            ref other => panic!("claimed {other:?}"),
+        })
+        .collect();
+    assert_eq!(refreshes.len(), 2);
+    store
+        .expand_card_refreshes("test", &refreshes, t0())
+        .await
+        .unwrap();
+
+    // In the order the refreshes were queued (second request first), each card in order.
+    let mut updates = Vec::new();
+    for request in [&second, &first] {
+        for card in store.cards(request.id).await.unwrap() {
+            updates.push(Delivery::UpdateCard { card_id: card.id });
+        }
+    }
+    assert_eq!(drain(&store, t0()).await, updates);
 }
 
 async fn a_card_refresh_becomes_one_update_per_card_once(store: Arc<dyn Store>) {
