@@ -1,12 +1,12 @@
-//! Decisions on PostgreSQL, several to a transaction.
+//! Decisions on PostgreSQL, several to a statement.
 //!
-//! Each commit waits for its WAL flush, and concurrent commits queue for the WAL lock; one
-//! flush per decision set the pace of a replica. Here one task per replica takes the
-//! decisions queued meanwhile, locks their requests (in id order, so that batches of
-//! different replicas cannot deadlock), decides each on the locked state, applies the
-//! changes in one statement (see `pg_apply`) and commits them together. Should the transaction
-//! fail, each decision of the batch is made again in a transaction of its own, so one bad
-//! change cannot fail the others.
+//! Each commit waits for its WAL flush, and every round trip for two busy cores to wake its
+//! ends; one transaction per decision set the pace of a replica. Here one task per replica
+//! takes the decisions queued meanwhile, reads their requests without locks, decides each,
+//! and applies the changes in one statement that commits by itself (see `pg_apply`): two
+//! round trips a batch. The statement applies a change only on the version it was decided
+//! on and fails as a whole otherwise; the jobs left undecided are then made again one by
+//! one, each under a row lock, so a click that lost a race is decided on the state that won.
 
 use std::collections::{HashMap, HashSet};
 
@@ -38,7 +38,8 @@ impl DecisionBatches {
     /// One batch is in flight per replica: the decisions that arrive while it commits form
     /// the next, bigger one. Each statement and commit costs the server more than the rows
     /// it writes; in the load benchmark (30k requests, 6 s) one replica decided 5,682/s this
-    /// way and 4,363/s with four batches in flight.
+    /// way and 4,363/s with four batches in flight (with locks, before the statement
+    /// committed by itself; two in flight lost too, see bench/analysis.md).
     pub(super) fn start(pool: &PgPool) -> DecisionBatches {
         let (jobs, queue) = mpsc::unbounded_channel();
         tokio::spawn(run(pool.clone(), queue));
