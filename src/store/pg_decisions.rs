@@ -18,7 +18,7 @@ use super::rows::{self, RequestRow};
 use super::{Change, Decide, Decided, StoreError, StoreResult};
 use crate::domain::AccessRequest;
 
-/// The most decisions one transaction takes; bounds how long their requests stay locked.
+/// The most decisions one batch takes; bounds one statement's arrays and a click's wait.
 const MAX_BATCH: usize = 32;
 
 pub(super) struct DecisionBatches {

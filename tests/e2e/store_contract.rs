@@ -3,7 +3,8 @@
 //! `postgres://postgres@127.0.0.1:5432/test`.
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 
 use accessbot::domain::{
     self, AccessRequest, Actor, App, CardKind, Command, EventKind, NewEvent, Refusal, RequestDraft,
@@ -1055,16 +1056,16 @@ async fn a_decision_on_a_request_another_replica_changed_meanwhile_is_made_again
     let (ours, theirs) = (db.store().await, db.store().await);
     let filed = file(&ours, new_request(&figma(), "UREQ", None)).await;
     drain(&ours, t0()).await;
-    let (read, has_read) = std::sync::mpsc::channel::<()>();
-    let (denied, has_denied) = std::sync::mpsc::channel::<()>();
-    let has_denied = std::sync::Mutex::new(has_denied);
-    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (read, has_read) = mpsc::channel::<()>();
+    let (denied, has_denied) = mpsc::channel::<()>();
+    let has_denied = Mutex::new(has_denied);
+    let calls = Arc::new(AtomicUsize::new(0));
     let decide: Decide = {
         let calls = calls.clone();
         Arc::new(move |request: AccessRequest| {
             // The first time, the other replica denies the request while we decide (the
             // wait hands this worker's other tasks over, or they could wait for it).
-            if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            if calls.fetch_add(1, Ordering::SeqCst) == 0 {
                 read.send(()).unwrap();
                 tokio::task::block_in_place(|| has_denied.lock().unwrap().recv().unwrap());
             }
@@ -1096,7 +1097,7 @@ async fn a_decision_on_a_request_another_replica_changed_meanwhile_is_made_again
         ),
         "{outcome:?}"
     );
-    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
     let stored = ours.request(filed.id).await.unwrap().unwrap();
     assert_eq!(stored.status, Status::Denied);
     let events = ours.events(filed.id).await.unwrap();
