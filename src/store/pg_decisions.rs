@@ -1,22 +1,31 @@
 //! Decisions on PostgreSQL, several to a statement.
 //!
 //! Each commit waits for its WAL flush, and every round trip for two busy cores to wake its
-//! ends; one transaction per decision set the pace of a replica. Here one task per replica
-//! takes the decisions queued meanwhile, reads their requests without locks, decides each,
-//! and applies the changes in one statement that commits by itself (see `pg_apply`): two
-//! round trips a batch. The statement applies a change only on the version it was decided
-//! on and fails as a whole otherwise; the jobs left undecided are then made again one by
-//! one, each under a row lock, so a click that lost a race is decided on the state that won.
+//! ends; one transaction per decision set the pace of a replica. Here one thread per
+//! replica takes the decisions queued meanwhile, reads their requests without locks, decides
+//! each, and applies the changes in one statement that commits by itself (see `pg_apply`):
+//! two round trips a batch. The statement applies a change only on the version it was
+//! decided on and fails as a whole otherwise; the jobs left undecided are then made again
+//! one by one, each under a row lock, so a click that lost a race is decided on the state
+//! that won.
+//!
+//! The thread has its own connection and runtime: every click waits for its batch, so the
+//! batch's answers from the server must not queue behind the HTTP tasks of the shared
+//! runtime (in the load benchmark a replica's cycle took twice the server's time that way).
 
 use std::collections::{HashMap, HashSet};
 
-use sqlx::{PgConnection, PgPool};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection, PgConnection};
 use tokio::sync::{mpsc, oneshot};
 
 use super::pg_apply::apply_all;
 use super::rows::{self, RequestRow};
 use super::{Change, Decide, Decided, StoreError, StoreResult};
 use crate::domain::AccessRequest;
+
+/// How the batching thread's connection shows in `pg_stat_activity`.
+const APPLICATION_NAME: &str = "accessbot-decisions";
 
 /// The most decisions one batch takes; bounds one statement's arrays and a click's wait.
 const MAX_BATCH: usize = 32;
@@ -33,17 +42,25 @@ struct Job {
 }
 
 impl DecisionBatches {
-    /// Starts the batching task on the current runtime; it stops when this is dropped.
+    /// Starts the batching thread, which connects to the database with `options` when the
+    /// first decision comes; it stops when this is dropped.
     ///
     /// One batch is in flight per replica: the decisions that arrive while it commits form
     /// the next, bigger one. Each statement and commit costs the server more than the rows
     /// it writes; in the load benchmark (30k requests, 6 s) one replica decided 5,682/s this
     /// way and 4,363/s with four batches in flight (with locks, before the statement
     /// committed by itself; two in flight lost too, see bench/analysis.md).
-    pub(super) fn start(pool: &PgPool) -> DecisionBatches {
+    pub(super) fn start(options: PgConnectOptions) -> StoreResult<DecisionBatches> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|err| StoreError::Write(format!("cannot start the decisions: {err}")))?;
         let (jobs, queue) = mpsc::unbounded_channel();
-        tokio::spawn(run(pool.clone(), queue));
-        DecisionBatches { jobs }
+        std::thread::Builder::new()
+            .name("pg-decisions".into())
+            .spawn(move || runtime.block_on(run(options, queue)))
+            .map_err(|err| StoreError::Write(format!("cannot start the decisions: {err}")))?;
+        Ok(DecisionBatches { jobs })
     }
 
     /// Does what `Store::decide` does, in the next batch.
@@ -67,7 +84,8 @@ fn stopped() -> StoreError {
     StoreError::Write("the decision batches stopped".into())
 }
 
-async fn run(pool: PgPool, mut queue: mpsc::UnboundedReceiver<Job>) {
+async fn run(options: PgConnectOptions, mut queue: mpsc::UnboundedReceiver<Job>) {
+    let mut conn = Reconnecting::new(options);
     while let Some(first) = queue.recv().await {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         batch.push(first);
@@ -78,7 +96,7 @@ async fn run(pool: PgPool, mut queue: mpsc::UnboundedReceiver<Job>) {
             }
         }
         let mut outcomes: Vec<Option<StoreResult<Decided>>> = batch.iter().map(|_| None).collect();
-        match decide_unlocked(&pool, &batch, &mut outcomes).await {
+        match decide_unlocked(&mut conn, &batch, &mut outcomes).await {
             Ok(()) | Err(StoreError::Conflict) => {}
             Err(err) => {
                 tracing::warn!(error = %err, "a batch of decisions failed; deciding the rest one by one")
@@ -87,9 +105,54 @@ async fn run(pool: PgPool, mut queue: mpsc::UnboundedReceiver<Job>) {
         for (job, outcome) in batch.into_iter().zip(outcomes) {
             let outcome = match outcome {
                 Some(outcome) => outcome,
-                None => decide_locked(&pool, &job).await,
+                None => decide_locked(&mut conn, &job).await,
             };
             let _ = job.done.send(outcome);
+        }
+    }
+    conn.close().await;
+}
+
+/// The batching thread's connection, opened when first needed and again after an error
+/// that may have broken it.
+struct Reconnecting {
+    options: PgConnectOptions,
+    conn: Option<PgConnection>,
+}
+
+impl Reconnecting {
+    fn new(options: PgConnectOptions) -> Reconnecting {
+        Reconnecting {
+            // This connection runs the same two statements over and over, with arrays of
+            // any length: left to choose, the server planned the read afresh for most
+            // batches (~0.1 ms each with two replicas).
+            options: options
+                .application_name(APPLICATION_NAME)
+                .options([("plan_cache_mode", "force_generic_plan")]),
+            conn: None,
+        }
+    }
+
+    /// Runs `work` on the connection; after any error but a decision's conflict the
+    /// connection is closed, so the next work starts on a fresh one.
+    async fn with<T>(
+        &mut self,
+        work: impl AsyncFnOnce(&mut PgConnection) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let conn = match &mut self.conn {
+            Some(conn) => conn,
+            None => self.conn.insert(self.options.connect().await?),
+        };
+        let result = work(conn).await;
+        if matches!(&result, Err(err) if !matches!(err, StoreError::Conflict)) {
+            self.close().await;
+        }
+        result
+    }
+
+    async fn close(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            let _ = conn.close().await;
         }
     }
 }
@@ -99,27 +162,31 @@ async fn run(pool: PgPool, mut queue: mpsc::UnboundedReceiver<Job>) {
 /// it was read. Stops at the first round that fails, leaving its jobs and those of later
 /// rounds undecided.
 async fn decide_unlocked(
-    pool: &PgPool,
+    conn: &mut Reconnecting,
     batch: &[Job],
     outcomes: &mut [Option<StoreResult<Decided>>],
 ) -> StoreResult<()> {
-    let mut conn = pool.acquire().await?;
-    decide_rounds(&mut conn, READ_REQUESTS, batch, outcomes).await
+    conn.with(async |conn| decide_rounds(conn, READ_REQUESTS, batch, outcomes).await)
+        .await
 }
 
 /// Decides `job` on its request locked until the decision commits, so nothing can change
 /// under it; for a job whose batch met a change made meanwhile, or failed.
-async fn decide_locked(pool: &PgPool, job: &Job) -> StoreResult<Decided> {
+async fn decide_locked(conn: &mut Reconnecting, job: &Job) -> StoreResult<Decided> {
     let mut outcome = [None];
-    let mut tx = pool.begin().await?;
-    decide_rounds(
-        &mut tx,
-        LOCK_REQUESTS,
-        std::slice::from_ref(job),
-        &mut outcome,
-    )
+    conn.with(async |conn| {
+        let mut tx = conn.begin().await?;
+        decide_rounds(
+            &mut tx,
+            LOCK_REQUESTS,
+            std::slice::from_ref(job),
+            &mut outcome,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    })
     .await?;
-    tx.commit().await?;
     let [outcome] = outcome;
     outcome.unwrap_or_else(|| Err(stopped()))
 }

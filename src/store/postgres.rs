@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
 
 use super::pg_apply::apply_all;
@@ -33,17 +33,18 @@ pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
 
 impl PostgresStore {
     pub async fn open(url: &str) -> StoreResult<PostgresStore> {
+        let options: PgConnectOptions = url.parse()?;
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             // A ping before every use is a round trip more for every batch of decisions;
             // a connection that died is found out by the statement that uses it instead.
             .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(10))
-            .connect(url)
+            .connect_with(options.clone())
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         Ok(PostgresStore {
-            decisions: DecisionBatches::start(&pool),
+            decisions: DecisionBatches::start(options)?,
             read: pool.clone(),
             write: pool,
         })

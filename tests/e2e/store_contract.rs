@@ -1063,11 +1063,11 @@ async fn a_decision_on_a_request_another_replica_changed_meanwhile_is_made_again
     let decide: Decide = {
         let calls = calls.clone();
         Arc::new(move |request: AccessRequest| {
-            // The first time, the other replica denies the request while we decide (the
-            // wait hands this worker's other tasks over, or they could wait for it).
+            // The first time, the other replica denies the request while we decide
+            // (decisions are made on a thread of their own, which may block).
             if calls.fetch_add(1, Ordering::SeqCst) == 0 {
                 read.send(()).unwrap();
-                tokio::task::block_in_place(|| has_denied.lock().unwrap().recv().unwrap());
+                has_denied.lock().unwrap().recv().unwrap();
             }
             try_change(&request, "UADMIN1", &Command::ConfirmProvisioning, t0())
         })
@@ -1372,4 +1372,39 @@ async fn expiries_and_reminders_are_found_when_due(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert!(store.expiring_before(expires, 10).await.unwrap().is_empty());
+}
+
+/// PostgreSQL decides on a connection of its own; when the server drops it (a restart, an
+/// administrator, a network cut), the next decision opens another instead of failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn decisions_go_on_after_the_server_drops_their_connection() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    let store = db.store().await;
+    let first = file(&store, new_request(&figma(), "UREQ", None)).await;
+    let second = file(&store, new_request(&figma(), "UREQ", None)).await;
+    drain(&store, t0()).await;
+    let confirm: Decide = Arc::new(|request: AccessRequest| {
+        try_change(&request, "UADMIN1", &Command::ConfirmProvisioning, t0())
+    });
+    let outcome = store.decide(first.id, None, confirm.clone()).await;
+    assert!(matches!(outcome, Ok(Decided::Applied(_))), "{outcome:?}");
+
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(db.url())
+        .await
+        .unwrap();
+    let dropped: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND application_name = 'accessbot-decisions'",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(dropped, [true]);
+
+    let outcome = store.decide(second.id, None, confirm).await;
+    assert!(matches!(outcome, Ok(Decided::Applied(_))), "{outcome:?}");
+    let stored = store.request(second.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, Status::Provisioned);
 }
