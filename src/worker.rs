@@ -28,10 +28,13 @@ const BATCH: u32 = 64;
 const CONCURRENCY: usize = 16;
 /// While Slack requests are being handled (see `foreground`) the worker claims this many
 /// deliveries at a time, with this many in flight, and rests between batches: at most
-/// ~300 calls/s, more than Slack's rate limits let a workspace make anyway.
+/// ~150 calls/s for each replica, still many times what Slack's rate limits (per method
+/// and workspace: 50 or 100 a minute, a message a second per channel) let a workspace make.
+/// Each replica trickles on its own: in the load benchmark, at ~300 calls/s each, two
+/// replicas' workers took twice the CPU of one while the clicks waited for it.
 const YIELDING_BATCH: u32 = 16;
 const YIELDING_CONCURRENCY: usize = 4;
-const YIELDING_REST: StdDuration = StdDuration::from_millis(50);
+const YIELDING_REST: StdDuration = StdDuration::from_millis(100);
 /// After this many attempts a delivery that keeps failing is dead-lettered.
 const MAX_ATTEMPTS: i32 = 12;
 /// The error noted on a delivery postponed by a 429.
