@@ -27,6 +27,9 @@ use crate::domain::AccessRequest;
 /// How the batching thread's connection shows in `pg_stat_activity`.
 const APPLICATION_NAME: &str = "accessbot-decisions";
 
+/// How long opening the connection may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The most decisions one batch takes; bounds one statement's arrays and a click's wait.
 const MAX_BATCH: usize = 32;
 
@@ -141,7 +144,15 @@ impl Reconnecting {
     ) -> StoreResult<T> {
         let conn = match &mut self.conn {
             Some(conn) => conn,
-            None => self.conn.insert(self.options.connect().await?),
+            None => {
+                // Like the pool's acquire timeout: clicks wait for this, and an unreachable
+                // server could otherwise hold them for minutes of TCP retries.
+                let connect = tokio::time::timeout(CONNECT_TIMEOUT, self.options.connect());
+                let conn = connect.await.map_err(|_| {
+                    StoreError::Write("could not connect to the database in time".into())
+                })??;
+                self.conn.insert(conn)
+            }
         };
         let result = work(conn).await;
         if matches!(&result, Err(err) if !matches!(err, StoreError::Conflict)) {
