@@ -20,15 +20,13 @@ use sqlx::{ConnectOptions, Connection, PgConnection};
 use tokio::sync::{mpsc, oneshot};
 
 use super::pg_apply::apply_all;
+use super::postgres::CONNECT_TIMEOUT;
 use super::rows::{self, RequestRow};
 use super::{Change, Decide, Decided, StoreError, StoreResult};
 use crate::domain::AccessRequest;
 
 /// How the batching thread's connection shows in `pg_stat_activity`.
 const APPLICATION_NAME: &str = "accessbot-decisions";
-
-/// How long opening the connection may take.
-const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The most decisions one batch takes; bounds one statement's arrays and a click's wait.
 const MAX_BATCH: usize = 32;
@@ -145,8 +143,6 @@ impl Reconnecting {
         let conn = match &mut self.conn {
             Some(conn) => conn,
             None => {
-                // Like the pool's acquire timeout: clicks wait for this, and an unreachable
-                // server could otherwise hold them for minutes of TCP retries.
                 let connect = tokio::time::timeout(CONNECT_TIMEOUT, self.options.connect());
                 let conn = connect.await.map_err(|_| {
                     StoreError::Write("could not connect to the database in time".into())
@@ -155,7 +151,10 @@ impl Reconnecting {
             }
         };
         let result = work(conn).await;
-        if matches!(&result, Err(err) if !matches!(err, StoreError::Conflict)) {
+        if result
+            .as_ref()
+            .is_err_and(|err| !matches!(err, StoreError::Conflict))
+        {
             self.close().await;
         }
         result
@@ -273,16 +272,20 @@ fn decide(job: &Job, request: AccessRequest) -> Result<Change, StoreResult<Decid
     }
 }
 
+/// `SELECT` of the requests `$1`, then `$tail`.
+macro_rules! select_requests {
+    ($tail:literal) => {
+        concat!(
+            "SELECT ",
+            rows::request_columns!(),
+            " FROM requests WHERE id = ANY($1)",
+            $tail
+        )
+    };
+}
+
 /// The requests `$1` as they are now.
-const READ_REQUESTS: &str = concat!(
-    "SELECT ",
-    rows::request_columns!(),
-    " FROM requests WHERE id = ANY($1)"
-);
+const READ_REQUESTS: &str = select_requests!("");
 
 /// The requests `$1`, locked in id order until the transaction ends.
-const LOCK_REQUESTS: &str = concat!(
-    "SELECT ",
-    rows::request_columns!(),
-    " FROM requests WHERE id = ANY($1) ORDER BY id FOR UPDATE"
-);
+const LOCK_REQUESTS: &str = select_requests!(" ORDER BY id FOR UPDATE");

@@ -19,6 +19,10 @@ use super::{Change, Decide, Decided, Store, StoreError, StoreResult};
 /// Connections per replica.
 const MAX_CONNECTIONS: u32 = 10;
 
+/// How long a connection may take to open (or a pooled one to free up): requests wait for
+/// it, and an unreachable server would otherwise hold them for minutes of TCP retries.
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 pub struct PostgresStore {
     read: PgPool,
     write: PgPool,
@@ -39,7 +43,7 @@ impl PostgresStore {
             // A ping before every use is a round trip more for every batch of decisions;
             // a connection that died is found out by the statement that uses it instead.
             .test_before_acquire(false)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(CONNECT_TIMEOUT)
             .connect_with(options.clone())
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
