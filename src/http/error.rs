@@ -32,7 +32,7 @@ pub enum ApiError {
     /// 422: a value outside the app's catalog.
     #[error("{0}")]
     Unprocessable(String),
-    /// 503: a feature is not configured.
+    /// 503: a feature is not configured, or the database is not answering.
     #[error("{0}")]
     Unavailable(String),
     /// 500: our fault; the cause is logged, never returned.
@@ -80,6 +80,10 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict => {
                 ApiError::Conflict("the request is changing too fast right now; try again".into())
             }
+            StoreError::Unavailable(_) | StoreError::Database(sqlx::Error::PoolTimedOut) => {
+                tracing::warn!(error = %err, "the database is not answering");
+                ApiError::Unavailable("the database is not answering; try again shortly".into())
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -102,5 +106,28 @@ impl From<ServiceError> for ApiError {
             ServiceError::Refused(refusal) => ApiError::Forbidden(refusal.to_string()),
             ServiceError::Store(store) => store.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_that_is_not_answering_is_a_503() {
+        for err in [
+            StoreError::Unavailable("connection refused".into()),
+            StoreError::Database(sqlx::Error::PoolTimedOut),
+        ] {
+            assert_eq!(
+                ApiError::from(err).status(),
+                StatusCode::SERVICE_UNAVAILABLE
+            );
+        }
+        let broken = StoreError::Write("disk I/O error".into());
+        assert_eq!(
+            ApiError::from(broken).status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
     }
 }

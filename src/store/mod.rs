@@ -38,6 +38,9 @@ pub enum StoreError {
     UnknownScheme(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The database could not be reached; nothing was written.
+    #[error("the database cannot be reached: {0}")]
+    Unavailable(String),
     #[error("database write failed: {0}")]
     Write(String),
     #[error("database migration failed: {0}")]

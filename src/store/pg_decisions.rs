@@ -96,22 +96,38 @@ async fn run(options: PgConnectOptions, mut queue: mpsc::UnboundedReceiver<Job>)
                 Err(_) => break,
             }
         }
-        let mut outcomes: Vec<Option<StoreResult<Decided>>> = batch.iter().map(|_| None).collect();
-        match decide_unlocked(&mut conn, &batch, &mut outcomes).await {
-            Ok(()) | Err(StoreError::Conflict) => {}
-            Err(err) => {
-                tracing::warn!(error = %err, "a batch of decisions failed; deciding the rest one by one")
-            }
-        }
-        for (job, outcome) in batch.into_iter().zip(outcomes) {
-            let outcome = match outcome {
-                Some(outcome) => outcome,
-                None => decide_locked(&mut conn, &job).await,
-            };
-            let _ = job.done.send(outcome);
-        }
+        decide_batch(&mut conn, batch).await;
     }
     conn.close().await;
+}
+
+/// Decides every job of `batch` and answers it: all together, and the jobs left undecided
+/// one by one. When the database cannot be reached the jobs not decided yet fail at once,
+/// rather than each waiting up to `CONNECT_TIMEOUT` for a connection of its own.
+async fn decide_batch(conn: &mut Reconnecting, batch: Vec<Job>) {
+    let mut outcomes: Vec<Option<StoreResult<Decided>>> = batch.iter().map(|_| None).collect();
+    let mut unreachable = match decide_unlocked(conn, &batch, &mut outcomes).await {
+        Ok(()) | Err(StoreError::Conflict) => None,
+        Err(StoreError::Unavailable(reason)) => Some(reason),
+        Err(err) => {
+            tracing::warn!(error = %err, "a batch of decisions failed; deciding the rest one by one");
+            None
+        }
+    };
+    for (job, outcome) in batch.into_iter().zip(outcomes) {
+        let outcome = match (outcome, &unreachable) {
+            (Some(outcome), _) => outcome,
+            (None, Some(reason)) => Err(StoreError::Unavailable(reason.clone())),
+            (None, None) => {
+                let outcome = decide_locked(conn, &job).await;
+                if let Err(StoreError::Unavailable(reason)) = &outcome {
+                    unreachable = Some(reason.clone());
+                }
+                outcome
+            }
+        };
+        let _ = job.done.send(outcome);
+    }
 }
 
 /// The batching thread's connection, opened when first needed and again after an error
@@ -144,9 +160,11 @@ impl Reconnecting {
             Some(conn) => conn,
             None => {
                 let connect = tokio::time::timeout(CONNECT_TIMEOUT, self.options.connect());
-                let conn = connect.await.map_err(|_| {
-                    StoreError::Write("could not connect to the database in time".into())
-                })??;
+                let conn = match connect.await {
+                    Ok(Ok(conn)) => conn,
+                    Ok(Err(err)) => return Err(StoreError::Unavailable(err.to_string())),
+                    Err(_) => return Err(StoreError::Unavailable("no answer in time".into())),
+                };
                 self.conn.insert(conn)
             }
         };
@@ -289,3 +307,60 @@ const READ_REQUESTS: &str = select_requests!("");
 
 /// The requests `$1`, locked in id order until the transaction ends.
 const LOCK_REQUESTS: &str = select_requests!(" ORDER BY id FOR UPDATE");
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use sqlx::postgres::PgSslMode;
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::domain::Refusal;
+
+    /// A server that hangs up on every connection; counts the connections.
+    async fn hanging_up() -> (u16, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&connections);
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                drop(socket);
+            }
+        });
+        (port, connections)
+    }
+
+    #[tokio::test]
+    async fn a_batch_fails_at_once_when_the_database_cannot_be_reached() {
+        let (port, connections) = hanging_up().await;
+        let options = PgConnectOptions::new()
+            .host("127.0.0.1")
+            .port(port)
+            .ssl_mode(PgSslMode::Disable);
+        let mut conn = Reconnecting::new(options);
+        let decide: Decide = Arc::new(|_| Err(Refusal::NothingChanged));
+        let (batch, answers): (Vec<Job>, Vec<_>) = (1..=3)
+            .map(|id| {
+                let (done, answer) = oneshot::channel();
+                let job = Job {
+                    id,
+                    key: None,
+                    decide: Arc::clone(&decide),
+                    done,
+                };
+                (job, answer)
+            })
+            .unzip();
+
+        decide_batch(&mut conn, batch).await;
+
+        for answer in answers {
+            assert!(matches!(answer.await, Ok(Err(StoreError::Unavailable(_)))));
+        }
+        assert_eq!(connections.load(Ordering::SeqCst), 1);
+    }
+}

@@ -1154,16 +1154,24 @@ macro_rules! impl_store {
                     query.push(")");
                     query.build().execute(&mut *tx).await?;
                 }
-                for (card_id, version) in cards {
-                    // Updates can finish out of order; a card never goes back to an older version.
-                    sqlx::query(
-                        "UPDATE cards SET rendered_version = $2 \
-                         WHERE id = $1 AND rendered_version < $2",
-                    )
-                    .bind(card_id)
-                    .bind(version)
-                    .execute(&mut *tx)
-                    .await?;
+                if !cards.is_empty() {
+                    // One statement for all cards. Updates can finish out of order: a card
+                    // takes the newest version shown, and never goes back to an older one.
+                    let mut newest = std::collections::BTreeMap::new();
+                    for &(card_id, version) in cards {
+                        let shown = newest.entry(card_id).or_insert(version);
+                        *shown = (*shown).max(version);
+                    }
+                    let mut query =
+                        sqlx::QueryBuilder::<$db>::new("WITH shown (id, version) AS (");
+                    query.push_values(newest, |mut row, (card_id, version)| {
+                        row.push_bind(card_id).push_bind(version);
+                    });
+                    query.push(
+                        ") UPDATE cards SET rendered_version = shown.version FROM shown \
+                         WHERE cards.id = shown.id AND cards.rendered_version < shown.version",
+                    );
+                    query.build().execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(())

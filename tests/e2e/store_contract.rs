@@ -706,6 +706,24 @@ async fn a_card_posted_after_its_request_moved_on_is_queued_for_an_update(store:
         filed.version + 1
     );
     assert_eq!(store.card(cards[1].id + 1000).await.unwrap(), None);
+
+    // Several cards at once, one of them twice (two updates finished in one batch).
+    let v = filed.version;
+    store
+        .deliveries_done(
+            &[],
+            &[
+                (cards[0].id, v + 3),
+                (cards[1].id, v + 2),
+                (cards[0].id, v + 2),
+            ],
+        )
+        .await
+        .unwrap();
+    for (card, version) in [(&cards[0], v + 3), (&cards[1], v + 2)] {
+        let stored = store.card(card.id).await.unwrap().unwrap();
+        assert_eq!(stored.rendered_version, version);
+    }
 }
 
 async fn refreshes_expanded_together_queue_updates_refresh_by_refresh(store: Arc<dyn Store>) {
