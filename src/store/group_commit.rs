@@ -54,8 +54,10 @@ impl GroupCommit {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         // Savepoints keep a statement journal; on disk it costs a temp file per statement.
         conn.pragma_update(None, "temp_store", "MEMORY")?;
-        // The pages a decision touches stay cached instead of being read again (KiB).
-        conn.pragma_update(None, "cache_size", -16_384)?;
+        // The pages a decision touches stay cached instead of being read again from the
+        // operating system (KiB). This cache fills as the data grows: it is most of the
+        // process's memory on a large database.
+        conn.pragma_update(None, "cache_size", -8_192)?;
         conn.pragma_update(
             None,
             "wal_autocheckpoint",
