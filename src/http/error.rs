@@ -80,7 +80,8 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict => {
                 ApiError::Conflict("the request is changing too fast right now; try again".into())
             }
-            StoreError::Unavailable(_) | StoreError::Database(sqlx::Error::PoolTimedOut) => {
+            StoreError::Unavailable(_)
+            | StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => {
                 tracing::warn!(error = %err, "the database is not answering");
                 ApiError::Unavailable("the database is not answering; try again shortly".into())
             }
@@ -118,6 +119,7 @@ mod tests {
         for err in [
             StoreError::Unavailable("connection refused".into()),
             StoreError::Database(sqlx::Error::PoolTimedOut),
+            StoreError::Database(sqlx::Error::Io(std::io::ErrorKind::ConnectionReset.into())),
         ] {
             assert_eq!(
                 ApiError::from(err).status(),
