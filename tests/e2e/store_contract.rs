@@ -707,7 +707,9 @@ async fn a_card_posted_after_its_request_moved_on_is_queued_for_an_update(store:
     );
     assert_eq!(store.card(cards[1].id + 1000).await.unwrap(), None);
 
-    // Several cards at once, one of them twice (two updates finished in one batch).
+    // Several cards at once, each twice (two updates of it finished in one batch), the
+    // newer first for one and last for the other: whichever row a database would pick,
+    // only the newest version may stand.
     let v = filed.version;
     store
         .deliveries_done(
@@ -716,11 +718,12 @@ async fn a_card_posted_after_its_request_moved_on_is_queued_for_an_update(store:
                 (cards[0].id, v + 3),
                 (cards[1].id, v + 2),
                 (cards[0].id, v + 2),
+                (cards[1].id, v + 3),
             ],
         )
         .await
         .unwrap();
-    for (card, version) in [(&cards[0], v + 3), (&cards[1], v + 2)] {
+    for (card, version) in [(&cards[0], v + 3), (&cards[1], v + 3)] {
         let stored = store.card(card.id).await.unwrap().unwrap();
         assert_eq!(stored.rendered_version, version);
     }
