@@ -64,14 +64,19 @@ impl App {
         let service = Service::new(store.clone(), clock.clone(), deliveries_waiting.clone());
         let foreground = Arc::new(Foreground::default());
         let worker = Worker::new(
-            store,
+            store.clone(),
             slack.as_ref().map(|s| s.api.clone()),
-            clock,
+            clock.clone(),
             foreground.clone(),
         );
         let remind_after = chrono::Duration::from_std(config.remind_after)
             .unwrap_or_else(|_| chrono::Duration::days(1));
-        let scheduler = Arc::new(Scheduler::new(service.clone(), remind_after));
+        let scheduler = Arc::new(Scheduler::new(
+            service.clone(),
+            store.clone(),
+            clock.clone(),
+            remind_after,
+        ));
         let listener =
             TcpListener::bind(config.addr)
                 .await

@@ -5,11 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 use tokio::sync::watch;
 
+use crate::clock::Clock;
 use crate::domain::{AccessRequest, Actor, Command};
 use crate::service::{Service, ServiceError};
+use crate::store::Store;
 
 /// Slack retries an event for about an hour at most and a signed request is valid for five
 /// minutes; keys of processed ones are kept well beyond that.
@@ -21,14 +23,24 @@ const BATCH: u32 = 200;
 
 pub struct Scheduler {
     service: Service,
+    /// Where due work is found; every change still goes through the service.
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
     /// Assignees are reminded once a stage has waited this long.
     remind_after: Duration,
 }
 
 impl Scheduler {
-    pub fn new(service: Service, remind_after: Duration) -> Scheduler {
+    pub fn new(
+        service: Service,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        remind_after: Duration,
+    ) -> Scheduler {
         Scheduler {
             service,
+            store,
+            clock,
             remind_after,
         }
     }
@@ -53,19 +65,18 @@ impl Scheduler {
 
     /// Does everything due at the clock's `now`; returns how many requests changed.
     pub async fn run_once(&self) -> Result<usize, ServiceError> {
-        let store = self.service.store();
-        let now = self.service.clock().now();
+        let store = &self.store;
+        let now = self.clock.now();
         let mut changed = 0;
         for request in store.due_expiries(now, BATCH).await? {
             changed += self.act(&request, Command::Expire).await?;
         }
+        // The policy tells which of these are due a reminder now.
         for request in store
             .expiring_before(now + Duration::days(1), BATCH)
             .await?
         {
-            if reminder_due(&request, now) {
-                changed += self.act(&request, Command::RemindExpiry).await?;
-            }
+            changed += self.act(&request, Command::RemindExpiry).await?;
         }
         for request in store.waiting_since(now - self.remind_after, BATCH).await? {
             changed += self.act(&request, Command::RemindAssignees).await?;
@@ -84,14 +95,4 @@ impl Scheduler {
             Err(err) => Err(err),
         }
     }
-}
-
-/// The requester hears a day before access ends, or with a tenth of a shorter length left.
-pub fn reminder_due(request: &AccessRequest, now: DateTime<Utc>) -> bool {
-    let (Some(expires_at), Some(length)) = (request.expires_at, request.access_length.duration())
-    else {
-        return false;
-    };
-    let lead = Duration::days(1).min(length / 10);
-    now >= expires_at - lead && now < expires_at
 }

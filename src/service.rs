@@ -3,17 +3,16 @@
 
 use std::sync::Arc;
 
-use slack_morphism::prelude::SlackMessageContent;
 use tokio::sync::Notify;
 
 use crate::clock::Clock;
 use crate::domain::{
-    self, AccessLength, AccessRequest, Actor, App, Command, Decision, Edit, Effect, EventKind,
-    NewEvent, Refusal, RequestDraft, ThreadMessage, ValidationError, MAX_THREAD_TEXT,
+    self, AccessLength, AccessRequest, Action, Actor, App, AuditEvent, Command, Decision, Edit,
+    Effect, EventKind, NewEvent, Refusal, RequestDraft, ThreadMessage, ValidationError,
 };
-use crate::slack::{blocks, mrkdwn};
 use crate::store::{
-    Change, Decide, Decided, Delivery, Filed, NewCard, NewRequest, Store, StoreError, ThreadPost,
+    Change, Decide, Decided, Delivery, FailedDelivery, Filed, NewCard, NewRequest, RequestFilter,
+    Store, StoreError, StoreStats, ThreadPost,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -63,10 +62,6 @@ impl Service {
         }
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
-    }
-
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
     }
@@ -89,6 +84,67 @@ impl Service {
             .request(id)
             .await?
             .ok_or(ServiceError::UnknownRequest(id))
+    }
+
+    /// The catalog, by slug.
+    pub async fn apps(&self) -> Result<Vec<App>, ServiceError> {
+        Ok(self.store.apps().await?)
+    }
+
+    /// Requests matching `filter`, newest first.
+    pub async fn requests(
+        &self,
+        filter: &RequestFilter,
+    ) -> Result<Vec<AccessRequest>, ServiceError> {
+        Ok(self.store.requests(filter).await?)
+    }
+
+    /// The requests `user` asked for that still wait for somebody, newest first.
+    pub async fn open_requests_of(&self, user: &str) -> Result<Vec<AccessRequest>, ServiceError> {
+        let filter = RequestFilter {
+            user: Some(user.to_string()),
+            limit: 100,
+            ..RequestFilter::default()
+        };
+        let mut requests = self.store.requests(&filter).await?;
+        requests.retain(|r| r.requester == user && r.status.is_pending());
+        Ok(requests)
+    }
+
+    /// The audit trail of request `id`, oldest first.
+    pub async fn events(&self, id: i64) -> Result<Vec<AuditEvent>, ServiceError> {
+        self.request(id).await?;
+        Ok(self.store.events(id).await?)
+    }
+
+    /// Slack calls that failed for good.
+    pub async fn failed_deliveries(&self) -> Result<Vec<FailedDelivery>, ServiceError> {
+        Ok(self.store.failed_deliveries().await?)
+    }
+
+    /// Queues a failed Slack call again; false when there is no such failed call.
+    pub async fn retry_delivery(&self, id: i64) -> Result<bool, ServiceError> {
+        let retried = self.store.retry_delivery(id, self.clock.now()).await?;
+        if retried {
+            self.deliveries_waiting.notify_one();
+        }
+        Ok(retried)
+    }
+
+    /// Answers when the database does.
+    pub async fn ping(&self) -> Result<(), ServiceError> {
+        Ok(self.store.ping().await?)
+    }
+
+    /// Counts for `/metrics`.
+    pub async fn stats(&self) -> Result<StoreStats, ServiceError> {
+        Ok(self.store.stats().await?)
+    }
+
+    /// Records `key` (an event id, a replayed request) as processed at `now`; false when it
+    /// was already.
+    pub async fn first_time(&self, key: &str) -> Result<bool, ServiceError> {
+        Ok(self.store.claim_key(key, self.clock.now()).await?)
     }
 
     /// Files a request; with an idempotency key, a repeat returns the first request.
@@ -192,15 +248,7 @@ impl Service {
         actor: &Actor,
     ) -> Result<(AccessRequest, App), ServiceError> {
         let request = self.request(id).await?;
-        let unchanged = Command::Edit(Edit {
-            permission: request.permission.clone(),
-            groups: request.groups.clone(),
-            access_length: request.access_length,
-        });
-        match domain::decide(&request, actor, &unchanged, self.clock.now()) {
-            Err(Refusal::NothingChanged) | Ok(_) => {}
-            Err(refusal) => return Err(refusal.into()),
-        }
+        domain::permit(&request, actor, Action::Edit, self.clock.now())?;
         let app = self.app(&request.app).await?;
         Ok((request, app))
     }
@@ -212,8 +260,7 @@ impl Service {
         actor: &Actor,
     ) -> Result<AccessRequest, ServiceError> {
         let request = self.request(id).await?;
-        let probe = Command::SendFeedback("-".into());
-        domain::decide(&request, actor, &probe, self.clock.now())?;
+        domain::permit(&request, actor, Action::SendFeedback, self.clock.now())?;
         Ok(request)
     }
 
@@ -241,14 +288,13 @@ impl Service {
         let Some(card) = self.store.card_by_message(channel, thread_ts).await? else {
             return Ok(false);
         };
-        let text = mrkdwn::plain(text, MAX_THREAD_TEXT);
+        let text = domain::kept_thread_text(text);
         let now = self.clock.now();
         let post = ThreadPost {
             request_id: card.request_id,
             source_card_id: card.id,
             source_channel: channel.to_string(),
             source_ts: ts.to_string(),
-            relay_text: blocks::thread_relay(user, &text),
             event: NewEvent {
                 at: now,
                 actor: user.to_string(),
@@ -343,30 +389,12 @@ fn plan(decision: Decision) -> Change {
             Effect::RefreshCards => change.deliveries.push(Delivery::RefreshCards {
                 request_id: change.request.id,
             }),
-            Effect::NotifyRequester(notice) => {
-                let content = blocks::notice(&change.request, &notice);
-                change
-                    .deliveries
-                    .push(message(&change.request.requester, content));
-            }
-            Effect::RemindAssignees => {
-                let content = blocks::assignee_reminder(&change.request);
-                for assignee in change.request.assignees().to_vec() {
-                    change.deliveries.push(message(&assignee, content.clone()));
-                }
-            }
+            Effect::Notify { to, notice } => change.deliveries.push(Delivery::Notify {
+                request_id: change.request.id,
+                to,
+                notice,
+            }),
         }
     }
     change
-}
-
-/// A prepared chat.postMessage to a user's DM or a channel.
-pub fn message(channel: &str, content: SlackMessageContent) -> Delivery {
-    Delivery::PostMessage {
-        channel: channel.to_string(),
-        text: content.text.unwrap_or_default(),
-        blocks: content
-            .blocks
-            .and_then(|blocks| serde_json::to_value(blocks).ok()),
-    }
 }

@@ -274,6 +274,35 @@ impl Worker {
         let result = match delivery {
             Delivery::PostCard { card_id } => return self.post_card(slack, item, *card_id).await,
             Delivery::UpdateCard { card_id } => return self.update_card(slack, *card_id).await,
+            Delivery::Notify {
+                request_id,
+                to,
+                notice,
+            } => {
+                let Some(request) = self.store.request(*request_id).await? else {
+                    return Ok(Outcome::Done { card: None });
+                };
+                let content = blocks::notice(&request, notice);
+                post_once(slack, item, to, content, None).await.map(|_| ())
+            }
+            Delivery::RelayReply {
+                card_id,
+                author,
+                text,
+            } => {
+                let reply = ThreadText::Relay { author, text };
+                return self.post_in_thread(slack, item, *card_id, reply).await;
+            }
+            Delivery::ThreadSummary { card_id, messages } => {
+                let summary = ThreadText::Summary {
+                    messages: *messages,
+                };
+                return self.post_in_thread(slack, item, *card_id, summary).await;
+            }
+            Delivery::PostInCardThread { card_id, text } => {
+                let text = ThreadText::Rendered(text);
+                return self.post_in_thread(slack, item, *card_id, text).await;
+            }
             Delivery::PostMessage {
                 channel,
                 text,
@@ -281,25 +310,6 @@ impl Worker {
             } => post_once(slack, item, channel, prepared(text, blocks.as_ref()), None)
                 .await
                 .map(|_| ()),
-            Delivery::PostInCardThread { card_id, text } => {
-                let card = self.store.card(*card_id).await?;
-                match card
-                    .as_ref()
-                    .and_then(|c| Some((c.channel.as_ref()?, c.ts.as_ref()?)))
-                {
-                    Some((channel, ts)) => post_once(
-                        slack,
-                        item,
-                        channel,
-                        SlackMessageContent::new().with_text(text.clone()),
-                        Some(ts),
-                    )
-                    .await
-                    .map(|_| ()),
-                    None if card.is_none() => return Ok(Outcome::Done { card: None }),
-                    None => return Ok(Outcome::Transient("the card is not posted yet".into())),
-                }
-            }
             Delivery::PostEphemeral {
                 channel,
                 user,
@@ -328,7 +338,7 @@ impl Worker {
         if card.ts.is_some() {
             return Ok(Outcome::Done { card: None });
         }
-        let content = blocks::card(&request, card.kind, &card.recipient);
+        let content = blocks::card(&request, card.kind, &card.recipient, self.clock.now());
         match post_once(slack, item, &card.recipient, content, None).await {
             Ok(posted) => {
                 let now = self.clock.now();
@@ -337,19 +347,39 @@ impl Worker {
                 let shown_version = if posted.found { 0 } else { request.version };
                 // A card that joins a running conversation starts with what was said so far.
                 self.store
-                    .card_posted(
-                        card_id,
-                        &posted.channel,
-                        &posted.ts,
-                        shown_version,
-                        now,
-                        blocks::thread_summary,
-                    )
+                    .card_posted(card_id, &posted.channel, &posted.ts, shown_version, now)
                     .await?;
                 Ok(Outcome::Done { card: None })
             }
             Err(err) => Ok(self.outcome("chat.postMessage", Err(err))),
         }
+    }
+
+    /// Posts into the thread of a card once Slack has it.
+    async fn post_in_thread(
+        &self,
+        slack: &SlackApi,
+        item: &OutboxItem,
+        card_id: i64,
+        text: ThreadText<'_>,
+    ) -> Result<Outcome, StoreError> {
+        let Some(card) = self.store.card(card_id).await? else {
+            return Ok(Outcome::Done { card: None });
+        };
+        let (Some(channel), Some(ts)) = (&card.channel, &card.ts) else {
+            return Ok(Outcome::Transient("the card is not posted yet".into()));
+        };
+        let text = match text {
+            ThreadText::Relay { author, text } => blocks::thread_relay(author, text),
+            ThreadText::Summary { messages } => {
+                let thread = self.store.thread(card.request_id).await?;
+                blocks::thread_summary(&thread[..messages.min(thread.len())])
+            }
+            ThreadText::Rendered(text) => text.to_string(),
+        };
+        let content = SlackMessageContent::new().with_text(text);
+        let result = post_once(slack, item, channel, content, Some(ts)).await;
+        Ok(self.outcome("chat.postMessage", result.map(|_| ())))
     }
 
     async fn update_card(&self, slack: &SlackApi, card_id: i64) -> Result<Outcome, StoreError> {
@@ -363,7 +393,7 @@ impl Worker {
         if card.rendered_version >= request.version {
             return Ok(Outcome::Done { card: None });
         }
-        let content = blocks::card(&request, card.kind, &card.recipient);
+        let content = blocks::card(&request, card.kind, &card.recipient, self.clock.now());
         match slack.update_message(channel, ts, content).await {
             Ok(()) => Ok(Outcome::Done {
                 card: Some((card_id, request.version)),
@@ -386,7 +416,7 @@ impl Worker {
             .into_iter()
             .filter(|request| request.requester == user)
             .collect();
-        let view = views::home(user, &tasks, &own);
+        let view = views::home(user, &tasks, &own, self.clock.now());
         Ok(self.outcome("views.publish", slack.publish_home(user, view).await))
     }
 
@@ -404,6 +434,16 @@ impl Worker {
             Err(CallError::Permanent(error)) => Outcome::Failed(error),
         }
     }
+}
+
+/// What goes into a card's thread.
+enum ThreadText<'a> {
+    /// A reply written in another thread of the request.
+    Relay { author: &'a str, text: &'a str },
+    /// The first `messages` messages of the request's conversation.
+    Summary { messages: usize },
+    /// Text rendered when it was queued (rows of earlier releases).
+    Rendered(&'a str),
 }
 
 /// Posts a message once: when an earlier attempt may have posted it (its answer was lost, or

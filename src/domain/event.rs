@@ -17,6 +17,7 @@ pub enum EventKind {
     Expired,
     RemovalConfirmed,
     Canceled,
+    Released,
     ReminderSent,
     DeliveryFailed,
 }
@@ -34,6 +35,7 @@ impl EventKind {
             EventKind::Expired => "expired",
             EventKind::RemovalConfirmed => "removal_confirmed",
             EventKind::Canceled => "canceled",
+            EventKind::Released => "released",
             EventKind::ReminderSent => "reminder_sent",
             EventKind::DeliveryFailed => "delivery_failed",
         }

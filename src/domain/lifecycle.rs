@@ -2,8 +2,10 @@
 //! entry and the effects to carry out (cards to post or update, messages to send) out.
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::policy::{permit, Refusal};
 use super::{
     is_slack_id, AccessLength, AccessRequest, App, CardKind, EventKind, Field, NewEvent, Status,
     ValidationError,
@@ -32,13 +34,6 @@ impl Actor {
             Actor::System => "system".to_string(),
         }
     }
-
-    fn user(&self) -> Option<&str> {
-        match self {
-            Actor::User(id) => Some(id),
-            _ => None,
-        }
-    }
 }
 
 /// What somebody asks to happen to a request.
@@ -49,6 +44,8 @@ pub enum Command {
     ConfirmProvisioning,
     ConfirmRemoval,
     Cancel,
+    /// End a provisioned grant before its time.
+    Release,
     Edit(Edit),
     SendFeedback(String),
     /// The access length has elapsed.
@@ -113,16 +110,29 @@ fn check_catalog(app: &App, permission: &str, groups: &[String]) -> Result<(), V
 }
 
 /// One field changed by an edit, for the message to the requester.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldChange {
-    pub field: &'static str,
-    pub before: String,
-    pub after: String,
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "field", rename_all = "snake_case")]
+pub enum FieldChange {
+    Permission {
+        before: String,
+        after: String,
+    },
+    Groups {
+        before: Vec<String>,
+        after: Vec<String>,
+    },
+    AccessLength {
+        before: AccessLength,
+        after: AccessLength,
+    },
 }
 
-/// Something the requester is told in a direct message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Something a person is told in a direct message. Kept in the outbox as it is (and
+/// rendered when it is sent), so its serialized form must keep reading.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "notice", rename_all = "snake_case")]
 pub enum Notice {
+    /// The access was set up by `by`.
     ReadyToGo {
         by: String,
     },
@@ -137,10 +147,13 @@ pub enum Notice {
         by: String,
         changes: Vec<FieldChange>,
     },
+    /// The access length elapsed; the admins will remove it.
     AccessEnded,
     ExpiresSoon {
         at: DateTime<Utc>,
     },
+    /// To an assignee: the request has waited for them since its stage began.
+    StillWaiting,
 }
 
 /// What a transition asks the outside world to do.
@@ -153,10 +166,8 @@ pub enum Effect {
     },
     /// Bring every card of the request, and the receipt, up to date.
     RefreshCards,
-    /// Send the requester a direct message.
-    NotifyRequester(Notice),
-    /// Remind each current assignee that the request waits for them.
-    RemindAssignees,
+    /// Send one user a direct message.
+    Notify { to: String, notice: Notice },
 }
 
 /// A transition that may happen.
@@ -165,39 +176,6 @@ pub struct Decision {
     pub request: AccessRequest,
     pub event: NewEvent,
     pub effects: Vec<Effect>,
-}
-
-/// Why a command changed nothing; shown to the person who tried.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
-    #[error("This request was already {status} by {by}.")]
-    AlreadyDecided { status: &'static str, by: String },
-    #[error("Only {who} can {what} this request.")]
-    NotAssignee {
-        who: &'static str,
-        what: &'static str,
-    },
-    #[error("You can't {what} your own request.")]
-    OwnRequest { what: &'static str },
-    #[error("This request is {status}, so it can't be {what}.")]
-    WrongStatus {
-        status: &'static str,
-        what: &'static str,
-    },
-    #[error("Nothing changed.")]
-    NothingChanged,
-    #[error("{0}")]
-    Invalid(ValidationError),
-}
-
-impl Refusal {
-    /// Refusals that mean "somebody else got there first": an illegal transition (HTTP 409).
-    pub fn is_conflict(&self) -> bool {
-        matches!(
-            self,
-            Refusal::AlreadyDecided { .. } | Refusal::WrongStatus { .. }
-        )
-    }
 }
 
 /// Everything needed to file a request; checked by [`file_request`].
@@ -268,6 +246,8 @@ pub fn file_request(
         expires_at: None,
         removed_by: None,
         removed_at: None,
+        released_by: None,
+        released_at: None,
         denial_feedback: None,
         expiry_reminded: false,
         stage_reminded: false,
@@ -316,20 +296,25 @@ fn snapshot(request: &AccessRequest) -> Value {
     })
 }
 
-/// Decides what `command` by `actor` does to `request` at `now`.
+/// Decides what `command` by `actor` does to `request` at `now`. Whether the actor may do
+/// it at all is the policy's answer ([`permit`]); this function only makes the transition.
 pub fn decide(
     request: &AccessRequest,
     actor: &Actor,
     command: &Command,
     now: DateTime<Utc>,
 ) -> Result<Decision, Refusal> {
+    permit(request, actor, command.action(), now)?;
     let mut next = request.clone();
     next.updated_at = now;
     next.version = request.version + 1;
     let name = actor.audit_name();
+    let to_requester = |notice| Effect::Notify {
+        to: request.requester.clone(),
+        notice,
+    };
     let (kind, effects, detail) = match command {
         Command::Approve => {
-            require_stage(request, actor, Status::PendingApproval, "approve")?;
             next.status = Status::PendingProvisioning;
             next.approved_by = Some(name.clone());
             next.approved_at = Some(now);
@@ -338,43 +323,32 @@ pub fn decide(
             (EventKind::Approved, vec![Effect::RefreshCards, cards], None)
         }
         Command::Deny => {
-            let stage = pending_stage(request, "denied")?;
-            require_stage(request, actor, stage, "deny")?;
             next.status = Status::Denied;
             next.decided_by = Some(name.clone());
             next.decided_at = Some(now);
-            (
-                EventKind::Denied,
-                vec![
-                    Effect::RefreshCards,
-                    Effect::NotifyRequester(Notice::Denied { by: name.clone() }),
-                ],
-                None,
-            )
+            let notice = to_requester(Notice::Denied { by: name.clone() });
+            (EventKind::Denied, vec![Effect::RefreshCards, notice], None)
         }
         Command::ConfirmProvisioning => {
-            require_stage(request, actor, Status::PendingProvisioning, "confirm")?;
             next.status = Status::Provisioned;
             next.decided_by = Some(name.clone());
             next.decided_at = Some(now);
             next.provisioned_at = Some(now);
             next.expires_at = request.access_length.duration().map(|length| now + length);
-            (
-                EventKind::Provisioned,
-                vec![
-                    Effect::RefreshCards,
-                    Effect::NotifyRequester(Notice::ReadyToGo { by: name.clone() }),
-                ],
-                None,
-            )
+            let mut effects = vec![
+                Effect::RefreshCards,
+                to_requester(Notice::ReadyToGo { by: name.clone() }),
+            ];
+            // The target gets a receipt of their own: it is where they release the access.
+            if request.target_user != request.requester {
+                effects.push(Effect::PostCards {
+                    kind: CardKind::Receipt,
+                    recipients: vec![request.target_user.clone()],
+                });
+            }
+            (EventKind::Provisioned, effects, None)
         }
         Command::ConfirmRemoval => {
-            require_stage(
-                request,
-                actor,
-                Status::PendingDeprovisioning,
-                "confirm the removal of",
-            )?;
             next.status = Status::Expired;
             next.removed_by = Some(name.clone());
             next.removed_at = Some(now);
@@ -385,23 +359,20 @@ pub fn decide(
             )
         }
         Command::Cancel => {
-            pending_stage(request, "canceled")?;
-            if let Actor::User(user) = actor {
-                if user != &request.requester {
-                    return Err(Refusal::NotAssignee {
-                        who: "the requester",
-                        what: "cancel",
-                    });
-                }
-            }
             next.status = Status::Canceled;
             next.decided_by = Some(name.clone());
             next.decided_at = Some(now);
             (EventKind::Canceled, vec![Effect::RefreshCards], None)
         }
+        Command::Release => {
+            next.status = Status::PendingDeprovisioning;
+            next.released_by = Some(name.clone());
+            next.released_at = Some(now);
+            next.stage_reminded = false;
+            let cards = stage_cards(&next);
+            (EventKind::Released, vec![Effect::RefreshCards, cards], None)
+        }
         Command::Edit(edit) => {
-            let stage = pending_stage(request, "edited")?;
-            require_stage(request, actor, stage, "edit")?;
             next.permission = edit.permission.clone();
             next.groups = edit.groups.clone();
             next.access_length = edit.access_length;
@@ -409,37 +380,13 @@ pub fn decide(
             if changes.is_empty() {
                 return Err(Refusal::NothingChanged);
             }
-            (
-                EventKind::Edited,
-                vec![
-                    Effect::RefreshCards,
-                    Effect::NotifyRequester(Notice::Edited {
-                        by: name.clone(),
-                        changes,
-                    }),
-                ],
-                None,
-            )
+            let notice = to_requester(Notice::Edited {
+                by: name.clone(),
+                changes,
+            });
+            (EventKind::Edited, vec![Effect::RefreshCards, notice], None)
         }
         Command::SendFeedback(text) => {
-            if request.status != Status::Denied {
-                return Err(Refusal::WrongStatus {
-                    status: request.status.as_str(),
-                    what: "given denial feedback",
-                });
-            }
-            if actor.user().is_none() || request.decided_by.as_deref() != actor.user() {
-                return Err(Refusal::NotAssignee {
-                    who: "the person who denied",
-                    what: "send feedback on",
-                });
-            }
-            if request.denial_feedback.is_some() {
-                return Err(Refusal::AlreadyDecided {
-                    status: "given feedback",
-                    by: mention(&name),
-                });
-            }
             if text.trim().is_empty() {
                 return Err(Refusal::Invalid(ValidationError::bad_field(
                     Field::Feedback,
@@ -447,60 +394,48 @@ pub fn decide(
                 )));
             }
             next.denial_feedback = Some(text.clone());
+            let notice = to_requester(Notice::Feedback {
+                by: name.clone(),
+                text: text.clone(),
+            });
             (
                 EventKind::FeedbackSent,
-                vec![
-                    Effect::RefreshCards,
-                    Effect::NotifyRequester(Notice::Feedback {
-                        by: name.clone(),
-                        text: text.clone(),
-                    }),
-                ],
+                vec![Effect::RefreshCards, notice],
                 Some(text.clone()),
             )
         }
         Command::Expire => {
-            let due = request.expires_at.is_some_and(|at| at <= now);
-            if request.status != Status::Provisioned || !due {
-                return Err(Refusal::WrongStatus {
-                    status: request.status.as_str(),
-                    what: "expired",
-                });
-            }
             next.status = Status::PendingDeprovisioning;
+            next.stage_reminded = false;
             let cards = stage_cards(&next);
             (
                 EventKind::Expired,
                 vec![
                     Effect::RefreshCards,
                     cards,
-                    Effect::NotifyRequester(Notice::AccessEnded),
+                    to_requester(Notice::AccessEnded),
                 ],
                 None,
             )
         }
         Command::RemindExpiry => {
-            let Some(at) = request.expires_at else {
-                return Err(Refusal::NothingChanged);
-            };
-            if request.status != Status::Provisioned || request.expiry_reminded {
-                return Err(Refusal::NothingChanged);
-            }
             next.expiry_reminded = true;
+            let at = request.expires_at.unwrap_or(now);
             (
                 EventKind::ReminderSent,
-                vec![Effect::NotifyRequester(Notice::ExpiresSoon { at })],
+                vec![to_requester(Notice::ExpiresSoon { at })],
                 Some("requester reminded that access ends soon".into()),
             )
         }
         Command::RemindAssignees => {
-            if !request.status.is_pending() || request.stage_reminded {
-                return Err(Refusal::NothingChanged);
-            }
             next.stage_reminded = true;
+            let reminders = request.assignees().iter().map(|assignee| Effect::Notify {
+                to: assignee.clone(),
+                notice: Notice::StillWaiting,
+            });
             (
                 EventKind::ReminderSent,
-                vec![Effect::RemindAssignees],
+                reminders.collect(),
                 Some(format!("assignees reminded of {}", request.status)),
             )
         }
@@ -520,102 +455,24 @@ pub fn decide(
     })
 }
 
-/// The pending stage a deny, cancel or edit applies to.
-fn pending_stage(request: &AccessRequest, what: &'static str) -> Result<Status, Refusal> {
-    match request.status {
-        Status::PendingApproval | Status::PendingProvisioning => Ok(request.status),
-        _ => Err(already_decided(request).unwrap_or(Refusal::WrongStatus {
-            status: request.status.as_str(),
-            what,
-        })),
-    }
-}
-
-/// Checks that the request is in `stage` and that `actor` is assigned to it.
-fn require_stage(
-    request: &AccessRequest,
-    actor: &Actor,
-    stage: Status,
-    what: &'static str,
-) -> Result<(), Refusal> {
-    if request.status != stage {
-        return Err(already_decided(request).unwrap_or(Refusal::WrongStatus {
-            status: request.status.as_str(),
-            what: "changed that way",
-        }));
-    }
-    let Some(user) = actor.user() else {
-        // The API and the scheduler act on behalf of the operators.
-        return Ok(());
-    };
-    let decides = !matches!(what, "deny");
-    if decides && (user == request.requester || user == request.target_user) {
-        return Err(Refusal::OwnRequest { what });
-    }
-    if !request.assignees().iter().any(|a| a == user) {
-        let who = match stage {
-            Status::PendingApproval => "the approvers",
-            _ => "the app admins",
-        };
-        return Err(Refusal::NotAssignee { who, what });
-    }
-    Ok(())
-}
-
-/// "Already approved by <@U1>" when the request has moved on from where the actor thought it was.
-fn already_decided(request: &AccessRequest) -> Option<Refusal> {
-    let (status, by) = match request.status {
-        Status::PendingProvisioning => ("approved", request.approved_by.as_ref()?),
-        Status::Provisioned => ("provisioned", request.decided_by.as_ref()?),
-        Status::Denied => ("denied", request.decided_by.as_ref()?),
-        Status::Canceled => ("canceled", request.decided_by.as_ref()?),
-        Status::PendingDeprovisioning => ("provisioned", request.decided_by.as_ref()?),
-        Status::Expired => ("removed", request.removed_by.as_ref()?),
-        Status::PendingApproval => return None,
-    };
-    Some(Refusal::AlreadyDecided {
-        status,
-        by: mention(by),
-    })
-}
-
-/// How an actor's name reads in a Slack message.
-pub fn mention(name: &str) -> String {
-    match name {
-        "api" => "the access API".to_string(),
-        "system" => "accessbot".to_string(),
-        user => format!("<@{user}>"),
-    }
-}
-
 fn changes(before: &AccessRequest, after: &AccessRequest) -> Vec<FieldChange> {
-    let list = |groups: &[String]| {
-        if groups.is_empty() {
-            "none".to_string()
-        } else {
-            groups.join(", ")
-        }
-    };
     let mut changes = Vec::new();
     if before.permission != after.permission {
-        changes.push(FieldChange {
-            field: "Permission",
+        changes.push(FieldChange::Permission {
             before: before.permission.clone(),
             after: after.permission.clone(),
         });
     }
     if before.groups != after.groups {
-        changes.push(FieldChange {
-            field: "Groups",
-            before: list(&before.groups),
-            after: list(&after.groups),
+        changes.push(FieldChange::Groups {
+            before: before.groups.clone(),
+            after: after.groups.clone(),
         });
     }
     if before.access_length != after.access_length {
-        changes.push(FieldChange {
-            field: "Access Length",
-            before: before.access_length.human(),
-            after: after.access_length.human(),
+        changes.push(FieldChange::AccessLength {
+            before: before.access_length,
+            after: after.access_length,
         });
     }
     changes

@@ -2,21 +2,27 @@
 //! Nothing here knows about HTTP, Slack JSON or SQL.
 
 mod access_length;
+mod action;
 mod app;
 mod event;
 mod lifecycle;
+mod policy;
+#[cfg(test)]
+mod policy_tests;
 mod request;
 mod thread;
 
 pub use access_length::{AccessLength, InvalidAccessLength, TimeUnit};
+pub use action::{Action, Actions, Button, ButtonStyle, Click};
 pub use app::{is_slack_id, is_slug, App, MAX_LIST_LEN};
 pub use event::{AuditEvent, EventKind, NewEvent};
 pub use lifecycle::{
-    decide, file_request, mention, Actor, Command, Decision, Edit, Effect, FieldChange, Notice,
-    Refusal, RequestDraft, MAX_COMMENT_CHARS,
+    decide, file_request, Actor, Command, Decision, Edit, Effect, FieldChange, Notice,
+    RequestDraft, MAX_COMMENT_CHARS,
 };
+pub use policy::{allowed, allowed_to, permit, plain_name, Refusal, Role, Roles};
 pub use request::{AccessRequest, CardKind, Status, UnknownStatus};
-pub use thread::{ThreadMessage, MAX_THREAD_TEXT};
+pub use thread::{kept_thread_text, ThreadMessage, MAX_THREAD_TEXT};
 
 /// The part of a request a validation error is about, so a form can show it in place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

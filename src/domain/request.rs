@@ -43,6 +43,19 @@ impl Status {
         }
     }
 
+    /// How the status reads in a sentence: "pending approval".
+    pub fn words(self) -> &'static str {
+        match self {
+            Status::PendingApproval => "pending approval",
+            Status::PendingProvisioning => "pending provisioning",
+            Status::Provisioned => "provisioned",
+            Status::Denied => "denied",
+            Status::Canceled => "canceled",
+            Status::PendingDeprovisioning => "pending removal",
+            Status::Expired => "removed",
+        }
+    }
+
     /// Waiting for somebody to act.
     pub fn is_pending(self) -> bool {
         matches!(
@@ -103,16 +116,6 @@ impl CardKind {
         .into_iter()
         .find(|kind| kind.as_str() == s)
     }
-
-    /// The status in which this card's buttons are live.
-    pub fn live_in(self) -> Option<Status> {
-        match self {
-            CardKind::Approval => Some(Status::PendingApproval),
-            CardKind::Provisioning => Some(Status::PendingProvisioning),
-            CardKind::Removal => Some(Status::PendingDeprovisioning),
-            CardKind::Receipt => None,
-        }
-    }
 }
 
 /// An access request as stored. Assignees are copied from the app when the request is
@@ -142,6 +145,9 @@ pub struct AccessRequest {
     pub expires_at: Option<DateTime<Utc>>,
     pub removed_by: Option<String>,
     pub removed_at: Option<DateTime<Utc>>,
+    /// Who ended a provisioned grant before its time, and when.
+    pub released_by: Option<String>,
+    pub released_at: Option<DateTime<Utc>>,
     pub denial_feedback: Option<String>,
     /// The requester was told their access ends soon.
     pub expiry_reminded: bool,
@@ -165,7 +171,10 @@ impl AccessRequest {
     pub fn stage_started_at(&self) -> DateTime<Utc> {
         match self.status {
             Status::PendingProvisioning => self.approved_at.unwrap_or(self.created_at),
-            Status::PendingDeprovisioning => self.expires_at.unwrap_or(self.updated_at),
+            Status::PendingDeprovisioning => self
+                .released_at
+                .or(self.expires_at)
+                .unwrap_or(self.updated_at),
             _ => self.created_at,
         }
     }

@@ -13,3 +13,14 @@ pub struct ThreadMessage {
     pub user: String,
     pub text: String,
 }
+
+/// A reply's text as it is kept: at most [`MAX_THREAD_TEXT`] characters, the rest cut with
+/// an ellipsis.
+pub fn kept_thread_text(text: &str) -> String {
+    if text.chars().count() <= MAX_THREAD_TEXT {
+        return text.to_string();
+    }
+    let mut kept: String = text.chars().take(MAX_THREAD_TEXT - 1).collect();
+    kept.push('…');
+    kept
+}

@@ -58,7 +58,7 @@ pub async fn put_app(
 }
 
 pub async fn list_apps(State(state): State<AppState>) -> Result<Json<Vec<App>>, ApiError> {
-    Ok(Json(state.service.store().apps().await?))
+    Ok(Json(state.service.apps().await?))
 }
 
 pub async fn get_app(
@@ -158,7 +158,7 @@ pub async fn list_requests(
         before_id,
         limit: limit + 1,
     };
-    let mut requests = state.service.store().requests(&filter).await?;
+    let mut requests = state.service.requests(&filter).await?;
     let next_cursor = if requests.len() > limit as usize {
         requests.truncate(limit as usize);
         requests.last().map(|r| r.id.to_string())
@@ -192,8 +192,7 @@ pub async fn request_events(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = request_id(&id)?;
-    state.service.request(id).await?;
-    let events = state.service.store().events(id).await?;
+    let events = state.service.events(id).await?;
     Ok(Json(json!(events)))
 }
 
@@ -205,13 +204,30 @@ pub async fn request_thread(
     Ok(Json(json!(thread)))
 }
 
+/// `POST /api/v1/requests/{id}/cancel`: withdraws a pending request (409 once decided).
 pub async fn cancel_request(
+    state: State<AppState>,
+    id: Path<String>,
+) -> Result<Json<RequestJson>, ApiError> {
+    act_for_operators(state, id, Command::Cancel).await
+}
+
+/// `POST /api/v1/requests/{id}/release`: ends a provisioned grant early (409 otherwise).
+pub async fn release_request(
+    state: State<AppState>,
+    id: Path<String>,
+) -> Result<Json<RequestJson>, ApiError> {
+    act_for_operators(state, id, Command::Release).await
+}
+
+async fn act_for_operators(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    command: Command,
 ) -> Result<Json<RequestJson>, ApiError> {
     let request = state
         .service
-        .act(request_id(&id)?, &Actor::Api, Command::Cancel)
+        .act(request_id(&id)?, &Actor::Api, command)
         .await?;
     Ok(Json(RequestJson::from(&request)))
 }
@@ -233,7 +249,7 @@ pub async fn list_deliveries(
             ))
         }
     }
-    let failed = state.service.store().failed_deliveries().await?;
+    let failed = state.service.failed_deliveries().await?;
     Ok(Json(json!(failed)))
 }
 
@@ -243,16 +259,9 @@ pub async fn retry_delivery(
 ) -> Result<Json<Value>, ApiError> {
     let not_found = || ApiError::NotFound(format!("there is no failed delivery {id:?}"));
     let delivery_id = id.parse::<i64>().map_err(|_| not_found())?;
-    let now = state.service.clock().now();
-    if !state
-        .service
-        .store()
-        .retry_delivery(delivery_id, now)
-        .await?
-    {
+    if !state.service.retry_delivery(delivery_id).await? {
         return Err(not_found());
     }
-    state.deliveries_waiting.notify_one();
     Ok(Json(json!({ "id": delivery_id, "status": "pending" })))
 }
 

@@ -53,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .route("/requests/{id}/events", get(api::request_events))
         .route("/requests/{id}/thread", get(api::request_thread))
         .route("/requests/{id}/cancel", post(api::cancel_request))
+        .route("/requests/{id}/release", post(api::release_request))
         .route("/deliveries", get(api::list_deliveries))
         .route("/deliveries/{id}/retry", post(api::retry_delivery))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
@@ -99,7 +100,7 @@ async fn require_token(State(state): State<AppState>, req: Request, next: Next) 
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
-    match state.service.store().ping().await {
+    match state.service.ping().await {
         Ok(()) => "ready".into_response(),
         Err(err) => {
             tracing::warn!(error = %err, "database is not answering");
@@ -109,7 +110,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let stats = state.service.store().stats().await?;
+    let stats = state.service.stats().await?;
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(&stats),

@@ -12,14 +12,13 @@ use super::AppState;
 use serde::Deserialize;
 use slack_morphism::prelude::SlackView;
 
-use crate::domain::{mention, Actor, Command, Field, Refusal, ValidationError};
+use crate::domain::{Action, Actor, Click, Command, Field, Refusal, ValidationError};
 use crate::service::{RequestInput, ServiceError};
 use crate::slack::client::{CallError, SlackApi};
 use crate::slack::events::{parse_event, SlackEvent};
-use crate::slack::ids::{action, callback, field};
+use crate::slack::ids::{callback, field};
 use crate::slack::payload::{parse_interaction, ButtonClick, Interaction, Submission};
 use crate::slack::{blocks, signature, views};
-use crate::store::RequestFilter;
 
 /// Checks Slack's signature over the raw body and returns the body.
 async fn verified_body(state: &AppState, req: Request) -> Result<axum::body::Bytes, ApiError> {
@@ -49,7 +48,6 @@ async fn verified_body(state: &AppState, req: Request) -> Result<axum::body::Byt
 pub async fn events(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let body = verified_body(&state, req).await?;
     let event = parse_event(&body).map_err(|err| ApiError::BadRequest(err.to_string()))?;
-    let now = state.service.clock().now();
     match event {
         SlackEvent::UrlVerification { challenge } => {
             return Ok(Json(json!({ "challenge": challenge })).into_response())
@@ -67,7 +65,7 @@ pub async fn events(State(state): State<AppState>, req: Request) -> Result<Respo
                 .await?;
         }
         SlackEvent::HomeOpened { event_id, user } => {
-            if state.service.store().claim_key(&event_id, now).await? {
+            if state.service.first_time(&event_id).await? {
                 state.service.home_opened(&user).await?;
             }
         }
@@ -111,23 +109,11 @@ pub async fn commands(State(state): State<AppState>, req: Request) -> Result<Res
     match command.text.trim().to_lowercase().as_str() {
         "help" => Ok(private(blocks::help_text())),
         "list" => {
-            let filter = RequestFilter {
-                user: Some(command.user_id.clone()),
-                limit: 100,
-                ..RequestFilter::default()
-            };
-            let open: Vec<_> = state
-                .service
-                .store()
-                .requests(&filter)
-                .await?
-                .into_iter()
-                .filter(|r| r.requester == command.user_id && r.status.is_pending())
-                .collect();
+            let open = state.service.open_requests_of(&command.user_id).await?;
             Ok(private(blocks::open_requests_text(&open)))
         }
         "" | "request" => {
-            let apps = state.service.store().apps().await?;
+            let apps = state.service.apps().await?;
             let view = views::request_modal(&apps, None, &command.user_id);
             spawn_view_call(&state, move |api| async move {
                 api.open_view(&command.trigger_id, view).await
@@ -161,23 +147,21 @@ async fn on_click(state: &AppState, click: ButtonClick) -> Result<Response, ApiE
         return Ok(().into_response());
     };
     let actor = Actor::User(click.user.clone());
-    let command = match click.action_id.as_str() {
-        action::APPROVE => Command::Approve,
-        action::DENY => Command::Deny,
-        action::CONFIRM_PROVISIONING => Command::ConfirmProvisioning,
-        action::CONFIRM_REMOVAL => Command::ConfirmRemoval,
-        action::CANCEL_REQUEST => Command::Cancel,
-        action::EDIT => {
+    let Some(on_click) = Action::from_action_id(&click.action_id).and_then(Action::on_click) else {
+        return Ok(().into_response());
+    };
+    let command = match on_click {
+        Click::Run(command) => command,
+        Click::AskForEdit => {
             let result = state.service.editable(request_id, &actor).await;
             let outcome = result.map(|(request, app)| views::edit_modal(&request, &app));
             return open_modal(state, &click, request_id, outcome).await;
         }
-        action::SEND_FEEDBACK => {
+        Click::AskForFeedback => {
             let result = state.service.feedback_allowed(request_id, &actor).await;
             let outcome = result.map(|request| views::feedback_modal(&request));
             return open_modal(state, &click, request_id, outcome).await;
         }
-        _ => return Ok(().into_response()),
     };
     let key = format!("click:{}:{}", click.user, click.click_id);
     let result = state
@@ -186,9 +170,7 @@ async fn on_click(state: &AppState, click: ButtonClick) -> Result<Response, ApiE
         .await;
     match result {
         // A double click: the first click already did what this one asks.
-        Err(ServiceError::Refused(Refusal::AlreadyDecided { by, .. }))
-            if by == mention(&click.user) =>
-        {
+        Err(ServiceError::Refused(Refusal::AlreadyDecided { by, .. })) if by == click.user => {
             Ok(().into_response())
         }
         other => explain_failure(state, &click, request_id, other.map(|_| ())).await,
@@ -218,7 +200,7 @@ async fn on_app_chosen(state: &AppState, click: &ButtonClick) -> Result<Response
     let (Some(view), Some(slug)) = (click.view.clone(), click.selected.as_deref()) else {
         return Ok(().into_response());
     };
-    let apps = state.service.store().apps().await?;
+    let apps = state.service.apps().await?;
     let chosen = apps.iter().find(|app| app.slug == slug);
     let modal = views::request_modal(&apps, chosen, &click.user);
     spawn_view_call(state, move |api| async move {
@@ -236,7 +218,7 @@ async fn explain_failure(
 ) -> Result<Response, ApiError> {
     let text = match result {
         Ok(()) => return Ok(().into_response()),
-        Err(ServiceError::Refused(refusal)) => blocks::ephemeral(&refusal.to_string()),
+        Err(ServiceError::Refused(refusal)) => blocks::refusal(&refusal),
         Err(ServiceError::UnknownRequest(_)) => "That request no longer exists.".to_string(),
         Err(err) => return Err(ApiError::from(err)),
     };
@@ -298,7 +280,7 @@ async fn on_submission(state: &AppState, submission: Submission) -> Result<Respo
             Ok(field_errors(&[(error_field, &invalid.to_string())]))
         }
         Err(ServiceError::Refused(refusal)) => {
-            Ok(field_errors(&[(error_field, &refusal.to_string())]))
+            Ok(field_errors(&[(error_field, &blocks::refusal(&refusal))]))
         }
         Err(ServiceError::UnknownRequest(_)) => Ok(field_errors(&[(
             error_field,

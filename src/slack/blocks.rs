@@ -7,10 +7,12 @@
 use chrono::{DateTime, Utc};
 use slack_morphism::prelude::*;
 
-use super::ids::action;
 use super::limits;
 use super::mrkdwn::{escape, escape_truncated, list, plain, truncate};
-use crate::domain::{mention, AccessRequest, CardKind, FieldChange, Notice, Status, ThreadMessage};
+use crate::domain::{
+    allowed_to, AccessRequest, Action, Actor, ButtonStyle, CardKind, FieldChange, Notice, Refusal,
+    Role, Roles, Status, ThreadMessage,
+};
 
 /// Characters given to a list of people inside a card field or status line.
 const PEOPLE_CHARS: usize = 600;
@@ -27,16 +29,21 @@ const SUMMARY_LINE_CHARS: usize = 1000;
 /// Characters of the list of assignees on one line of `/access list`.
 const LIST_PEOPLE_CHARS: usize = 300;
 
-/// The card of `request` for `recipient` (a user id, or the admin channel's id).
+/// The card of `request` for `recipient` (a user id, or the admin channel's id) at `now`.
 ///
-/// Approval, provisioning and removal cards carry their buttons while the request is in the
-/// card's stage ([`CardKind::live_in`]); afterwards they show the outcome, who acted and
-/// when, and no buttons. After a denial, the denier's card offers `Send feedback` until
-/// feedback was sent. The receipt ([`CardKind::Receipt`]) is the requester's copy: its
-/// status line stays current and it offers `Cancel request` while approval or provisioning
-/// is pending.
-pub fn card(request: &AccessRequest, kind: CardKind, recipient: &str) -> SlackMessageContent {
-    let live = kind.live_in() == Some(request.status);
+/// Approval, provisioning and removal cards ask their recipient to act while the request is
+/// in the card's stage; afterwards they show the outcome, who acted and when. The receipt
+/// ([`CardKind::Receipt`]) is the requester's copy (and the target's, once provisioned): its
+/// status line stays current. Each card carries exactly the buttons of its kind
+/// ([`CardKind::actions`]) that the policy allows its recipient; in the admin channel,
+/// those of an app admin.
+pub fn card(
+    request: &AccessRequest,
+    kind: CardKind,
+    recipient: &str,
+    now: DateTime<Utc>,
+) -> SlackMessageContent {
+    let live = CardKind::stage_card(request.status) == Some(kind);
     let headline = if live {
         prompt(request, kind)
     } else {
@@ -62,63 +69,21 @@ pub fn card(request: &AccessRequest, kind: CardKind, recipient: &str) -> SlackMe
     if !history.is_empty() {
         blocks.push(context(&history.join("\n")));
     }
-    let id = request.id.to_string();
-    let mut buttons = Vec::new();
-    if live {
-        match kind {
-            CardKind::Approval => {
-                buttons.push(button("Approve", action::APPROVE, &id).with_style(primary()));
-                buttons.push(button("Deny", action::DENY, &id));
-                buttons.push(button("Edit", action::EDIT, &id));
-            }
-            CardKind::Provisioning => {
-                buttons.push(
-                    button("Confirm Provisioning", action::CONFIRM_PROVISIONING, &id)
-                        .with_style(primary()),
-                );
-                buttons.push(
-                    button("Deny", action::DENY, &id)
-                        .with_style(SlackBlockButtonStyle::Danger)
-                        .with_confirm(confirm_dialog(
-                            "Deny this request?",
-                            &format!(
-                                "{} will not get access to *{}*. This cannot be undone.",
-                                mention(&request.target_user),
-                                escape(&request.app_name)
-                            ),
-                            "Deny",
-                            "Keep it",
-                        )),
-                );
-                buttons.push(button("Edit", action::EDIT, &id));
-            }
-            CardKind::Removal => {
-                buttons.push(
-                    button("Confirm Removal", action::CONFIRM_REMOVAL, &id).with_style(primary()),
-                );
-            }
-            CardKind::Receipt => {}
-        }
-    }
-    if kind == CardKind::Receipt
-        && matches!(
-            request.status,
-            Status::PendingApproval | Status::PendingProvisioning
-        )
-    {
-        buttons.push(cancel_button(request));
-    }
-    if kind != CardKind::Receipt
-        && request.status == Status::Denied
-        && request.decided_by.as_deref() == Some(recipient)
-        && request.denial_feedback.is_none()
-    {
-        buttons.push(button("Send feedback", action::SEND_FEEDBACK, &id));
-    }
+    let viewer = if request.admin_channel.as_deref() == Some(recipient) {
+        Roles::of(&[Role::Admin])
+    } else {
+        Roles::in_request(request, &Actor::User(recipient.to_string()))
+    };
+    let allowed = allowed_to(request, viewer, now);
+    let buttons: Vec<SlackActionBlockElement> = kind
+        .actions(request.status)
+        .iter()
+        .filter(|action| allowed.contains(**action))
+        .filter_map(|action| action_button(request, *action))
+        .map(Into::into)
+        .collect();
     if !buttons.is_empty() {
-        blocks.push(SlackBlock::Actions(SlackActionsBlock::new(
-            buttons.into_iter().map(Into::into).collect(),
-        )));
+        blocks.push(SlackBlock::Actions(SlackActionsBlock::new(buttons)));
     }
     // The fallback `text` is mrkdwn like the blocks (unlike the plain_text header).
     let fallback = format!(
@@ -129,7 +94,71 @@ pub fn card(request: &AccessRequest, kind: CardKind, recipient: &str) -> SlackMe
     message(&fallback, blocks)
 }
 
-/// A direct message telling the requester what happened to their request.
+/// The button that offers `action` on `request`; what can be undone by nobody asks first.
+pub(crate) fn action_button(
+    request: &AccessRequest,
+    action: Action,
+) -> Option<SlackBlockButtonElement> {
+    let spec = action.button()?;
+    let mut button = button(spec.label, spec.action_id, &request.id.to_string());
+    match spec.style {
+        ButtonStyle::Plain => {}
+        ButtonStyle::Primary => button = button.with_style(SlackBlockButtonStyle::Primary),
+        ButtonStyle::Danger => {
+            let app = escape(&request.app_name);
+            let (title, text, keep) = match action {
+                Action::Cancel => (
+                    "Cancel this request?",
+                    format!("Your request for *{app}* will be withdrawn."),
+                    "Keep it",
+                ),
+                Action::Release => (
+                    "Release this access?",
+                    format!(
+                        "{}'s access to *{app}* ends now and the app admins are asked to \
+                         remove it.",
+                        mention(&request.target_user)
+                    ),
+                    "Keep access",
+                ),
+                _ => (
+                    "Deny this request?",
+                    format!(
+                        "{} will not get access to *{app}*. This cannot be undone.",
+                        mention(&request.target_user)
+                    ),
+                    "Keep it",
+                ),
+            };
+            button = button
+                .with_style(SlackBlockButtonStyle::Danger)
+                .with_confirm(confirm_dialog(title, &text, spec.label, keep));
+        }
+    }
+    Some(button)
+}
+
+/// Why a click or a form changed nothing, in the words of a Slack message.
+pub fn refusal(refusal: &Refusal) -> String {
+    let text = match refusal {
+        Refusal::AlreadyDecided { outcome, by } => {
+            format!("This request was already {outcome} by {}.", mention(by))
+        }
+        other => other.to_string(),
+    };
+    truncate(&text, limits::MESSAGE_TEXT)
+}
+
+/// How an actor's name (a user id, `api` or `system`) reads in a Slack message.
+pub fn mention(name: &str) -> String {
+    match name {
+        "api" => "the access API".to_string(),
+        "system" => "accessbot".to_string(),
+        user => format!("<@{user}>"),
+    }
+}
+
+/// A direct message telling someone what happened to a request (or that it waits for them).
 pub fn notice(request: &AccessRequest, notice: &Notice) -> SlackMessageContent {
     let app = format!("*{}*", escape(&request.app_name));
     let text = match notice {
@@ -167,26 +196,21 @@ pub fn notice(request: &AccessRequest, notice: &Notice) -> SlackMessageContent {
             "⏰ Your access to {app} ends {}. Request it again if you still need it.",
             date(*at)
         ),
+        Notice::StillWaiting => {
+            let stage = match request.status {
+                Status::PendingApproval => "your approval",
+                Status::PendingProvisioning => "provisioning",
+                Status::PendingDeprovisioning => "the removal of the access",
+                _ => "you",
+            };
+            format!(
+                "⏰ Still waiting for you: {}'s request for {app} ({}) needs {stage} since {}.",
+                mention(&request.requester),
+                escape(&request.permission),
+                date(request.stage_started_at())
+            )
+        }
     };
-    let text = truncate(&text, limits::SECTION_TEXT);
-    message(&text, vec![section(&text)])
-}
-
-/// A nudge to the assignees of a request that has waited for them.
-pub fn assignee_reminder(request: &AccessRequest) -> SlackMessageContent {
-    let stage = match request.status {
-        Status::PendingApproval => "your approval",
-        Status::PendingProvisioning => "provisioning",
-        Status::PendingDeprovisioning => "the removal of the access",
-        _ => "you",
-    };
-    let text = format!(
-        "⏰ Still waiting for you: {}'s request for *{}* ({}) needs {stage} since {}.",
-        mention(&request.requester),
-        escape(&request.app_name),
-        escape(&request.permission),
-        date(request.stage_started_at())
-    );
     let text = truncate(&text, limits::SECTION_TEXT);
     message(&text, vec![section(&text)])
 }
@@ -198,12 +222,6 @@ pub fn thread_relay(author: &str, text: &str) -> String {
         &format!("{}: {}", mention(author), escape(text)),
         limits::MESSAGE_TEXT,
     )
-}
-
-/// An ephemeral answer from the bot's own words (e.g. a refusal, which may hold mentions);
-/// not escaped, only cut to fit a message.
-pub fn ephemeral(text: &str) -> String {
-    truncate(text, limits::MESSAGE_TEXT)
 }
 
 /// The first reply in the thread of a card posted after the request's conversation began:
@@ -316,14 +334,20 @@ fn open_request_line(request: &AccessRequest) -> String {
 }
 
 /// The blocks of the card `kind` of `request` for `user`, for the App Home.
-pub(crate) fn card_blocks(request: &AccessRequest, kind: CardKind, user: &str) -> Vec<SlackBlock> {
-    card(request, kind, user).blocks.unwrap_or_default()
+pub(crate) fn card_blocks(
+    request: &AccessRequest,
+    kind: CardKind,
+    user: &str,
+    now: DateTime<Utc>,
+) -> Vec<SlackBlock> {
+    card(request, kind, user, now).blocks.unwrap_or_default()
 }
 
 /// One compact row of the App Home's "Your requests": app, permission, target when it is
-/// someone else, where the request stands and when it was made, with `Cancel request`
-/// while approval or provisioning is pending.
-pub(crate) fn request_row(request: &AccessRequest) -> SlackBlock {
+/// someone else, where the request stands and when it was made, with the receipt's button
+/// the policy allows `user` (`Cancel request` while pending, `Release access` once
+/// provisioned).
+pub(crate) fn request_row(request: &AccessRequest, user: &str, now: DateTime<Utc>) -> SlackBlock {
     let target = if request.target_user == request.requester {
         String::new()
     } else {
@@ -338,30 +362,15 @@ pub(crate) fn request_row(request: &AccessRequest) -> SlackBlock {
         date(request.created_at)
     );
     let mut row = SlackSectionBlock::new().with_text(md(&truncate(&text, limits::SECTION_TEXT)));
-    if matches!(
-        request.status,
-        Status::PendingApproval | Status::PendingProvisioning
-    ) {
-        row = row.with_accessory(cancel_button(request).into());
+    let allowed = crate::domain::allowed(request, &Actor::User(user.to_string()), now);
+    let offered = CardKind::Receipt
+        .actions(request.status)
+        .iter()
+        .find(|action| allowed.contains(**action));
+    if let Some(button) = offered.and_then(|action| action_button(request, *action)) {
+        row = row.with_accessory(button.into());
     }
     SlackBlock::Section(row)
-}
-
-fn cancel_button(request: &AccessRequest) -> SlackBlockButtonElement {
-    button(
-        "Cancel request",
-        action::CANCEL_REQUEST,
-        &request.id.to_string(),
-    )
-    .with_confirm(confirm_dialog(
-        "Cancel this request?",
-        &format!(
-            "Your request for *{}* will be withdrawn.",
-            escape(&request.app_name)
-        ),
-        "Cancel request",
-        "Keep it",
-    ))
 }
 
 /// What the recipient is asked to do on a live card.
@@ -377,10 +386,17 @@ fn prompt(request: &AccessRequest, kind: CardKind) -> String {
             "*Please confirm provisioning.* Give {target} access to *{app}* matching the \
              Groups and Permissions below, then click Confirm Provisioning."
         ),
-        CardKind::Removal => format!(
-            "*Access has ended: please remove it.* Take {target}'s access to *{app}* away, \
-             then click Confirm Removal."
-        ),
+        CardKind::Removal => match &request.released_by {
+            Some(by) => format!(
+                "*Released early by {}: please remove it.* Take {target}'s access to *{app}* \
+                 away, then click Confirm Removal.",
+                mention(by)
+            ),
+            None => format!(
+                "*Access has ended: please remove it.* Take {target}'s access to *{app}* away, \
+                 then click Confirm Removal."
+            ),
+        },
         CardKind::Receipt => status_line(request),
     }
 }
@@ -402,13 +418,22 @@ fn status_line(request: &AccessRequest) -> String {
         Status::Denied => format!("⛔ Denied by {}", by(&request.decided_by)),
         Status::Canceled => canceled_by(request),
         Status::PendingDeprovisioning => format!(
-            "⌛ Access ended — pending removal by {}",
+            "⌛ {} — pending removal by {}",
+            ended(request),
             people(&request.app_admins)
         ),
         Status::Expired => format!(
             "⌛ Access ended — removal confirmed by {}",
             by(&request.removed_by)
         ),
+    }
+}
+
+/// "Released early by <@U1>", or "Access ended" when its time was up.
+fn ended(request: &AccessRequest) -> String {
+    match &request.released_by {
+        Some(by) => format!("Released early by {}", mention(by)),
+        None => "Access ended".to_string(),
     }
 }
 
@@ -452,8 +477,17 @@ fn history(request: &AccessRequest) -> Vec<String> {
         )),
         Status::PendingApproval | Status::PendingProvisioning => {}
     }
-    if request.status == Status::PendingDeprovisioning {
-        lines.push(format!("⌛ Access ended{}", at(request.expires_at)));
+    if matches!(
+        request.status,
+        Status::PendingDeprovisioning | Status::Expired
+    ) {
+        match &request.released_by {
+            Some(_) => lines.push(format!("↩️ {}{}", ended(request), at(request.released_at))),
+            None if request.status == Status::PendingDeprovisioning => {
+                lines.push(format!("⌛ Access ended{}", at(request.expires_at)))
+            }
+            None => {}
+        }
     }
     if request.status == Status::Expired {
         lines.push(format!(
@@ -483,7 +517,8 @@ fn card_fields(request: &AccessRequest) -> Vec<SlackBlockText> {
         match request.status {
             Status::Provisioned => length = format!("{length} (until {})", date(expires)),
             Status::PendingDeprovisioning | Status::Expired => {
-                length = format!("{length} (ended {})", date(expires))
+                let ended = request.released_at.unwrap_or(expires);
+                length = format!("{length} (ended {})", date(ended))
             }
             _ => {}
         }
@@ -529,11 +564,24 @@ fn people_or_none(ids: &[String]) -> String {
 }
 
 fn change_line(change: &FieldChange) -> String {
+    let groups = |groups: &[String]| {
+        if groups.is_empty() {
+            "none".to_string()
+        } else {
+            groups.join(", ")
+        }
+    };
+    let (field, before, after) = match change {
+        FieldChange::Permission { before, after } => ("Permission", before.clone(), after.clone()),
+        FieldChange::Groups { before, after } => ("Groups", groups(before), groups(after)),
+        FieldChange::AccessLength { before, after } => {
+            ("Access Length", before.human(), after.human())
+        }
+    };
     format!(
-        "• {}: {} → {}",
-        change.field,
-        escape_truncated(&change.before, CHANGE_CHARS),
-        escape_truncated(&change.after, CHANGE_CHARS)
+        "• {field}: {} → {}",
+        escape_truncated(&before, CHANGE_CHARS),
+        escape_truncated(&after, CHANGE_CHARS)
     )
 }
 
@@ -585,10 +633,6 @@ pub(crate) fn context(text: &str) -> SlackBlock {
     ]))
 }
 
-fn primary() -> SlackBlockButtonStyle {
-    SlackBlockButtonStyle::Primary
-}
-
 fn button(label: &str, action_id: &str, value: &str) -> SlackBlockButtonElement {
     SlackBlockButtonElement::new(plain(label, limits::BUTTON_TEXT).into())
         .with_action_id(SlackActionId::new(action_id.to_string()))
@@ -618,6 +662,17 @@ mod tests {
     use crate::domain::FieldChange;
     use crate::slack::limits::testing::{assert_within_limits, huge_request, request, t};
 
+    /// The `action_id`s Slack sends back, as the cards must carry them.
+    mod action {
+        pub const APPROVE: &str = "approve";
+        pub const DENY: &str = "deny";
+        pub const CONFIRM_PROVISIONING: &str = "confirm_provisioning";
+        pub const EDIT: &str = "edit";
+        pub const SEND_FEEDBACK: &str = "send_feedback";
+        pub const CONFIRM_REMOVAL: &str = "confirm_removal";
+        pub const CANCEL_REQUEST: &str = "cancel_request";
+    }
+
     fn said(user: &str, text: &str, hour: u32) -> ThreadMessage {
         ThreadMessage {
             at: t(hour),
@@ -633,7 +688,7 @@ mod tests {
     }
 
     fn render(request: &AccessRequest, kind: CardKind, recipient: &str) -> Value {
-        json(&card(request, kind, recipient))
+        json(&card(request, kind, recipient, t(12)))
     }
 
     /// The buttons of a card as (label, action_id, value, style).
@@ -706,7 +761,7 @@ mod tests {
         let card = render(&request(), CardKind::Approval, "UAPPR1");
         let expected = [
             ("Approve", action::APPROVE, "primary"),
-            ("Deny", action::DENY, ""),
+            ("Deny", action::DENY, "danger"),
             ("Edit", action::EDIT, ""),
         ];
         let got = buttons(&card);
@@ -934,7 +989,7 @@ mod tests {
 
         let ready = render(&provisioned(), CardKind::Receipt, "UREQ");
         assert!(all_text(&ready).contains("Ready to go 🎉"));
-        assert!(buttons(&ready).is_empty());
+        assert_eq!(labels(&ready), ["Release access"]);
 
         let denied = render(&denied_by("UADMIN2"), CardKind::Receipt, "UREQ");
         assert!(all_text(&denied).contains("Denied by <@UADMIN2>"));
@@ -980,10 +1035,9 @@ mod tests {
                 );
             }
             let changes = vec![
-                FieldChange {
-                    field: "Groups",
-                    before: r.groups.join(", "),
-                    after: r.groups.join(", "),
+                FieldChange::Groups {
+                    before: r.groups.clone(),
+                    after: r.groups.clone(),
                 };
                 3
             ];
@@ -1007,7 +1061,7 @@ mod tests {
             ] {
                 json(&notice(r, &n));
             }
-            json(&assignee_reminder(r));
+            json(&notice(r, &Notice::StillWaiting));
         }
         let comment = fields(&render(&base, CardKind::Approval, "UX"))
             .pop()
@@ -1042,8 +1096,7 @@ mod tests {
             &request(),
             Notice::Edited {
                 by: "UAPPR1".into(),
-                changes: vec![FieldChange {
-                    field: "Permission",
+                changes: vec![FieldChange::Permission {
                     before: "Member".into(),
                     after: "Admin".into(),
                 }],
@@ -1052,7 +1105,7 @@ mod tests {
         assert!(edited.contains("Permission: Member → Admin"), "{edited}");
         assert!(text(&provisioned(), Notice::AccessEnded).contains("admins will remove it"));
         assert!(text(&provisioned(), Notice::ExpiresSoon { at: t(12) }).contains("<!date^"));
-        let reminder = json(&assignee_reminder(&request()));
+        let reminder = json(&notice(&request(), &Notice::StillWaiting));
         assert!(reminder["text"]
             .as_str()
             .unwrap()

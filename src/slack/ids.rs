@@ -1,17 +1,6 @@
 //! Identifiers shared by what the bot renders and what it handles when Slack calls back.
-//! Buttons carry the request id (decimal) as their `value`; modals carry it as
-//! `private_metadata`.
-
-/// `action_id`s of buttons.
-pub mod action {
-    pub const APPROVE: &str = "approve";
-    pub const DENY: &str = "deny";
-    pub const CONFIRM_PROVISIONING: &str = "confirm_provisioning";
-    pub const EDIT: &str = "edit";
-    pub const SEND_FEEDBACK: &str = "send_feedback";
-    pub const CONFIRM_REMOVAL: &str = "confirm_removal";
-    pub const CANCEL_REQUEST: &str = "cancel_request";
-}
+//! Buttons carry the request id (decimal) as their `value` (their `action_id`s are in the
+//! table of actions, [`crate::domain::Action`]); modals carry it as `private_metadata`.
 
 /// `callback_id`s of modals.
 pub mod callback {

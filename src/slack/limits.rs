@@ -108,6 +108,8 @@ pub(crate) mod testing {
             provisioned_at: None,
             expires_at: None,
             removed_by: None,
+            released_by: None,
+            released_at: None,
             removed_at: None,
             denial_feedback: None,
             expiry_reminded: false,

@@ -3,13 +3,14 @@
 //! Each modal carries the request id (decimal) as `private_metadata` and names its input
 //! blocks after [`field`]: every input block's `block_id` equals its element's `action_id`.
 
+use chrono::{DateTime, Utc};
 use slack_morphism::prelude::*;
 
-use super::blocks::{card_blocks, context, header, request_row};
+use super::blocks::{card_blocks, context, header, mention, request_row};
 use super::ids::{callback, field};
 use super::limits;
 use super::mrkdwn::{escape, plain, truncate};
-use crate::domain::{mention, AccessRequest, App, CardKind, Status};
+use crate::domain::{allowed, AccessRequest, Actor, App, CardKind};
 
 /// Longest comment typed in the request modal (a plain-text input holds at most 3,000).
 pub const COMMENT_MAX_CHARS: u64 = 3000;
@@ -264,29 +265,38 @@ fn access_length_input(initial: &str) -> SlackBlock {
 
 /// The App Home tab of `user`.
 ///
-/// "Your tasks": every request of `tasks` whose current stage `user` is an assignee of,
+/// "Your tasks": every request of `tasks` on which the policy lets `user` act at `now`,
 /// rendered as the card they would get (approval, provisioning or removal, by status) with
 /// the same live buttons (same action ids, value = request id), divided by dividers.
 /// "Your requests": one row per request of `own` (in the order given; newest first reads
-/// best) with `Cancel request` while approval or provisioning is pending.
+/// best) with the receipt's button the policy allows (`Cancel request`, `Release access`).
 ///
 /// At most 100 blocks: tasks come first, but at least the first five requests keep their
 /// place; each section ends with "…and N more" when not everything fits.
-pub fn home(user: &str, tasks: &[AccessRequest], own: &[AccessRequest]) -> SlackView {
+pub fn home(
+    user: &str,
+    tasks: &[AccessRequest],
+    own: &[AccessRequest],
+    now: DateTime<Utc>,
+) -> SlackView {
+    let actor = Actor::User(user.to_string());
+    // A task is a request whose stage card would offer this user a button.
     let cards: Vec<Vec<SlackBlock>> = tasks
         .iter()
-        .filter(|request| request.assignees().iter().any(|who| who == user))
         .filter_map(|request| {
-            let kind = match request.status {
-                Status::PendingApproval => CardKind::Approval,
-                Status::PendingProvisioning => CardKind::Provisioning,
-                Status::PendingDeprovisioning => CardKind::Removal,
-                _ => return None,
-            };
-            Some(card_blocks(request, kind, user))
+            let kind = CardKind::stage_card(request.status)?;
+            let allowed = allowed(request, &actor, now);
+            let acts = kind
+                .actions(request.status)
+                .iter()
+                .any(|action| allowed.contains(*action));
+            acts.then(|| card_blocks(request, kind, user, now))
         })
         .collect();
-    let rows: Vec<Vec<SlackBlock>> = own.iter().map(|r| vec![request_row(r)]).collect();
+    let rows: Vec<Vec<SlackBlock>> = own
+        .iter()
+        .map(|r| vec![request_row(r, user, now)])
+        .collect();
 
     // What the requests section needs at least: a divider, its header, and a few rows
     // (or the line saying there are none) with their "…and N more".
@@ -372,7 +382,18 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::slack::ids::action;
+    use crate::domain::Status;
+
+    /// The `action_id`s Slack sends back, as the Home tab must carry them.
+    mod action {
+        pub const CONFIRM_PROVISIONING: &str = "confirm_provisioning";
+        pub const DENY: &str = "deny";
+        pub const EDIT: &str = "edit";
+        pub const CANCEL_REQUEST: &str = "cancel_request";
+        pub const APPROVE: &str = "approve";
+        pub const CONFIRM_REMOVAL: &str = "confirm_removal";
+        pub const RELEASE_ACCESS: &str = "release_access";
+    }
     use crate::slack::limits::testing::{app, assert_within_limits, huge_request, request, t};
 
     fn json(view: &SlackView) -> Value {
@@ -702,7 +723,7 @@ mod tests {
             pending(3, Status::PendingDeprovisioning),
         ];
         // UAPPR1 approves; UADMIN1 provisions and removes.
-        let view = home_json(&home("UADMIN1", &tasks, &[]));
+        let view = home_json(&home("UADMIN1", &tasks, &[], t(12)));
         assert!(view["private_metadata"].as_str().unwrap_or("").is_empty());
         let got = buttons(&view);
         let want: Vec<(String, String)> = [
@@ -723,7 +744,7 @@ mod tests {
         assert!(text.contains("please remove it"));
         assert!(text.contains("You have not requested anything yet"));
 
-        let view = home_json(&home("UAPPR1", &tasks, &[]));
+        let view = home_json(&home("UAPPR1", &tasks, &[], t(12)));
         assert_eq!(
             buttons(&view)
                 .iter()
@@ -739,6 +760,7 @@ mod tests {
             "UNOBODY",
             &[pending(1, Status::PendingApproval)],
             &[],
+            t(12),
         ));
         assert_eq!(
             types(&view),
@@ -752,7 +774,7 @@ mod tests {
     }
 
     #[test]
-    fn home_lists_own_requests_with_cancel_while_pending() {
+    fn home_lists_own_requests_with_cancel_while_pending_and_release_once_provisioned() {
         let mut denied = pending(4, Status::Denied);
         denied.decided_by = Some("UAPPR2".into());
         let mut other = pending(5, Status::PendingApproval);
@@ -764,7 +786,7 @@ mod tests {
             denied,
             other,
         ];
-        let view = home_json(&home("UREQ", &[], &own));
+        let view = home_json(&home("UREQ", &[], &own, t(12)));
         assert_eq!(
             buttons(&view)
                 .iter()
@@ -773,6 +795,7 @@ mod tests {
             [
                 format!("{}:1", action::CANCEL_REQUEST),
                 format!("{}:2", action::CANCEL_REQUEST),
+                format!("{}:3", action::RELEASE_ACCESS),
                 format!("{}:5", action::CANCEL_REQUEST)
             ]
         );
@@ -805,9 +828,16 @@ mod tests {
                 })
                 .collect()
         };
+        let own_by = |requester: &str| -> Vec<AccessRequest> {
+            let mut own = many(Status::PendingProvisioning);
+            for r in &mut own {
+                r.requester = requester.to_string();
+            }
+            own
+        };
         let tasks = many(Status::PendingApproval);
-        let own = many(Status::PendingProvisioning);
-        let view = home_json(&home(&user, &tasks, &own));
+        let own = own_by(&user);
+        let view = home_json(&home(&user, &tasks, &own, t(12)));
         let blocks = view["blocks"].as_array().unwrap();
         assert!(
             blocks.len() <= 100 && blocks.len() >= 95,
@@ -838,14 +868,14 @@ mod tests {
         assert!(text[requests + 1].contains("Pending provisioning"));
 
         // Only own requests: they may use the whole view.
-        let view = home_json(&home(&admin, &[], &own));
+        let view = home_json(&home(&admin, &[], &own_by(&admin), t(12)));
         let rows = buttons(&view).len();
         assert_eq!(rows, 100 - 5, "header, line, divider, header, …and N more");
         assert!(texts(&view).contains(&format!("…and {} more requests", 200 - rows)));
 
         // Only tasks: the requests section keeps its header and line.
         let provisioning = many(Status::PendingProvisioning);
-        let view = home_json(&home(&admin, &provisioning, &[]));
+        let view = home_json(&home(&admin, &provisioning, &[], t(12)));
         let kinds = types(&view);
         assert_eq!(kinds[kinds.len() - 2..], ["header", "section"]);
         assert!(kinds.len() >= 95);

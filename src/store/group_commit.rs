@@ -300,6 +300,8 @@ fn request_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<rows::RequestRow> {
         expiry_reminded: row.get(24)?,
         stage_reminded: row.get(25)?,
         version: row.get(26)?,
+        released_by: row.get(27)?,
+        released_at: row.get(28)?,
     })
 }
 
@@ -450,6 +452,7 @@ mod tests {
             include_str!("../../migrations/sqlite/0001_init.sql"),
             include_str!("../../migrations/sqlite/0002_home_viewers.sql"),
             include_str!("../../migrations/sqlite/0003_outbox_indexes.sql"),
+            include_str!("../../migrations/sqlite/0004_released.sql"),
         ] {
             conn.execute_batch(migration).unwrap();
         }
@@ -496,7 +499,7 @@ mod tests {
                 "INSERT INTO requests (",
                 rows::request_values!(),
                 ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-                 $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)"
+                 $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)"
             ))
             .unwrap();
         bind(&mut insert, &params).unwrap();
@@ -583,13 +586,7 @@ mod tests {
     /// `bind` binds by position: each statement's `$N` must be SQLite's parameter N.
     #[test]
     fn parameters_are_numbered_in_order() {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(include_str!("../../migrations/sqlite/0001_init.sql"))
-            .unwrap();
-        conn.execute_batch(include_str!(
-            "../../migrations/sqlite/0002_home_viewers.sql"
-        ))
-        .unwrap();
+        let conn = schema();
         let statements = [
             sql::DEDUP_KEY,
             sql::UPDATE_REQUEST,

@@ -10,7 +10,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    AccessRequest, App, AuditEvent, CardKind, NewEvent, Refusal, Status, ThreadMessage,
+    AccessRequest, App, AuditEvent, CardKind, NewEvent, Notice, Refusal, Status, ThreadMessage,
 };
 
 mod checkpoint;
@@ -65,8 +65,10 @@ pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
     }
 }
 
-/// A Slack Web API call the bot owes. Cards are rendered when they are sent, from the
-/// request as it is then, so a late delivery never shows stale buttons.
+/// A Slack Web API call the bot owes, as a fact about a request. What Slack is sent is
+/// rendered when it is sent, from the request as it is then, so a late delivery never
+/// shows stale buttons. Rows stay readable across releases: a variant is never changed or
+/// removed, only added.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Delivery {
@@ -78,15 +80,22 @@ pub enum Delivery {
     /// a row per card, which keeps its commit small; the worker expands it into
     /// `UpdateCard`s (see [`Store::expand_card_refreshes`]).
     RefreshCards { request_id: i64 },
-    /// chat.postMessage of a prepared message (a DM to a user id, or into a channel).
-    PostMessage {
-        channel: String,
-        text: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        blocks: Option<serde_json::Value>,
+    /// chat.postMessage of a notice about a request to one user, by DM.
+    Notify {
+        request_id: i64,
+        to: String,
+        notice: Notice,
     },
-    /// chat.postMessage into the thread of a card, once that card is posted.
-    PostInCardThread { card_id: i64, text: String },
+    /// chat.postMessage of a reply written in another thread of the request into the
+    /// thread of this card, once the card is posted.
+    RelayReply {
+        card_id: i64,
+        author: String,
+        text: String,
+    },
+    /// chat.postMessage of the request's conversation so far (its first `messages`
+    /// messages) into the thread of a card posted after the conversation began.
+    ThreadSummary { card_id: i64, messages: usize },
     /// chat.postEphemeral: something only `user` sees.
     PostEphemeral {
         channel: String,
@@ -95,6 +104,17 @@ pub enum Delivery {
     },
     /// views.publish of a user's App Home.
     PublishHome { user: String },
+    /// chat.postMessage of a message rendered when it was queued (a DM to a user id, or
+    /// into a channel). Written by releases before deliveries were facts; still sent.
+    PostMessage {
+        channel: String,
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        blocks: Option<serde_json::Value>,
+    },
+    /// chat.postMessage of rendered text into the thread of a card. Written by releases
+    /// before deliveries were facts; still sent.
+    PostInCardThread { card_id: i64, text: String },
 }
 
 impl Delivery {
@@ -104,10 +124,13 @@ impl Delivery {
         match self {
             Delivery::PostCard { card_id }
             | Delivery::UpdateCard { card_id }
+            | Delivery::RelayReply { card_id, .. }
+            | Delivery::ThreadSummary { card_id, .. }
             | Delivery::PostInCardThread { card_id, .. } => format!("card:{card_id}"),
             Delivery::PostMessage { channel, .. } | Delivery::PostEphemeral { channel, .. } => {
                 format!("channel:{channel}")
             }
+            Delivery::Notify { to, .. } => format!("channel:{to}"),
             Delivery::PublishHome { user } => format!("home:{user}"),
             Delivery::RefreshCards { request_id } => format!("request:{request_id}"),
         }
@@ -117,6 +140,9 @@ impl Delivery {
     pub fn method(&self) -> &'static str {
         match self {
             Delivery::PostCard { .. }
+            | Delivery::Notify { .. }
+            | Delivery::RelayReply { .. }
+            | Delivery::ThreadSummary { .. }
             | Delivery::PostMessage { .. }
             | Delivery::PostInCardThread { .. } => "chat.postMessage",
             Delivery::UpdateCard { .. } | Delivery::RefreshCards { .. } => "chat.update",
@@ -253,8 +279,6 @@ pub struct ThreadPost {
     pub source_card_id: i64,
     pub source_channel: String,
     pub source_ts: String,
-    /// What the other threads show.
-    pub relay_text: String,
     pub event: NewEvent,
     pub message: ThreadMessage,
 }
@@ -336,7 +360,7 @@ pub trait Store: Send + Sync {
     async fn cards(&self, request_id: i64) -> StoreResult<Vec<Card>>;
     /// Records where Slack put a posted card. In the same transaction, queues an update of
     /// the card if the request changed since it was rendered, and the conversation so far
-    /// (rendered by `summarize`) into its thread if one has started.
+    /// into its thread if one has started.
     async fn card_posted(
         &self,
         card_id: i64,
@@ -344,7 +368,6 @@ pub trait Store: Send + Sync {
         ts: &str,
         rendered_version: i64,
         now: DateTime<Utc>,
-        summarize: for<'m> fn(&'m [ThreadMessage]) -> String,
     ) -> StoreResult<()>;
     /// Queues deliveries that belong to no state change (e.g. an ephemeral explanation).
     async fn enqueue(

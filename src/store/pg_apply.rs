@@ -232,15 +232,16 @@ impl<'a> Column<'a> {
 /// change whose request moved on is recorded all the same, and the statement must not
 /// stand: the last `SELECT` raises `accessbot_changed_meanwhile()` for such a change.
 ///
-/// `$1` request ids, `$2` keys, `$3` times, `$4`…`$20` the changeable columns, `$21`…`$25`
-/// the events; then the flattened lists, each as (change number, …): `$26`…`$28` new
-/// cards (kind, recipient), `$29`…`$31` deliveries (method, payload), `$32`…`$34` Home
+/// `$1` request ids, `$2` keys, `$3` times, `$4`…`$22` the changeable columns, `$23`…`$27`
+/// the events; then the flattened lists, each as (change number, …): `$28`…`$30` new
+/// cards (kind, recipient), `$31`…`$33` deliveries (method, payload), `$34`…`$36` Home
 /// tabs to republish (user, payload).
 const APPLY_ALL: &str = concat!(
     "WITH c AS ( \
          SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], \
          $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
-         $21::text[], $22::text[], $23::text[], $24::text[], $25::text[]) WITH ORDINALITY \
+         $21, $22, $23::text[], $24::text[], $25::text[], $26::text[], $27::text[]) \
+         WITH ORDINALITY \
          AS c(id, key, at, ",
     rows::request_changeable!(),
     ", actor, kind, before_json, after_json, detail, k) \
@@ -262,7 +263,7 @@ const APPLY_ALL: &str = concat!(
      ), new_cards AS ( \
          INSERT INTO cards (request_id, kind, recipient, rendered_version) \
          SELECT u.id, n.kind, n.recipient, 0 \
-         FROM unnest($26::bigint[], $27::text[], $28::text[]) WITH ORDINALITY \
+         FROM unnest($28::bigint[], $29::text[], $30::text[]) WITH ORDINALITY \
          AS n(k, kind, recipient, i) JOIN updated u ON u.k = n.k \
          ORDER BY n.k, n.i RETURNING id, request_id \
      ), queued AS ( \
@@ -276,12 +277,12 @@ const APPLY_ALL: &str = concat!(
              FROM new_cards n JOIN updated u ON u.id = n.request_id \
              UNION ALL \
              SELECT u.k, 2, d.i, u.id, d.method, d.payload, u.at \
-             FROM unnest($29::bigint[], $30::text[], $31::text[]) WITH ORDINALITY \
+             FROM unnest($31::bigint[], $32::text[], $33::text[]) WITH ORDINALITY \
              AS d(k, method, payload, i) JOIN updated u ON u.k = d.k \
              UNION ALL \
              SELECT h.k, 3, h.i, NULL, 'views.publish', h.payload, h.at FROM ( \
                  SELECT DISTINCT ON (h.payload) u.k, h.i, h.payload, u.at \
-                 FROM unnest($32::bigint[], $33::text[], $34::text[]) WITH ORDINALITY \
+                 FROM unnest($34::bigint[], $35::text[], $36::text[]) WITH ORDINALITY \
                  AS h(k, user_id, payload, i) JOIN updated u ON u.k = h.k \
                  JOIN home_viewers v ON v.user_id = h.user_id \
                  WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.status = 'pending' \

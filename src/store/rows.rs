@@ -19,7 +19,8 @@ macro_rules! request_columns {
         "id, app, app_name, target_user, requester, permission, groups, comment, \
          access_length, status, approvers, app_admins, admin_channel, created_at, updated_at, \
          approved_by, approved_at, decided_by, decided_at, provisioned_at, expires_at, \
-         removed_by, removed_at, denial_feedback, expiry_reminded, stage_reminded, version"
+         removed_by, removed_at, denial_feedback, expiry_reminded, stage_reminded, version, \
+         released_by, released_at"
     };
 }
 pub(super) use request_columns;
@@ -74,12 +75,16 @@ macro_rules! request_changeable {
             $p,
             "stage_reminded, ",
             $p,
+            "released_by, ",
+            $p,
+            "released_at, ",
+            $p,
             "version"
         )
     };
 }
 
-/// The columns of `requests` that [`RequestValues`] writes, as `$1`…`$26` in this order.
+/// The columns of `requests` that [`RequestValues`] writes, as `$1`…`$28` in this order.
 macro_rules! request_values {
     () => {
         concat!(
@@ -114,15 +119,15 @@ pub(super) mod sql {
     pub const DEDUP_KEY: &str =
         "INSERT INTO processed_keys (key, at) VALUES ($1, $2) ON CONFLICT DO NOTHING";
 
-    /// Writes the columns a decision changes (`$1`…`$17`, see
-    /// [`super::RequestValues::changeable`]) to request `$18`, if it still has the version
+    /// Writes the columns a decision changes (`$1`…`$19`, see
+    /// [`super::RequestValues::changeable`]) to request `$20`, if it still has the version
     /// the change was decided on. The fixed columns are left alone, and so are their
     /// indexes.
     pub const UPDATE_REQUEST: &str = concat!(
         "UPDATE requests SET (",
         super::request_changeable!(),
-        ") = ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
-         WHERE id = $18 AND version = $17 - 1"
+        ") = ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+         $18, $19) WHERE id = $20 AND version = $19 - 1"
     );
 
     /// Queues an update of every card of request `$1`, at `$2`. The payload is
@@ -279,6 +284,8 @@ pub(super) struct RequestRow {
     pub(super) expiry_reminded: bool,
     pub(super) stage_reminded: bool,
     pub(super) version: i64,
+    pub(super) released_by: Option<String>,
+    pub(super) released_at: Option<i64>,
 }
 
 impl RequestRow {
@@ -305,6 +312,8 @@ impl RequestRow {
             provisioned_at: opt_from_millis(self.provisioned_at)?,
             expires_at: opt_from_millis(self.expires_at)?,
             removed_at: opt_from_millis(self.removed_at)?,
+            released_at: opt_from_millis(self.released_at)?,
+            released_by: self.released_by,
             app: self.app,
             app_name: self.app_name,
             target_user: self.target_user,
@@ -337,6 +346,7 @@ pub(super) struct RequestValues<'a> {
     pub provisioned_at: Option<i64>,
     pub expires_at: Option<i64>,
     pub removed_at: Option<i64>,
+    pub released_at: Option<i64>,
 }
 
 impl<'a> RequestValues<'a> {
@@ -354,14 +364,15 @@ impl<'a> RequestValues<'a> {
             provisioned_at: opt_millis(request.provisioned_at),
             expires_at: opt_millis(request.expires_at),
             removed_at: opt_millis(request.removed_at),
+            released_at: opt_millis(request.released_at),
         })
     }
 }
 
 impl RequestValues<'_> {
-    /// The values of [`request_values!`], in its order (`$1`…`$26`).
-    pub(super) fn params(&self) -> [Param<'_>; 26] {
-        let mut params = [Param::Int(0); 26];
+    /// The values of [`request_values!`], in its order (`$1`…`$28`).
+    pub(super) fn params(&self) -> [Param<'_>; 28] {
+        let mut params = [Param::Int(0); 28];
         params[..9].copy_from_slice(&self.fixed());
         params[9..].copy_from_slice(&self.changeable());
         params
@@ -385,7 +396,7 @@ impl RequestValues<'_> {
     }
 
     /// The values of [`request_changeable!`], in its order.
-    pub(super) fn changeable(&self) -> [Param<'_>; 17] {
+    pub(super) fn changeable(&self) -> [Param<'_>; 19] {
         use Param::{Bool, Int, OptInt, OptText, Text};
         let r = self.request;
         [
@@ -405,6 +416,8 @@ impl RequestValues<'_> {
             OptText(r.denial_feedback.as_deref()),
             Bool(r.expiry_reminded),
             Bool(r.stage_reminded),
+            OptText(r.released_by.as_deref()),
+            OptInt(self.released_at),
             Int(r.version),
         ]
     }
@@ -866,7 +879,7 @@ macro_rules! impl_store {
                         rows::request_values!(),
                         ", idempotency_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
                          $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, \
-                         $25, $26, $27) RETURNING id"
+                         $25, $26, $27, $28, $29) RETURNING id"
                     )),
                     &params,
                 )
@@ -1030,7 +1043,6 @@ macro_rules! impl_store {
                 ts: &str,
                 rendered_version: i64,
                 now: chrono::DateTime<chrono::Utc>,
-                summarize: for<'m> fn(&'m [$crate::domain::ThreadMessage]) -> String,
             ) -> $crate::store::StoreResult<()> {
                 let mut tx = self.begin_write().await?;
                 let request_id: Option<i64> = sqlx::query_scalar(
@@ -1061,9 +1073,9 @@ macro_rules! impl_store {
                 }
                 let thread = Self::thread_in(&mut tx, request_id).await?;
                 if !thread.is_empty() {
-                    follow_ups.push($crate::store::Delivery::PostInCardThread {
+                    follow_ups.push($crate::store::Delivery::ThreadSummary {
                         card_id,
-                        text: summarize(&thread),
+                        messages: thread.len(),
                     });
                 }
                 Self::insert_deliveries(&mut tx, Some(request_id), &follow_ups, rows::millis(now))
@@ -1397,9 +1409,10 @@ macro_rules! impl_store {
                 .await?;
                 let relays: Vec<$crate::store::Delivery> = others
                     .into_iter()
-                    .map(|card_id| $crate::store::Delivery::PostInCardThread {
+                    .map(|card_id| $crate::store::Delivery::RelayReply {
                         card_id,
-                        text: post.relay_text.clone(),
+                        author: post.message.user.clone(),
+                        text: post.message.text.clone(),
                     })
                     .collect();
                 Self::insert_deliveries(&mut tx, Some(post.request_id), &relays, now).await?;
@@ -1499,7 +1512,8 @@ macro_rules! impl_store {
                     "NOT stage_reminded AND (\
                      (status = 'pending_approval' AND created_at <= $1) OR \
                      (status = 'pending_provisioning' AND COALESCE(approved_at, created_at) <= $1) \
-                     OR (status = 'pending_deprovisioning' AND expires_at <= $1))",
+                     OR (status = 'pending_deprovisioning' \
+                     AND COALESCE(released_at, expires_at) <= $1))",
                     rows::millis(since),
                     limit,
                 )

@@ -193,7 +193,10 @@ story! {
         for recipient in admins.iter().map(String::as_str).chain([ADMIN_CHANNEL, REQUESTER]) {
             assert_eq!(cards_posted_to(slack, recipient), 1, "card to {recipient}");
             let card = card_of(slack, recipient).await;
-            assert!(!card.has_actions(), "{recipient}'s card is decided");
+            // Only the requester's receipt keeps a button: the one to give the access back.
+            let live: Vec<String> = card.buttons().into_iter().map(|b| b.0).collect();
+            let expected: &[&str] = if recipient == REQUESTER { &["Release access"] } else { &[] };
+            assert_eq!(live, expected, "{recipient}'s card is decided");
             let text = card.text();
             assert!(!text.contains("<!channel>"), "unescaped comment for {recipient}");
             assert!(text.contains('…'), "the comment is cut for {recipient}");

@@ -261,7 +261,9 @@ story! {
         for who in [REQUESTER, ADMIN1, ADMIN_CHANNEL] {
             let cards = cards_in(slack, who);
             assert_eq!(cards.len(), 1, "still one card to {who}");
-            assert!(!cards[0].has_actions(), "the card of {who} shows the decision");
+            let live: Vec<String> = cards[0].buttons().into_iter().map(|b| b.0).collect();
+            let expected: &[&str] = if who == REQUESTER { &["Release access"] } else { &[] };
+            assert_eq!(live, expected, "the card of {who} shows the decision");
         }
         let receipt = card_of(slack, REQUESTER).await;
         assert!(receipt.text().to_lowercase().contains("ready to go"), "{}", receipt.text());

@@ -96,7 +96,7 @@ proptest! {
     ) {
         let request = request_with(comment, group_count, admin_count, Status::ALL[status]);
         let kind = [CardKind::Approval, CardKind::Provisioning, CardKind::Removal, CardKind::Receipt][kind];
-        let content = blocks::card(&request, kind, "UADMIN0");
+        let content = blocks::card(&request, kind, "UADMIN0", request.created_at);
         let message = serde_json::to_value(&content).unwrap();
         prop_assert!(check_block_kit(Surface::Message, &message).is_ok(), "{:?}", check_block_kit(Surface::Message, &message).err());
     }
@@ -183,6 +183,8 @@ fn request_with(comment: String, groups: usize, admins: usize, status: Status) -
         provisioned_at: Some(at),
         expires_at: Some(at),
         removed_by: None,
+        released_by: None,
+        released_at: None,
         removed_at: None,
         denial_feedback: Some("<!channel> no & no".repeat(200)),
         expiry_reminded: false,

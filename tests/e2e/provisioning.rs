@@ -48,7 +48,7 @@ story! {
         let approval = card_of(slack, APPROVER).await;
         assert_buttons(
             &approval,
-            &[("Approve", "approve", "primary"), ("Deny", "deny", ""), ("Edit", "edit", "")],
+            &[("Approve", "approve", "primary"), ("Deny", "deny", "danger"), ("Edit", "edit", "")],
         );
         for field in ["GitHub", "Member", "eng", "For the release", REQUESTER] {
             assert!(approval.text().contains(field), "{field} missing: {}", approval.text());
@@ -97,7 +97,8 @@ story! {
             c.text().contains("Ready to go")
         })
         .await;
-        assert!(!receipt.has_actions(), "{}", receipt.message);
+        let labels: Vec<String> = receipt.buttons().into_iter().map(|b| b.0).collect();
+        assert_eq!(labels, ["Release access"], "{}", receipt.message);
         dm_containing(slack, REQUESTER, "ready to go").await;
 
         assert_eq!(
@@ -294,9 +295,13 @@ story! {
             time(&request, "expires_at") - time(&request, "provisioned_at"),
             chrono::Duration::days(7)
         );
-        for card in [&mine, &theirs, &channel, &receipt] {
+        for card in [&mine, &theirs, &channel] {
             wait_no_actions(slack, card).await;
         }
+        wait_card_until(slack, &receipt, "offer only Release access", |c| {
+            c.buttons().iter().map(|b| b.1.as_str()).eq(["release_access"])
+        })
+        .await;
     }
 }
 
@@ -356,7 +361,11 @@ story! {
         catalog["approvers"] = json!([REQUESTER, APPROVER]);
         put_app(app, "github", catalog).await;
         let (id, _) = file(app, "github", json!({})).await;
-        let own = card_with_button(slack, REQUESTER, "approve").await;
+        // Their approval card offers only Deny; a click on Approve from a forged or stale
+        // payload is still refused.
+        let own = card_with_button(slack, REQUESTER, "deny").await;
+        let labels: Vec<String> = own.buttons().into_iter().map(|b| b.0).collect();
+        assert_eq!(labels, ["Deny"]);
 
         let (status, _) = app.click(REQUESTER, "approve", &id, &own.channel, &own.ts).await;
         assert_eq!(status, StatusCode::OK);

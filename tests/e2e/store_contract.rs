@@ -38,12 +38,6 @@ macro_rules! on_both {
     )*};
 }
 
-/// Renders the conversation so far for a card posted late.
-fn summary(messages: &[ThreadMessage]) -> String {
-    let texts: Vec<&str> = messages.iter().map(|m| m.text.as_str()).collect();
-    format!("{} earlier: {}", messages.len(), texts.join(" | "))
-}
-
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap()
 }
@@ -665,7 +659,7 @@ async fn a_card_posted_after_its_request_moved_on_is_queued_for_an_update(store:
     let cards = store.cards(filed.id).await.unwrap();
 
     store
-        .card_posted(cards[0].id, "DREQ", "1.0001", filed.version, t0(), summary)
+        .card_posted(cards[0].id, "DREQ", "1.0001", filed.version, t0())
         .await
         .unwrap();
     let posted = store.card(cards[0].id).await.unwrap().unwrap();
@@ -678,7 +672,7 @@ async fn a_card_posted_after_its_request_moved_on_is_queued_for_an_update(store:
     approve.deliveries.clear();
     store.apply(approve).await.unwrap();
     store
-        .card_posted(cards[1].id, "DAPP", "2.0002", filed.version, t0(), summary)
+        .card_posted(cards[1].id, "DAPP", "2.0002", filed.version, t0())
         .await
         .unwrap();
     assert_eq!(
@@ -1210,7 +1204,7 @@ async fn a_thread_reply_is_kept_once_and_relayed_to_every_other_card(store: Arc<
             format!("100.00010{i}")
         };
         store
-            .card_posted(card.id, &channel, &ts, request.version, t0(), summary)
+            .card_posted(card.id, &channel, &ts, request.version, t0())
             .await
             .unwrap();
     }
@@ -1231,7 +1225,6 @@ async fn a_thread_reply_is_kept_once_and_relayed_to_every_other_card(store: Arc<
         source_card_id: source.id,
         source_channel: "DAPPROVER".into(),
         source_ts: "100.000002".into(),
-        relay_text: "<@UAPPROVER>: why?".into(),
         event: NewEvent {
             at: t0(),
             actor: "UAPPROVER".into(),
@@ -1253,8 +1246,12 @@ async fn a_thread_reply_is_kept_once_and_relayed_to_every_other_card(store: Arc<
         .await
         .into_iter()
         .map(|delivery| match delivery {
-            Delivery::PostInCardThread { card_id, text } => {
-                assert_eq!(text, "<@UAPPROVER>: why?");
+            Delivery::RelayReply {
+                card_id,
+                author,
+                text,
+            } => {
+                assert_eq!((author.as_str(), text.as_str()), ("UAPPROVER", "why?"));
                 card_id
             }
             other => panic!("unexpected delivery {other:?}"),
@@ -1271,21 +1268,14 @@ async fn a_thread_reply_is_kept_once_and_relayed_to_every_other_card(store: Arc<
     );
     // The card posted after the reply gets it as the conversation so far, not as a relay.
     store
-        .card_posted(
-            late.id,
-            "DLATE",
-            "200.000001",
-            request.version,
-            t0(),
-            summary,
-        )
+        .card_posted(late.id, "DLATE", "200.000001", request.version, t0())
         .await
         .unwrap();
     assert_eq!(
         drain(&store, t0()).await,
-        [Delivery::PostInCardThread {
+        [Delivery::ThreadSummary {
             card_id: late.id,
-            text: "1 earlier: why?".into()
+            messages: 1
         }]
     );
     let thread = store.thread(request.id).await.unwrap();
@@ -1380,7 +1370,14 @@ async fn expiries_and_reminders_are_found_when_due(store: Arc<dyn Store>) {
     assert!(store.expiring_before(t0(), 10).await.unwrap().is_empty());
     let soon = store.expiring_before(expires, 10).await.unwrap();
     assert_eq!(soon.len(), 1);
-    let reminded = domain::decide(&soon[0], &Actor::System, &Command::RemindExpiry, t0()).unwrap();
+    let an_hour_before = expires - Duration::hours(1);
+    let reminded = domain::decide(
+        &soon[0],
+        &Actor::System,
+        &Command::RemindExpiry,
+        an_hour_before,
+    )
+    .unwrap();
     store
         .apply(Change {
             request: reminded.request,

@@ -1,0 +1,3 @@
+-- Who ended a provisioned grant before its time (Release access), and when.
+ALTER TABLE requests ADD COLUMN released_by TEXT;
+ALTER TABLE requests ADD COLUMN released_at BIGINT;
