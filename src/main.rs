@@ -17,10 +17,9 @@ fn main() -> ExitCode {
 }
 
 /// glibc gives each thread that allocates an arena of its own, up to eight per core, and
-/// memory freed in one arena is not reused by the others. With the runtime's threads and the
-/// database's, that cost 5 MB of resident memory in the load benchmark (peak 38.7 MB with
-/// the default, 33.6 MB with two arenas, same run otherwise). Must run before any thread
-/// starts.
+/// memory freed in one arena is not reused by the others: with the runtime's threads and
+/// the database's, that costs megabytes of resident memory (bench/analysis.md). Must run
+/// before any thread starts.
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets an allocator parameter; no other thread exists yet.

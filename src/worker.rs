@@ -27,11 +27,10 @@ const BATCH: u32 = 64;
 /// Deliveries in flight at once.
 const CONCURRENCY: usize = 16;
 /// While Slack requests are being handled (see `foreground`) the worker claims this many
-/// deliveries at a time, with this many in flight, and rests between batches: at most
-/// ~150 calls/s for each replica, still many times what Slack's rate limits (per method
-/// and workspace: 50 or 100 a minute, a message a second per channel) let a workspace make.
-/// Each replica trickles on its own: in the load benchmark, at ~300 calls/s each, two
-/// replicas' workers took twice the CPU of one while the clicks waited for it.
+/// deliveries at a time, with this many in flight, and rests between batches, still far
+/// above what Slack's rate limits (per method and workspace: 50 or 100 a minute, a message
+/// a second per channel) let a workspace make. Each replica trickles on its own, so a faster
+/// trickle costs every replica's clicks (measurements in bench/analysis.md).
 const YIELDING_BATCH: u32 = 16;
 const YIELDING_CONCURRENCY: usize = 4;
 const YIELDING_REST: StdDuration = StdDuration::from_millis(100);

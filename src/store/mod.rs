@@ -438,7 +438,8 @@ pub trait Store: Send + Sync {
 
     /// Remembers that `user` uses the Home tab.
     async fn home_opened(&self, user: &str, now: DateTime<Utc>) -> StoreResult<()>;
-    /// Requests waiting for `user` to act in their current stage, oldest first.
+    /// Pending requests whose current stage lists `user` among its assignees, oldest first:
+    /// the Home tab's candidates (the policy decides which are tasks).
     async fn open_tasks(&self, user: &str, limit: u32) -> StoreResult<Vec<AccessRequest>>;
 
     /// Provisioned requests whose access has run out at `now`.

@@ -1,8 +1,8 @@
 //! Changes applied on PostgreSQL in one statement, however many there are.
 //!
 //! Each statement costs the server an executor set-up for its many parts, and the client a
-//! round trip with its parameters; a profile of the load benchmark put a third of the
-//! server's time in setting up statements that each applied one decision. Here a batch of
+//! round trip with its parameters; profiled, setting up statements that each applied one
+//! decision took much of the server's time (bench/analysis.md). Here a batch of
 //! decisions is one statement: every list a change carries goes in as a column of arrays.
 
 use std::collections::HashSet;

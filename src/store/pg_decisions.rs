@@ -11,7 +11,7 @@
 //!
 //! The thread has its own connection and runtime: every click waits for its batch, so the
 //! batch's answers from the server must not queue behind the HTTP tasks of the shared
-//! runtime (in the load benchmark a replica's cycle took twice the server's time that way).
+//! runtime (measured in bench/analysis.md).
 
 use std::collections::{HashMap, HashSet};
 
@@ -48,9 +48,7 @@ impl DecisionBatches {
     ///
     /// One batch is in flight per replica: the decisions that arrive while it commits form
     /// the next, bigger one. Each statement and commit costs the server more than the rows
-    /// it writes; in the load benchmark (30k requests, 6 s) one replica decided 5,682/s this
-    /// way and 4,363/s with four batches in flight (with locks, before the statement
-    /// committed by itself; two in flight lost too, see bench/analysis.md).
+    /// it writes, so more batches in flight decided fewer per second (bench/analysis.md).
     pub(super) fn start(options: PgConnectOptions) -> StoreResult<DecisionBatches> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -142,7 +140,7 @@ impl Reconnecting {
         Reconnecting {
             // This connection runs the same two statements over and over, with arrays of
             // any length: left to choose, the server planned the read afresh for most
-            // batches (~0.1 ms each with two replicas).
+            // batches.
             options: options
                 .application_name(APPLICATION_NAME)
                 .options([("plan_cache_mode", "force_generic_plan")]),

@@ -1467,13 +1467,9 @@ macro_rules! impl_store {
                 .bind(i64::from(limit))
                 .fetch_all(&self.read)
                 .await?;
+                // Candidates only: which of them this user may act on is the policy's answer.
                 rows.into_iter()
                     .map(rows::RequestRow::into_request)
-                    .filter(|request| {
-                        request
-                            .as_ref()
-                            .map_or(true, |r| r.assignees().iter().any(|a| a == user))
-                    })
                     .collect()
             }
 
