@@ -5,11 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use tokio::sync::watch;
 
 use crate::clock::Clock;
-use crate::domain::{AccessRequest, Actor, Command};
+use crate::domain::{self, AccessRequest, Actor, Command};
 use crate::service::{Service, ServiceError};
 use crate::store::Store;
 
@@ -69,17 +69,16 @@ impl Scheduler {
         let now = self.clock.now();
         let mut changed = 0;
         for request in store.due_expiries(now, BATCH).await? {
-            changed += self.act(&request, Command::Expire).await?;
+            changed += self.act(&request, Command::Expire, now).await?;
         }
-        // The policy tells which of these are due a reminder now.
         for request in store
             .expiring_before(now + Duration::days(1), BATCH)
             .await?
         {
-            changed += self.act(&request, Command::RemindExpiry).await?;
+            changed += self.act(&request, Command::RemindExpiry, now).await?;
         }
         for request in store.waiting_since(now - self.remind_after, BATCH).await? {
-            changed += self.act(&request, Command::RemindAssignees).await?;
+            changed += self.act(&request, Command::RemindAssignees, now).await?;
         }
         store
             .prune(now - KEEP_PROCESSED_KEYS, now - KEEP_DONE_DELIVERIES)
@@ -87,8 +86,18 @@ impl Scheduler {
         Ok(changed)
     }
 
-    /// 1 when the request changed; 0 when another replica or a click got there first.
-    async fn act(&self, request: &AccessRequest, command: Command) -> Result<usize, ServiceError> {
+    /// 1 when the request changed; 0 when it is not due (the policy says so) or another
+    /// replica or a click got there first.
+    async fn act(
+        &self,
+        request: &AccessRequest,
+        command: Command,
+        now: DateTime<Utc>,
+    ) -> Result<usize, ServiceError> {
+        // Asked before the store is, so requests that are not due cost no decision.
+        if !domain::allowed(request, &Actor::System, now).contains(command.action()) {
+            return Ok(0);
+        }
         match self.service.act(request.id, &Actor::System, command).await {
             Ok(_) => Ok(1),
             Err(ServiceError::Refused(_)) => Ok(0),

@@ -243,6 +243,14 @@ impl Actions {
     }
 }
 
+impl std::ops::BitOr for Actions {
+    type Output = Actions;
+
+    fn bitor(self, other: Actions) -> Actions {
+        Actions(self.0 | other.0)
+    }
+}
+
 impl FromIterator<Action> for Actions {
     fn from_iter<I: IntoIterator<Item = Action>>(iter: I) -> Self {
         iter.into_iter().fold(Actions::NONE, Actions::with)

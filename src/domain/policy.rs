@@ -40,23 +40,19 @@ impl Roles {
             Actor::System => return Roles::of(&[Role::System]),
             Actor::User(user) => user,
         };
-        let mut roles = Vec::new();
-        if *user == request.requester {
-            roles.push(Role::Requester);
-        }
-        if *user == request.target_user {
-            roles.push(Role::Target);
-        }
-        if request.approvers.contains(user) {
-            roles.push(Role::Approver);
-        }
-        if request.app_admins.contains(user) {
-            roles.push(Role::Admin);
-        }
-        if request.status == Status::Denied && request.decided_by.as_ref() == Some(user) {
-            roles.push(Role::Denier);
-        }
-        Roles::of(&roles)
+        let denier = request.status == Status::Denied && request.decided_by.as_ref() == Some(user);
+        [
+            (Role::Requester, *user == request.requester),
+            (Role::Target, *user == request.target_user),
+            (Role::Approver, request.approvers.contains(user)),
+            (Role::Admin, request.app_admins.contains(user)),
+            (Role::Denier, denier),
+        ]
+        .into_iter()
+        .filter(|(_, plays)| *plays)
+        .fold(Roles::default(), |roles, (role, _)| {
+            Roles(roles.0 | 1 << role as u8)
+        })
     }
 }
 
@@ -75,48 +71,39 @@ pub fn allowed_to(request: &AccessRequest, roles: Roles, now: DateTime<Utc>) -> 
     let own = roles.has(Role::Requester) || roles.has(Role::Target);
     let api = roles.has(Role::Api);
     let system = roles.has(Role::System);
-    let mut may = Vec::new();
-    let mut stage = |assigned: bool, decide: Action| {
-        if api || (assigned && !own) {
-            may.extend([decide, Edit]);
-        }
-        if api || assigned {
-            may.push(Deny);
-        }
-        if api || roles.has(Role::Requester) {
-            may.push(Cancel);
+    let may = |actions: &[Action], when: bool| -> Actions {
+        if when {
+            actions.iter().copied().collect()
+        } else {
+            Actions::NONE
         }
     };
-    match request.status {
+    let stage = |assigned: bool, decide: Action| {
+        may(&[decide, Edit], api || (assigned && !own))
+            | may(&[Deny], api || assigned)
+            | may(&[Cancel], api || roles.has(Role::Requester))
+    };
+    let by_status = match request.status {
         Status::PendingApproval => stage(roles.has(Role::Approver), Approve),
         Status::PendingProvisioning => stage(roles.has(Role::Admin), ConfirmProvisioning),
         Status::Provisioned => {
-            if api || own {
-                may.push(Release);
-            }
-            if system && request.expires_at.is_some_and(|at| at <= now) {
-                may.push(Expire);
-            }
-            if system && !request.expiry_reminded && expiry_reminder_due(request, now) {
-                may.push(RemindExpiry);
-            }
+            let due = request.expires_at.is_some_and(|at| at <= now);
+            let remind = !request.expiry_reminded && expiry_reminder_due(request, now);
+            may(&[Release], api || own)
+                | may(&[Expire], system && due)
+                | may(&[RemindExpiry], system && remind)
         }
         Status::PendingDeprovisioning => {
-            if api || (roles.has(Role::Admin) && !own) {
-                may.push(ConfirmRemoval);
-            }
+            may(&[ConfirmRemoval], api || (roles.has(Role::Admin) && !own))
         }
-        Status::Denied => {
-            if roles.has(Role::Denier) && request.denial_feedback.is_none() {
-                may.push(SendFeedback);
-            }
-        }
-        Status::Canceled | Status::Expired => {}
-    }
-    if system && request.status.is_pending() && !request.stage_reminded {
-        may.push(RemindAssignees);
-    }
-    may.into_iter().collect()
+        Status::Denied => may(
+            &[SendFeedback],
+            roles.has(Role::Denier) && request.denial_feedback.is_none(),
+        ),
+        Status::Canceled | Status::Expired => Actions::NONE,
+    };
+    let waiting = request.status.is_pending() && !request.stage_reminded;
+    by_status | may(&[RemindAssignees], system && waiting)
 }
 
 /// The requester hears a day before their access ends, or with a tenth of a shorter length
