@@ -1,57 +1,16 @@
 //! Helpers for the end-to-end stories of conversations, Slack requests, the App Home, expiry
-//! and cancel: a macro that runs each story on SQLite and PostgreSQL, the people of a story,
-//! and waits on what the fake Slack holds (never sleeps).
+//! and cancel: the people of a story, and waits on what the fake Slack holds (never sleeps).
 #![allow(dead_code)]
 
-use std::future::Future;
 use std::sync::Arc;
 
 use accessbot::clock::ManualClock;
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{json, Value};
 
-use super::db::{Backend, TestDb};
 use super::fake_slack::{FakeSlack, DEFAULT_WAIT};
 use super::signer::ButtonClick;
 use super::test_app::TestApp;
-
-/// Runs each story `async fn $name(db_url: String)` on both backends, as the tests
-/// `$name::sqlite` and `$name::postgres` (the PostgreSQL one passes without doing anything
-/// when `TEST_DATABASE_URL` is unset). Attributes before a name (e.g. `#[ignore = "…"]`)
-/// go on both tests.
-#[macro_export]
-macro_rules! e2e_on_both {
-    ($($(#[$meta:meta])* $name:ident),* $(,)?) => {$(
-        mod $name {
-            use $crate::support::db::Backend;
-            use $crate::support::flow::run_story;
-
-            $(#[$meta])*
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn sqlite() {
-                run_story(Backend::Sqlite, super::$name).await;
-            }
-
-            $(#[$meta])*
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn postgres() {
-                run_story(Backend::Postgres, super::$name).await;
-            }
-        }
-    )*};
-}
-
-/// Runs `story` with the URL of a fresh database of `backend`, dropped afterwards.
-pub async fn run_story<F, Fut>(backend: Backend, story: F)
-where
-    F: FnOnce(String) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let Some(db) = TestDb::new(backend).await else {
-        return;
-    };
-    story(db.url().to_string()).await;
-}
 
 /// The requester of the stories.
 pub const REQUESTER: &str = "UREQ0001";
