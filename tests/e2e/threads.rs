@@ -5,8 +5,8 @@ use serde_json::json;
 
 use crate::support::fake_slack::{Fault, BOT_ID};
 use crate::support::flow::{
-    catalog, drain, event_kinds, figma, file, settle, start, thread_of, wait_card, wait_for_state,
-    wait_reply, Card, ADMIN, ADMIN_CHANNEL, APPROVER, REQUESTER,
+    catalog, event_kinds, figma, file, settle, start, start_stepped, thread_of, wait_card,
+    wait_for_state, wait_reply, Card, ADMIN, ADMIN_CHANNEL, APPROVER, REQUESTER,
 };
 use crate::support::signer::{bot_message_event, event_callback, user_message_event};
 use crate::support::story::story;
@@ -324,13 +324,14 @@ story! {
     /// Slack rate-limits chat.postMessage for 2 s). A reply written in between is relayed to the
     /// card's thread *and* summed up in its "Conversation so far:": the admin reads it twice.
     async fn a_card_posted_while_someone_writes_gets_each_message_once(db_url: String) {
-        let app = start(&db_url).await;
+        let app = start_stepped(&db_url).await;
         let slack = app.slack.clone();
+        let t = app.now();
         catalog(&app, "figma", figma(true, false)).await;
         let id = file(&app, "figma", "unlimited").await;
+        app.step(t).await;
         let receipt = wait_card(&slack, REQUESTER, "cancel_request", id).await;
         let approval = wait_card(&slack, APPROVER, "approve", id).await;
-        settle(&app).await;
 
         slack.fail_next(
             "chat.postMessage",
@@ -346,12 +347,16 @@ story! {
             &approval.ts,
         )
         .await;
+        app.step(t).await;
         slack
             .wait_for_call("chat.postMessage", |c| c.status == 429)
             .await
             .expect("the provisioning card is rate-limited");
         app.reply_in_thread(REQUESTER, &receipt.channel, &receipt.ts, "any news?")
             .await;
+        // Past the Retry-After, then past the backoff of anything that had to wait for the card.
+        app.step(t + chrono::Duration::seconds(2)).await;
+        app.step(t + chrono::Duration::minutes(1)).await;
 
         let admin_card = wait_card(&slack, ADMIN, "confirm_provisioning", id).await;
         let said = format!("<@{REQUESTER}>: any news?");
@@ -360,7 +365,6 @@ story! {
             !admin_card.replies(s).is_empty()
         })
         .await;
-        drain(&app).await;
         let heard = admin_card
             .replies(&slack)
             .iter()

@@ -34,6 +34,14 @@ pub async fn start(db_url: &str) -> TestApp {
     TestApp::spawn(db_url, &slack).await
 }
 
+/// A fake Slack and the app on `db_url`, on a manual clock at the present and without
+/// background loops: nothing reaches Slack until the story calls [`TestApp::step`].
+pub async fn start_stepped(db_url: &str) -> TestApp {
+    let slack = FakeSlack::start().await;
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    TestApp::spawn_stepped(db_url, &slack, clock, &[]).await
+}
+
 /// A fake Slack and the app on `db_url` with a manual clock at [`t0`] and `vars`.
 pub async fn start_at_t0(db_url: &str, vars: &[(&str, &str)]) -> TestApp {
     let slack = FakeSlack::start().await;
@@ -228,39 +236,4 @@ pub async fn settle(app: &TestApp) {
         published(s) > before
     })
     .await;
-}
-
-/// The number of Slack calls the app has stored and not yet made (`/metrics`).
-pub async fn calls_waiting(app: &TestApp) -> u64 {
-    let (status, text) = app.get_text("/metrics").await;
-    assert_eq!(status, 200, "/metrics: {text}");
-    text.lines()
-        .find_map(|line| line.strip_prefix("accessbot_slack_calls_waiting "))
-        .and_then(|n| n.trim().parse::<f64>().ok())
-        .map(|n| n as u64)
-        .unwrap_or_else(|| panic!("no accessbot_slack_calls_waiting in {text}"))
-}
-
-/// Returns once the app has made every Slack call it stored, postponed ones included
-/// (e.g. a relay waiting for its card). Between two looks it waits for the fake to receive
-/// a call, at most a short while, so it never spins.
-pub async fn drain(app: &TestApp) {
-    let deadline = std::time::Instant::now() + DEFAULT_WAIT;
-    loop {
-        if calls_waiting(app).await == 0 {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the app still has Slack calls waiting after {DEFAULT_WAIT:?}"
-        );
-        let seen = app.slack.calls().len();
-        let _ = app
-            .slack
-            .wait_for(
-                |calls| calls.len() > seen,
-                std::time::Duration::from_millis(100),
-            )
-            .await;
-    }
 }
