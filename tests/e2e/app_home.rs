@@ -5,10 +5,10 @@ use serde_json::Value;
 
 use crate::support::fake_slack::FakeSlack;
 use crate::support::flow::{
-    catalog, figma, file, has_button, start, status_of, wait_card, wait_for_state, ADMIN, APPROVER,
-    REQUESTER,
+    asking_for, catalog, figma, has_button, start, status_of, wait_card, wait_for_state, ADMIN,
+    APPROVER, REQUESTER,
 };
-use crate::support::story::story;
+use crate::support::story::{file, number_of, story};
 
 /// How many times a Home was published for `user`.
 fn publishes(slack: &FakeSlack, user: &str) -> usize {
@@ -50,7 +50,7 @@ story! {
             .to_string()
             .contains("You have not requested anything yet"));
 
-        let id = file(&app, "figma", "unlimited").await;
+        let id = number_of(&file(&app, "figma", asking_for("unlimited")).await.1);
         // The requester had opened the Home: it is republished with the new request.
         wait_for_state(&slack, "the requester's Home to show the request", |s| {
             s.home_of(REQUESTER)
@@ -117,7 +117,7 @@ story! {
         catalog(&app, "figma", figma(true, false)).await;
         const TASKS: usize = 30;
         for _ in 0..TASKS {
-            file(&app, "figma", "unlimited").await;
+            number_of(&file(&app, "figma", asking_for("unlimited")).await.1);
         }
         let tasks = open_home(&app, APPROVER).await;
         let blocks = tasks["blocks"].as_array().expect("blocks");

@@ -6,10 +6,10 @@ use serde_json::json;
 
 use crate::support::fake_slack::FakeSlack;
 use crate::support::flow::{
-    catalog, event_kinds, figma, file, start, status_of, wait_card, wait_for_state, Card, ADMIN,
+    asking_for, catalog, event_kinds, figma, start, status_of, wait_card, wait_for_state, ADMIN,
     ADMIN_CHANNEL, APPROVER, REQUESTER, STRANGER,
 };
-use crate::support::story::story;
+use crate::support::story::{file, number_of, story, Card};
 use crate::support::test_app::TestApp;
 
 /// Waits until every card in `cards` shows `text` and has no buttons left.
@@ -18,7 +18,7 @@ async fn wait_settled(slack: &FakeSlack, cards: &[&Card], text: &str) {
         wait_for_state(
             slack,
             &format!("{card:?} to show {text:?} without buttons"),
-            |s| !card.has_buttons(s) && card.text(s).contains(text),
+            |s| !card.has_buttons(s) && card.text_now(s).contains(text),
         )
         .await;
     }
@@ -39,7 +39,7 @@ async fn wait_ephemeral(slack: &FakeSlack, user: &str) -> String {
 /// A Figma request with an approver: its receipt and approval card.
 async fn pending(app: &TestApp) -> (i64, Card, Card) {
     catalog(app, "figma", figma(true, true)).await;
-    let id = file(app, "figma", "unlimited").await;
+    let id = number_of(&file(app, "figma", asking_for("unlimited")).await.1);
     let receipt = wait_card(&app.slack, REQUESTER, "cancel_request", id).await;
     let approval = wait_card(&app.slack, APPROVER, "approve", id).await;
     (id, receipt, approval)

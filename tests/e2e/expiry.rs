@@ -5,10 +5,10 @@
 use chrono::Duration;
 
 use crate::support::flow::{
-    catalog, dms_containing, event_kinds, figma, file, start_at_t0, status_of, t0, wait_card,
+    asking_for, catalog, dms_containing, event_kinds, figma, start_at_t0, status_of, t0, wait_card,
     wait_dm_containing, wait_for_state, ADMIN, ADMIN_CHANNEL, APPROVER, REQUESTER,
 };
-use crate::support::story::story;
+use crate::support::story::{file, number_of, story};
 
 const SOON: &str = "⏰ Your access to *Figma* ends";
 const ENDED: &str = "⌛ Your access to *Figma* has ended";
@@ -18,7 +18,7 @@ story! {
         let app = start_at_t0(&db_url, &[("ACCESSBOT_SCHEDULER_INTERVAL", "50ms")]).await;
         let slack = app.slack.clone();
         catalog(&app, "figma", figma(false, true)).await;
-        let id = file(&app, "figma", "10s").await;
+        let id = number_of(&file(&app, "figma", asking_for("10s")).await.1);
         let receipt = wait_card(&slack, REQUESTER, "cancel_request", id).await;
         let admin_card = wait_card(&slack, ADMIN, "confirm_provisioning", id).await;
         let channel_card = wait_card(&slack, ADMIN_CHANNEL, "confirm_provisioning", id).await;
@@ -50,12 +50,12 @@ story! {
         let removal = wait_card(&slack, ADMIN, "confirm_removal", id).await;
         wait_dm_containing(&slack, REQUESTER, ENDED).await;
         assert_eq!(status_of(&app, id).await, "pending_deprovisioning");
-        let removal_text = removal.text(&slack);
+        let removal_text = removal.text_now(&slack);
         assert!(removal_text.contains("Confirm Removal"), "{removal_text}");
         // Time goes on; the scheduler keeps ticking but says nothing more.
         app.advance(Duration::seconds(30));
         wait_for_state(&slack, "the receipt to show the end", |_| {
-            receipt.text(&slack).contains("Access ended")
+            receipt.text_now(&slack).contains("Access ended")
         })
         .await;
 
@@ -78,9 +78,10 @@ story! {
             removal.clone(),
         ];
         for card in &in_channel {
-            cards.push(crate::support::flow::Card {
+            cards.push(crate::support::story::Card {
                 channel: ADMIN_CHANNEL.to_string(),
                 ts: card["ts"].as_str().unwrap().to_string(),
+                message: card.clone(),
             });
         }
         let confirmed = format!("removal confirmed by <@{ADMIN}>");
@@ -88,7 +89,7 @@ story! {
             wait_for_state(
                 &slack,
                 &format!("{card:?} to show the confirmed removal"),
-                |s| !card.has_buttons(s) && card.text(s).contains(&confirmed),
+                |s| !card.has_buttons(s) && card.text_now(s).contains(&confirmed),
             )
             .await;
         }
@@ -125,7 +126,7 @@ story! {
         let mut linear = figma(true, false);
         linear["name"] = "Linear".into();
         catalog(&app, "linear", linear).await;
-        let figma_id = file(&app, "figma", "unlimited").await;
+        let figma_id = number_of(&file(&app, "figma", asking_for("unlimited")).await.1);
         wait_card(&slack, APPROVER, "approve", figma_id).await;
 
         app.advance(Duration::minutes(61));
@@ -133,7 +134,7 @@ story! {
         wait_dm_containing(&slack, APPROVER, figma_nudge).await;
 
         // A second request, reminded an hour later: the first one was not reminded again.
-        let linear_id = file(&app, "linear", "unlimited").await;
+        let linear_id = number_of(&file(&app, "linear", asking_for("unlimited")).await.1);
         wait_card(&slack, APPROVER, "approve", linear_id).await;
         app.advance(Duration::minutes(61));
         wait_dm_containing(

@@ -5,12 +5,12 @@ use serde_json::{json, Value};
 
 use crate::support::fake_slack::FakeSlack;
 use crate::support::flow::{
-    catalog, figma, file, wait_card, wait_for_state, APPROVER, REQUESTER, STRANGER,
+    asking_for, catalog, figma, wait_card, wait_for_state, APPROVER, REQUESTER, STRANGER,
 };
 use crate::support::signer::{
     self, multi_selected_value, selected_value, text_value, user_value, ButtonClick,
 };
-use crate::support::story::story;
+use crate::support::story::{file, number_of, story};
 use crate::support::test_app::TestApp;
 
 const CHANNEL: &str = "CGENERAL1";
@@ -175,7 +175,7 @@ story! {
         // As the API would: a receipt for the requester, a card for the approver.
         wait_card(&app.slack, REQUESTER, "cancel_request", id).await;
         let card = wait_card(&app.slack, APPROVER, "approve", id).await;
-        let text = card.text(&app.slack);
+        let text = card.text_now(&app.slack);
         assert!(text.contains("for the &lt;launch&gt;"), "{text}");
         assert!(text.contains("Admin"), "{text}");
         app.stop().await;
@@ -273,8 +273,8 @@ story! {
         assert_eq!(empty["response_type"], "ephemeral", "{empty}");
         assert_eq!(empty["text"], "You have no open requests.");
 
-        let open = file(&app, "figma", "unlimited").await;
-        let canceled = file(&app, "github", "unlimited").await;
+        let open = number_of(&file(&app, "figma", asking_for("unlimited")).await.1);
+        let canceled = number_of(&file(&app, "github", asking_for("unlimited")).await.1);
         let (status, _) = app
             .api_post(&format!("/api/v1/requests/{canceled}/cancel"), json!({}))
             .await;

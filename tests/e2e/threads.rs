@@ -5,17 +5,17 @@ use serde_json::json;
 
 use crate::support::fake_slack::{Fault, BOT_ID};
 use crate::support::flow::{
-    catalog, event_kinds, figma, file, settle, start, start_stepped, thread_of, wait_card,
-    wait_for_state, wait_reply, Card, ADMIN, ADMIN_CHANNEL, APPROVER, REQUESTER,
+    asking_for, catalog, event_kinds, figma, settle, start, start_stepped, thread_of, wait_card,
+    wait_for_state, wait_reply, ADMIN, ADMIN_CHANNEL, APPROVER, REQUESTER,
 };
 use crate::support::signer::{bot_message_event, event_callback, user_message_event};
-use crate::support::story::story;
+use crate::support::story::{file, number_of, story, Card};
 use crate::support::test_app::TestApp;
 
 /// The requester's receipt and the approver's card of a new Figma request.
 async fn receipt_and_approval_card(app: &TestApp) -> (i64, Card, Card) {
     catalog(app, "figma", figma(true, true)).await;
-    let id = file(app, "figma", "unlimited").await;
+    let id = number_of(&file(app, "figma", asking_for("unlimited")).await.1);
     let receipt = wait_card(&app.slack, REQUESTER, "cancel_request", id).await;
     let approval = wait_card(&app.slack, APPROVER, "approve", id).await;
     settle(app).await;
@@ -328,7 +328,7 @@ story! {
         let slack = app.slack.clone();
         let t = app.now();
         catalog(&app, "figma", figma(true, false)).await;
-        let id = file(&app, "figma", "unlimited").await;
+        let id = number_of(&file(&app, "figma", asking_for("unlimited")).await.1);
         app.step(t).await;
         let receipt = wait_card(&slack, REQUESTER, "cancel_request", id).await;
         let approval = wait_card(&slack, APPROVER, "approve", id).await;

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use super::fake_slack::{FakeSlack, DEFAULT_WAIT};
 use super::signer::ButtonClick;
+use super::story::Card;
 use super::test_app::TestApp;
 
 /// The requester of the stories.
@@ -68,17 +69,14 @@ pub async fn catalog(app: &TestApp, slug: &str, entry: Value) {
     assert!(status.is_success(), "PUT app {slug}: {status} {body}");
 }
 
-/// Files a request by [`REQUESTER`] for themselves and returns its id.
-pub async fn file(app: &TestApp, slug: &str, access_length: &str) -> i64 {
-    let request = app
-        .file_request(json!({
-            "app": slug,
-            "target_user": REQUESTER,
-            "comment": "for the launch",
-            "access_length": access_length,
-        }))
-        .await;
-    request["id"].as_i64().expect("a request id")
+/// What [`file`](super::story::file) adds to file a request by [`REQUESTER`] for themselves
+/// for `access_length`.
+pub fn asking_for(access_length: &str) -> Value {
+    json!({
+        "target_user": REQUESTER,
+        "comment": "for the launch",
+        "access_length": access_length,
+    })
 }
 
 /// The status of request `id` through the API.
@@ -130,43 +128,7 @@ pub async fn wait_card(slack: &FakeSlack, channel: &str, action_id: &str, id: i6
     Card {
         channel: resolve(channel),
         ts: card["ts"].as_str().expect("ts").to_string(),
-    }
-}
-
-/// A posted message: its conversation and ts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Card {
-    pub channel: String,
-    pub ts: String,
-}
-
-impl Card {
-    /// The message as the fake holds it now.
-    pub fn now(&self, slack: &FakeSlack) -> Value {
-        slack
-            .message(&self.channel, &self.ts)
-            .unwrap_or_else(|| panic!("no message {self:?}"))
-    }
-
-    /// The texts of the replies in its thread, oldest first.
-    pub fn replies(&self, slack: &FakeSlack) -> Vec<String> {
-        slack
-            .thread_replies(&self.channel, &self.ts)
-            .iter()
-            .map(|m| m["text"].as_str().unwrap_or_default().to_string())
-            .collect()
-    }
-
-    /// Whether the message has any actions block left.
-    pub fn has_buttons(&self, slack: &FakeSlack) -> bool {
-        self.now(slack)["blocks"]
-            .as_array()
-            .is_some_and(|blocks| blocks.iter().any(|b| b["type"] == "actions"))
-    }
-
-    /// All the text of the message (fallback and blocks) as one string.
-    pub fn text(&self, slack: &FakeSlack) -> String {
-        self.now(slack).to_string()
+        message: card,
     }
 }
 

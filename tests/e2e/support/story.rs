@@ -7,10 +7,12 @@
 //!     async fn approval_posts_provisioning_cards(app: &TestApp) { … }
 //! }
 //! story! {
-//!     /// Stories that start (and stop) apps themselves get the database and the fake.
+//!     /// Stories that start (and stop) apps themselves get the database and the fake;
+//!     /// `env.spawn_stepped()` gives an app that does background work only on `step(now)`.
 //!     async fn waiting_calls_survive_a_restart(env: StoryEnv) { … }
 //! }
 //! ```
+//! A story may also take `db_url: String` or, for the store contract, `store: Arc<dyn Store>`.
 //! Each becomes the tests `name::sqlite` and `name::postgres`; PostgreSQL is skipped when
 //! `TEST_DATABASE_URL` is unset.
 #![allow(dead_code)]
@@ -221,6 +223,13 @@ pub async fn file(app: &TestApp, slug: &str, extra: Value) -> (String, Value) {
     (id_of(&request), request)
 }
 
+/// A request's id as a number (the API answers it as one).
+pub fn number_of(request: &Value) -> i64 {
+    request["id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("request without a numeric id: {request}"))
+}
+
 /// A request's id as the API paths want it.
 pub fn id_of(request: &Value) -> String {
     match &request["id"] {
@@ -329,7 +338,7 @@ where
 // ---------------------------------------------------------------------------------------------
 // Cards as the fake Slack holds them.
 
-/// A card the bot posted: where it is and what it shows now.
+/// A card the bot posted: where it is, and what it showed when it was found.
 #[derive(Debug, Clone)]
 pub struct Card {
     pub channel: String,
@@ -360,6 +369,32 @@ impl Card {
 
     pub fn has_actions(&self) -> bool {
         has_actions(&self.message)
+    }
+
+    /// The message as the fake holds it now.
+    pub fn now(&self, slack: &FakeSlack) -> Value {
+        slack
+            .message(&self.channel, &self.ts)
+            .unwrap_or_else(|| panic!("no message {} {}", self.channel, self.ts))
+    }
+
+    /// The texts of the replies in its thread, oldest first.
+    pub fn replies(&self, slack: &FakeSlack) -> Vec<String> {
+        slack
+            .thread_replies(&self.channel, &self.ts)
+            .iter()
+            .map(|m| m["text"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    /// Whether the message as the fake holds it now has any actions block left.
+    pub fn has_buttons(&self, slack: &FakeSlack) -> bool {
+        has_actions(&self.now(slack))
+    }
+
+    /// The whole message as the fake holds it now (fallback and blocks), as one string.
+    pub fn text_now(&self, slack: &FakeSlack) -> String {
+        self.now(slack).to_string()
     }
 }
 
