@@ -6,7 +6,7 @@
 //! against the full fake Slack with Slack's rate tiers enforced.
 #![allow(dead_code)]
 
-#[path = "../tests/e2e/support/fake_slack.rs"]
+#[path = "../tests/e2e/support/fake_slack/mod.rs"]
 mod fake_slack;
 #[path = "../tests/e2e/support/signer.rs"]
 mod signer;

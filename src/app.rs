@@ -14,7 +14,7 @@ use crate::foreground::Foreground;
 use crate::http::{self, AppState, SlackState};
 use crate::metrics::Metrics;
 use crate::scheduler::Scheduler;
-use crate::service::Service;
+use crate::service::{Service, ServiceError};
 use crate::slack::client::SlackApi;
 use crate::store::{self, StoreError};
 use crate::worker::Worker;
@@ -36,9 +36,48 @@ pub enum StartupError {
 pub struct App {
     listener: TcpListener,
     state: AppState,
-    worker: Worker,
+    /// `None` once a [`Stepper`] drives the timed work instead of `run`'s background loops.
+    worker: Option<Worker>,
     scheduler: Arc<Scheduler>,
     scheduler_interval: Duration,
+}
+
+/// Drives the scheduler and the delivery worker of an [`App`] that runs without its
+/// background loops, one step at a time, so a simulation knows when timed work is over.
+pub struct Stepper {
+    scheduler: Arc<Scheduler>,
+    worker: Worker,
+    /// Never set: a step stops when nothing is due, not on shutdown.
+    stop: watch::Receiver<bool>,
+    _stop: watch::Sender<bool>,
+}
+
+/// What one [`Stepper::step`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stepped {
+    /// Requests the scheduler changed.
+    pub changed: usize,
+    /// Deliveries attempted (made, postponed or failed).
+    pub attempted: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error("scheduled work failed: {0}")]
+    Scheduler(#[from] ServiceError),
+    #[error("delivering Slack calls failed: {0}")]
+    Delivery(#[from] StoreError),
+}
+
+impl Stepper {
+    /// Does everything due at the clock's now: the scheduler's work once, then every due
+    /// Slack call (and the calls those make due, such as card updates) until none is due.
+    /// Calls postponed past now wait for a later step.
+    pub async fn step(&self) -> Result<Stepped, StepError> {
+        let changed = self.scheduler.run_once().await?;
+        let attempted = self.worker.deliver_due(&self.stop).await?;
+        Ok(Stepped { changed, attempted })
+    }
 }
 
 impl App {
@@ -95,9 +134,22 @@ impl App {
         Ok(App {
             listener,
             state,
-            worker,
+            worker: Some(worker),
             scheduler,
             scheduler_interval: config.scheduler_interval,
+        })
+    }
+
+    /// Hands the scheduler and the delivery worker to the caller: `run` then serves without
+    /// its background loops, and nothing timed happens until [`Stepper::step`].
+    pub fn stepper(&mut self) -> Option<Stepper> {
+        let worker = self.worker.take()?;
+        let (stop_tx, stop) = watch::channel(false);
+        Some(Stepper {
+            scheduler: self.scheduler.clone(),
+            worker,
+            stop,
+            _stop: stop_tx,
         })
     }
 
@@ -114,15 +166,20 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let worker = run_aside(
-            "accessbot-worker",
-            self.worker.run(
-                self.state.deliveries_waiting.clone(),
-                self.scheduler_interval,
-                stop_rx.clone(),
-            ),
-        )?;
-        let scheduler = tokio::spawn(self.scheduler.run(self.scheduler_interval, stop_rx));
+        let background = match self.worker {
+            Some(worker) => Some((
+                run_aside(
+                    "accessbot-worker",
+                    worker.run(
+                        self.state.deliveries_waiting.clone(),
+                        self.scheduler_interval,
+                        stop_rx.clone(),
+                    ),
+                )?,
+                tokio::spawn(self.scheduler.run(self.scheduler_interval, stop_rx)),
+            )),
+            None => None,
+        };
         let router = http::router(self.state);
         tracing::info!(addr = %self.listener.local_addr()?, "accessbot is listening");
         let served = axum::serve(self.listener, router)
@@ -132,9 +189,11 @@ impl App {
             })
             .await;
         let _ = stop_tx.send(true);
-        let _ = scheduler.await;
-        if tokio::time::timeout(DRAIN_TIMEOUT, worker).await.is_err() {
-            tracing::warn!("the delivery worker did not stop in time; its claims will expire");
+        if let Some((worker, scheduler)) = background {
+            let _ = scheduler.await;
+            if tokio::time::timeout(DRAIN_TIMEOUT, worker).await.is_err() {
+                tracing::warn!("the delivery worker did not stop in time; its claims will expire");
+            }
         }
         served
     }

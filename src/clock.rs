@@ -27,6 +27,14 @@ impl ManualClock {
         ManualClock(Mutex::new(start))
     }
 
+    /// Moves the clock to `at` (backwards too).
+    pub fn set(&self, at: DateTime<Utc>) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = at;
+    }
+
     pub fn advance(&self, by: Duration) {
         let mut now = self
             .0

@@ -148,7 +148,9 @@ story! {
 }
 
 story! {
-    async fn idempotency_key_returns_the_same_request_once(app: &TestApp) {
+    async fn idempotency_key_returns_the_same_request_once(env: StoryEnv) {
+        let stepped = env.spawn_stepped().await;
+        let app = &stepped;
         let slack = &app.slack;
         put_app(app, "github", github()).await;
         let body = json!({"app": "github", "target_user": REQUESTER, "comment": "once"});
@@ -169,12 +171,13 @@ story! {
         assert_eq!(status, StatusCode::CREATED);
         assert_ne!(other["id"], first["id"]);
 
+        app.settle().await;
         card_of(slack, APPROVER).await;
-        wait_until_idle(app).await;
         assert_eq!(cards_posted_to(slack, REQUESTER), 2, "one receipt per request");
         assert_eq!(cards_posted_to(slack, APPROVER), 2, "one card per request");
         let (_, list) = app.api_get("/api/v1/requests").await;
         assert_eq!(list["requests"].as_array().unwrap().len(), 2);
+        stepped.stop().await;
     }
 }
 

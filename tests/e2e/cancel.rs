@@ -6,17 +6,11 @@ use serde_json::json;
 
 use crate::support::fake_slack::FakeSlack;
 use crate::support::flow::{
-    catalog, event_kinds, figma, file, start, status_of, wait_card, wait_for_state, Card, ADMIN,
+    asking_for, catalog, event_kinds, figma, start, status_of, wait_card, wait_for_state, ADMIN,
     ADMIN_CHANNEL, APPROVER, REQUESTER, STRANGER,
 };
+use crate::support::story::{file, number_of, story, Card};
 use crate::support::test_app::TestApp;
-
-crate::e2e_on_both!(
-    the_requester_cancels_from_the_receipt,
-    nobody_else_may_cancel_the_requesters_request,
-    a_cancel_through_the_api_updates_every_card,
-    a_decided_request_cannot_be_canceled,
-);
 
 /// Waits until every card in `cards` shows `text` and has no buttons left.
 async fn wait_settled(slack: &FakeSlack, cards: &[&Card], text: &str) {
@@ -24,7 +18,7 @@ async fn wait_settled(slack: &FakeSlack, cards: &[&Card], text: &str) {
         wait_for_state(
             slack,
             &format!("{card:?} to show {text:?} without buttons"),
-            |s| !card.has_buttons(s) && card.text(s).contains(text),
+            |s| !card.has_buttons(s) && card.text_now(s).contains(text),
         )
         .await;
     }
@@ -45,60 +39,19 @@ async fn wait_ephemeral(slack: &FakeSlack, user: &str) -> String {
 /// A Figma request with an approver: its receipt and approval card.
 async fn pending(app: &TestApp) -> (i64, Card, Card) {
     catalog(app, "figma", figma(true, true)).await;
-    let id = file(app, "figma", "unlimited").await;
+    let id = number_of(&file(app, "figma", asking_for("unlimited")).await.1);
     let receipt = wait_card(&app.slack, REQUESTER, "cancel_request", id).await;
     let approval = wait_card(&app.slack, APPROVER, "approve", id).await;
     (id, receipt, approval)
 }
 
-async fn the_requester_cancels_from_the_receipt(db_url: String) {
-    let app = start(&db_url).await;
-    let (id, receipt, approval) = pending(&app).await;
-    let (status, body) = app
-        .click(
-            REQUESTER,
-            "cancel_request",
-            &id.to_string(),
-            &receipt.channel,
-            &receipt.ts,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let request = app.request(&id.to_string()).await;
-    assert_eq!(request["status"], "canceled");
-    assert_eq!(request["decided_by"], REQUESTER);
-    wait_settled(
-        &app.slack,
-        &[&receipt, &approval],
-        "Canceled by the requester",
-    )
-    .await;
-    let kinds = event_kinds(&app, id).await;
-    assert_eq!(
-        kinds.last().map(String::as_str),
-        Some("canceled"),
-        "{kinds:?}"
-    );
-    // A second click (a stale copy of the receipt) changes nothing.
-    app.click(
-        REQUESTER,
-        "cancel_request",
-        &id.to_string(),
-        &receipt.channel,
-        &receipt.ts,
-    )
-    .await;
-    assert_eq!(status_of(&app, id).await, "canceled");
-    app.stop().await;
-}
-
-async fn nobody_else_may_cancel_the_requesters_request(db_url: String) {
-    let app = start(&db_url).await;
-    let (id, receipt, approval) = pending(&app).await;
-    for someone in [STRANGER, APPROVER] {
+story! {
+    async fn the_requester_cancels_from_the_receipt(db_url: String) {
+        let app = start(&db_url).await;
+        let (id, receipt, approval) = pending(&app).await;
         let (status, body) = app
             .click(
-                someone,
+                REQUESTER,
                 "cancel_request",
                 &id.to_string(),
                 &receipt.channel,
@@ -106,78 +59,23 @@ async fn nobody_else_may_cancel_the_requesters_request(db_url: String) {
             )
             .await;
         assert_eq!(status, 200, "{body}");
-        let said = wait_ephemeral(&app.slack, someone).await;
-        assert!(said.contains("requester"), "{someone} is told why: {said}");
-        assert_eq!(status_of(&app, id).await, "pending_approval");
-    }
-    assert!(approval.has_buttons(&app.slack));
-    assert!(receipt.has_buttons(&app.slack));
-    assert!(!event_kinds(&app, id)
-        .await
-        .contains(&"canceled".to_string()));
-    app.stop().await;
-}
-
-async fn a_cancel_through_the_api_updates_every_card(db_url: String) {
-    let app = start(&db_url).await;
-    let (id, receipt, approval) = pending(&app).await;
-    app.click(
-        APPROVER,
-        "approve",
-        &id.to_string(),
-        &approval.channel,
-        &approval.ts,
-    )
-    .await;
-    let admin_card = wait_card(&app.slack, ADMIN, "confirm_provisioning", id).await;
-    let channel_card = wait_card(&app.slack, ADMIN_CHANNEL, "confirm_provisioning", id).await;
-
-    let (status, body) = app
-        .api_post(&format!("/api/v1/requests/{id}/cancel"), json!({}))
+        let request = app.request(&id.to_string()).await;
+        assert_eq!(request["status"], "canceled");
+        assert_eq!(request["decided_by"], REQUESTER);
+        wait_settled(
+            &app.slack,
+            &[&receipt, &approval],
+            "Canceled by the requester",
+        )
         .await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["status"], "canceled");
-    assert_eq!(body["id"], id);
-    wait_settled(
-        &app.slack,
-        &[&receipt, &approval, &admin_card, &channel_card],
-        "Canceled",
-    )
-    .await;
-
-    let (status, body) = app
-        .api_post(&format!("/api/v1/requests/{id}/cancel"), json!({}))
-        .await;
-    assert_eq!(status, 409, "{body}");
-    assert!(body["error"].is_string(), "{body}");
-    let (status, _) = app
-        .api_post("/api/v1/requests/999999/cancel", json!({}))
-        .await;
-    assert_eq!(status, 404);
-    app.stop().await;
-}
-
-async fn a_decided_request_cannot_be_canceled(db_url: String) {
-    let app = start(&db_url).await;
-    let (id, receipt, approval) = pending(&app).await;
-    app.click(
-        APPROVER,
-        "deny",
-        &id.to_string(),
-        &approval.channel,
-        &approval.ts,
-    )
-    .await;
-    assert_eq!(status_of(&app, id).await, "denied");
-    wait_settled(&app.slack, &[&receipt], "Denied by").await;
-
-    let (status, body) = app
-        .api_post(&format!("/api/v1/requests/{id}/cancel"), json!({}))
-        .await;
-    assert_eq!(status, 409, "{body}");
-    // The button of a stale copy of the receipt: refused, privately.
-    let (status, _) = app
-        .click(
+        let kinds = event_kinds(&app, id).await;
+        assert_eq!(
+            kinds.last().map(String::as_str),
+            Some("canceled"),
+            "{kinds:?}"
+        );
+        // A second click (a stale copy of the receipt) changes nothing.
+        app.click(
             REQUESTER,
             "cancel_request",
             &id.to_string(),
@@ -185,15 +83,119 @@ async fn a_decided_request_cannot_be_canceled(db_url: String) {
             &receipt.ts,
         )
         .await;
-    assert_eq!(status, 200);
-    let said = wait_ephemeral(&app.slack, REQUESTER).await;
-    assert!(!said.is_empty());
-    let ephemeral = &app.slack.ephemerals_for(REQUESTER)[0];
-    assert_eq!(
-        ephemeral["channel"],
-        receipt.channel.as_str(),
-        "{ephemeral}"
-    );
-    assert_eq!(status_of(&app, id).await, "denied");
-    app.stop().await;
+        assert_eq!(status_of(&app, id).await, "canceled");
+        app.stop().await;
+    }
+}
+
+story! {
+    async fn nobody_else_may_cancel_the_requesters_request(db_url: String) {
+        let app = start(&db_url).await;
+        let (id, receipt, approval) = pending(&app).await;
+        for someone in [STRANGER, APPROVER] {
+            let (status, body) = app
+                .click(
+                    someone,
+                    "cancel_request",
+                    &id.to_string(),
+                    &receipt.channel,
+                    &receipt.ts,
+                )
+                .await;
+            assert_eq!(status, 200, "{body}");
+            let said = wait_ephemeral(&app.slack, someone).await;
+            assert!(said.contains("requester"), "{someone} is told why: {said}");
+            assert_eq!(status_of(&app, id).await, "pending_approval");
+        }
+        assert!(approval.has_buttons(&app.slack));
+        assert!(receipt.has_buttons(&app.slack));
+        assert!(!event_kinds(&app, id)
+            .await
+            .contains(&"canceled".to_string()));
+        app.stop().await;
+    }
+}
+
+story! {
+    async fn a_cancel_through_the_api_updates_every_card(db_url: String) {
+        let app = start(&db_url).await;
+        let (id, receipt, approval) = pending(&app).await;
+        app.click(
+            APPROVER,
+            "approve",
+            &id.to_string(),
+            &approval.channel,
+            &approval.ts,
+        )
+        .await;
+        let admin_card = wait_card(&app.slack, ADMIN, "confirm_provisioning", id).await;
+        let channel_card = wait_card(&app.slack, ADMIN_CHANNEL, "confirm_provisioning", id).await;
+
+        let (status, body) = app
+            .api_post(&format!("/api/v1/requests/{id}/cancel"), json!({}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["status"], "canceled");
+        assert_eq!(body["id"], id);
+        wait_settled(
+            &app.slack,
+            &[&receipt, &approval, &admin_card, &channel_card],
+            "Canceled",
+        )
+        .await;
+
+        let (status, body) = app
+            .api_post(&format!("/api/v1/requests/{id}/cancel"), json!({}))
+            .await;
+        assert_eq!(status, 409, "{body}");
+        assert!(body["error"].is_string(), "{body}");
+        let (status, _) = app
+            .api_post("/api/v1/requests/999999/cancel", json!({}))
+            .await;
+        assert_eq!(status, 404);
+        app.stop().await;
+    }
+}
+
+story! {
+    async fn a_decided_request_cannot_be_canceled(db_url: String) {
+        let app = start(&db_url).await;
+        let (id, receipt, approval) = pending(&app).await;
+        app.click(
+            APPROVER,
+            "deny",
+            &id.to_string(),
+            &approval.channel,
+            &approval.ts,
+        )
+        .await;
+        assert_eq!(status_of(&app, id).await, "denied");
+        wait_settled(&app.slack, &[&receipt], "Denied by").await;
+
+        let (status, body) = app
+            .api_post(&format!("/api/v1/requests/{id}/cancel"), json!({}))
+            .await;
+        assert_eq!(status, 409, "{body}");
+        // The button of a stale copy of the receipt: refused, privately.
+        let (status, _) = app
+            .click(
+                REQUESTER,
+                "cancel_request",
+                &id.to_string(),
+                &receipt.channel,
+                &receipt.ts,
+            )
+            .await;
+        assert_eq!(status, 200);
+        let said = wait_ephemeral(&app.slack, REQUESTER).await;
+        assert!(!said.is_empty());
+        let ephemeral = &app.slack.ephemerals_for(REQUESTER)[0];
+        assert_eq!(
+            ephemeral["channel"],
+            receipt.channel.as_str(),
+            "{ephemeral}"
+        );
+        assert_eq!(status_of(&app, id).await, "denied");
+        app.stop().await;
+    }
 }

@@ -82,7 +82,9 @@ story! {
 }
 
 story! {
-    async fn permanent_slack_error_is_dead_lettered_and_retryable(app: &TestApp) {
+    async fn permanent_slack_error_is_dead_lettered_and_retryable(env: StoryEnv) {
+        let stepped = env.spawn_stepped().await;
+        let app = &stepped;
         let slack = &app.slack;
         let mut catalog = github_without_approvers();
         catalog["admins"] = json!([ADMIN1]);
@@ -90,6 +92,7 @@ story! {
         put_app(app, "github", catalog).await;
         slack.fail_next("chat.postMessage", Fault::SlackError("channel_not_found".into()));
         let (id, _) = file(app, "github", json!({})).await;
+        app.settle().await;
 
         let refused = slack
             .wait_for_call("chat.postMessage", |c| c.error() == Some("channel_not_found"))
@@ -122,8 +125,8 @@ story! {
             .api_post(&format!("/api/v1/deliveries/{}/retry", delivery["id"]), json!({}))
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
+        app.settle().await;
         card_of(slack, &lost).await;
-        wait_until_idle(app).await;
         assert!(failed_deliveries(app).await.is_empty());
         assert_eq!(metric(app, "accessbot_slack_calls_failed").await, 0.0);
         assert_eq!(cards_posted_to(slack, REQUESTER), 1);
@@ -135,11 +138,14 @@ story! {
         assert_eq!(status, StatusCode::NOT_FOUND, "only failed deliveries retry: {body}");
         let (status, _) = app.api_post("/api/v1/deliveries/abc/retry", json!({})).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
+        stepped.stop().await;
     }
 }
 
 story! {
-    async fn longest_inputs_stay_within_block_kit_limits(app: &TestApp) {
+    async fn longest_inputs_stay_within_block_kit_limits(env: StoryEnv) {
+        let stepped = env.spawn_stepped().await;
+        let app = &stepped;
         let slack = &app.slack;
         let admins: Vec<String> = (0..100).map(|i| format!("UADMIN{i:03}")).collect();
         let groups: Vec<String> = (0..100)
@@ -160,6 +166,7 @@ story! {
         .await;
         let comment = "<!channel> & ".repeat(770)[..10_000].to_string();
         let (id, _) = file(app, "huge", json!({"groups": groups, "comment": comment})).await;
+        app.settle().await;
 
         let cards = admins.len() + 2;
         slack
@@ -177,6 +184,7 @@ story! {
             .await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(app.request(&id).await["status"], "provisioned");
+        app.settle().await;
         slack
             .wait_for(
                 |calls| calls.iter().filter(|c| c.method == "chat.update").count() >= cards,
@@ -184,7 +192,6 @@ story! {
             )
             .await
             .unwrap_or_else(|timeout| panic!("{timeout}"));
-        wait_until_idle(app).await;
 
         for call in slack.calls() {
             assert!(call.ok(), "{} refused: {} for {}", call.method, call.response, call.body);
@@ -201,5 +208,6 @@ story! {
             assert!(!text.contains("<!channel>"), "unescaped comment for {recipient}");
             assert!(text.contains('…'), "the comment is cut for {recipient}");
         }
+        stepped.stop().await;
     }
 }

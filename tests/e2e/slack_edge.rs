@@ -165,7 +165,9 @@ story! {
 }
 
 story! {
-    async fn hostile_comment_is_escaped(app: &TestApp) {
+    async fn hostile_comment_is_escaped(env: StoryEnv) {
+        let stepped = env.spawn_stepped().await;
+        let app = &stepped;
         let slack = &app.slack;
         let hostile = "<!channel> <https://evil.example|click> & co";
         let escaped = "&lt;!channel&gt; &lt;https://evil.example|click&gt; &amp; co";
@@ -173,10 +175,13 @@ story! {
         let (id, request) = file(app, "github", json!({"comment": hostile})).await;
         assert_eq!(request["comment"], hostile, "stored as written");
 
+        app.settle().await;
         let approval = card_with_button(slack, APPROVER, "approve").await;
         app.click(APPROVER, "approve", &id, &approval.channel, &approval.ts).await;
+        app.settle().await;
         let mine = card_with_button(slack, ADMIN1, "deny").await;
         app.click(ADMIN1, "deny", &id, &mine.channel, &mine.ts).await;
+        app.settle().await;
         let mine = card_with_button(slack, ADMIN1, "send_feedback").await;
         app.click(ADMIN1, "send_feedback", &id, &mine.channel, &mine.ts).await;
         let modal = opened_modal(slack, 1).await;
@@ -188,9 +193,9 @@ story! {
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
+        app.settle().await;
         dm_containing(slack, REQUESTER, "feedback from").await;
         dm_containing(slack, REQUESTER, "denied").await;
-        wait_until_idle(app).await;
 
         for call in slack.calls() {
             let sent = call.body.to_string();
@@ -210,5 +215,6 @@ story! {
         let feedback = dm_containing(slack, REQUESTER, "feedback from").await;
         assert!(all_text(&feedback).contains(escaped), "{feedback}");
         assert_eq!(app.request(&id).await["denial_feedback"], hostile);
+        stepped.stop().await;
     }
 }

@@ -5,19 +5,13 @@ use serde_json::{json, Value};
 
 use crate::support::fake_slack::FakeSlack;
 use crate::support::flow::{
-    catalog, figma, file, wait_card, wait_for_state, APPROVER, REQUESTER, STRANGER,
+    asking_for, catalog, figma, wait_card, wait_for_state, APPROVER, REQUESTER, STRANGER,
 };
 use crate::support::signer::{
     self, multi_selected_value, selected_value, text_value, user_value, ButtonClick,
 };
+use crate::support::story::{file, number_of, story};
 use crate::support::test_app::TestApp;
-
-crate::e2e_on_both!(
-    slash_access_opens_the_catalog_and_files_the_request_like_the_api,
-    the_request_modal_can_be_for_someone_else,
-    a_bad_submission_is_answered_with_field_errors,
-    access_help_and_list_answer_privately,
-);
 
 const CHANNEL: &str = "CGENERAL1";
 
@@ -118,183 +112,191 @@ async fn requests_of(app: &TestApp, user: &str) -> Vec<Value> {
         .clone()
 }
 
-async fn slash_access_opens_the_catalog_and_files_the_request_like_the_api(db_url: String) {
-    let app = crate::support::flow::start(&db_url).await;
-    catalog(&app, "figma", figma(true, false)).await;
-    catalog(&app, "github", github()).await;
+story! {
+    async fn slash_access_opens_the_catalog_and_files_the_request_like_the_api(db_url: String) {
+        let app = crate::support::flow::start(&db_url).await;
+        catalog(&app, "figma", figma(true, false)).await;
+        catalog(&app, "github", github()).await;
 
-    let view_id = open_request_modal(&app, REQUESTER).await;
-    let modal = app.slack.view(&view_id).unwrap();
-    assert_eq!(modal["type"], "modal");
-    let mut apps = options_of(&modal, "app");
-    apps.sort();
-    assert_eq!(apps, ["figma", "github"]);
-    assert!(
-        !block_ids(&modal).contains(&"permission".to_string()),
-        "no permissions before an app is chosen: {modal}"
-    );
+        let view_id = open_request_modal(&app, REQUESTER).await;
+        let modal = app.slack.view(&view_id).unwrap();
+        assert_eq!(modal["type"], "modal");
+        let mut apps = options_of(&modal, "app");
+        apps.sort();
+        assert_eq!(apps, ["figma", "github"]);
+        assert!(
+            !block_ids(&modal).contains(&"permission".to_string()),
+            "no permissions before an app is chosen: {modal}"
+        );
 
-    let modal = choose_app(&app, REQUESTER, &view_id, "figma", "Figma").await;
-    assert_eq!(options_of(&modal, "permission"), ["Member", "Admin"]);
-    assert_eq!(options_of(&modal, "groups"), ["design", "eng"]);
-    for field in ["access_length", "comment"] {
-        assert!(block_ids(&modal).contains(&field.to_string()), "{modal}");
-    }
-    // Choosing another app shows that app's catalog instead.
-    let other = choose_app(&app, REQUESTER, &view_id, "github", "GitHub").await;
-    assert_eq!(options_of(&other, "permission"), ["Read", "Write"]);
-    let modal = choose_app(&app, REQUESTER, &view_id, "figma", "Figma").await;
+        let modal = choose_app(&app, REQUESTER, &view_id, "figma", "Figma").await;
+        assert_eq!(options_of(&modal, "permission"), ["Member", "Admin"]);
+        assert_eq!(options_of(&modal, "groups"), ["design", "eng"]);
+        for field in ["access_length", "comment"] {
+            assert!(block_ids(&modal).contains(&field.to_string()), "{modal}");
+        }
+        // Choosing another app shows that app's catalog instead.
+        let other = choose_app(&app, REQUESTER, &view_id, "github", "GitHub").await;
+        assert_eq!(options_of(&other, "permission"), ["Read", "Write"]);
+        let modal = choose_app(&app, REQUESTER, &view_id, "figma", "Figma").await;
 
-    let values = json!({
-        "app": {"app": selected_value("Figma", "figma")},
-        "permission": {"permission": selected_value("Admin", "Admin")},
-        "groups": {"groups": multi_selected_value(&[("design", "design")])},
-        "access_length": {"access_length": text_value(Some("7d"))},
-        "comment": {"comment": text_value(Some("for the <launch>"))},
-    });
-    let (status, body) = app.submit_view(REQUESTER, &view_id, values).await;
-    assert_eq!(status, 200);
-    assert!(
-        body.is_null() || body.get("response_action").is_none(),
-        "the modal closes: {body}"
-    );
-    let _ = modal;
-
-    let mine = requests_of(&app, REQUESTER).await;
-    assert_eq!(mine.len(), 1, "{mine:?}");
-    let request = &mine[0];
-    assert_eq!(request["app"], "figma");
-    assert_eq!(
-        request["target_user"], REQUESTER,
-        "defaults to the submitter"
-    );
-    assert_eq!(request["requester"], REQUESTER);
-    assert_eq!(request["permission"], "Admin");
-    assert_eq!(request["groups"], json!(["design"]));
-    assert_eq!(request["access_length"], "7d");
-    assert_eq!(request["comment"], "for the <launch>");
-    assert_eq!(request["status"], "pending_approval");
-    assert_eq!(request["approvers"], json!([APPROVER]));
-    let id = request["id"].as_i64().unwrap();
-
-    // As the API would: a receipt for the requester, a card for the approver.
-    wait_card(&app.slack, REQUESTER, "cancel_request", id).await;
-    let card = wait_card(&app.slack, APPROVER, "approve", id).await;
-    let text = card.text(&app.slack);
-    assert!(text.contains("for the &lt;launch&gt;"), "{text}");
-    assert!(text.contains("Admin"), "{text}");
-    app.stop().await;
-}
-
-async fn the_request_modal_can_be_for_someone_else(db_url: String) {
-    let app = crate::support::flow::start(&db_url).await;
-    catalog(&app, "github", github()).await;
-    let view_id = open_request_modal(&app, REQUESTER).await;
-    choose_app(&app, REQUESTER, &view_id, "github", "GitHub").await;
-    let values = json!({
-        "app": {"app": selected_value("GitHub", "github")},
-        "permission": {"permission": selected_value("Write", "Write")},
-        "groups": {"groups": multi_selected_value(&[])},
-        "access_length": {"access_length": text_value(None)},
-        "comment": {"comment": text_value(Some("new hire"))},
-        "target_user": {"target_user": user_value(STRANGER)},
-    });
-    let (status, body) = app.submit_view(REQUESTER, &view_id, values).await;
-    assert_eq!(status, 200);
-    assert!(body.is_null(), "{body}");
-    let mine = requests_of(&app, STRANGER).await;
-    assert_eq!(mine.len(), 1, "{mine:?}");
-    assert_eq!(mine[0]["target_user"], STRANGER);
-    assert_eq!(mine[0]["requester"], REQUESTER);
-    assert_eq!(mine[0]["access_length"], "unlimited");
-    // No approvers: straight to the app's admin.
-    assert_eq!(mine[0]["status"], "pending_provisioning");
-    let id = mine[0]["id"].as_i64().unwrap();
-    wait_card(&app.slack, "UADMGH01", "confirm_provisioning", id).await;
-    wait_card(&app.slack, REQUESTER, "cancel_request", id).await;
-    app.stop().await;
-}
-
-async fn a_bad_submission_is_answered_with_field_errors(db_url: String) {
-    let app = crate::support::flow::start(&db_url).await;
-    catalog(&app, "figma", figma(true, false)).await;
-    let view_id = open_request_modal(&app, REQUESTER).await;
-    choose_app(&app, REQUESTER, &view_id, "figma", "Figma").await;
-    let submit = |length: &str, permission: &str| {
-        json!({
+        let values = json!({
             "app": {"app": selected_value("Figma", "figma")},
-            "permission": {"permission": selected_value(permission, permission)},
-            "groups": {"groups": multi_selected_value(&[])},
-            "access_length": {"access_length": text_value(Some(length))},
-            "comment": {"comment": text_value(Some("please"))},
-        })
-    };
+            "permission": {"permission": selected_value("Admin", "Admin")},
+            "groups": {"groups": multi_selected_value(&[("design", "design")])},
+            "access_length": {"access_length": text_value(Some("7d"))},
+            "comment": {"comment": text_value(Some("for the <launch>"))},
+        });
+        let (status, body) = app.submit_view(REQUESTER, &view_id, values).await;
+        assert_eq!(status, 200);
+        assert!(
+            body.is_null() || body.get("response_action").is_none(),
+            "the modal closes: {body}"
+        );
+        let _ = modal;
 
-    let (status, body) = app
-        .submit_view(REQUESTER, &view_id, submit("forever", "Member"))
-        .await;
-    assert_eq!(status, 200);
-    assert_eq!(body["response_action"], "errors", "{body}");
-    let errors = body["errors"].as_object().expect("errors");
-    assert_eq!(
-        errors.keys().collect::<Vec<_>>(),
-        ["access_length"],
-        "{body}"
-    );
-    assert!(errors["access_length"]
-        .as_str()
-        .is_some_and(|m| !m.is_empty()));
+        let mine = requests_of(&app, REQUESTER).await;
+        assert_eq!(mine.len(), 1, "{mine:?}");
+        let request = &mine[0];
+        assert_eq!(request["app"], "figma");
+        assert_eq!(
+            request["target_user"], REQUESTER,
+            "defaults to the submitter"
+        );
+        assert_eq!(request["requester"], REQUESTER);
+        assert_eq!(request["permission"], "Admin");
+        assert_eq!(request["groups"], json!(["design"]));
+        assert_eq!(request["access_length"], "7d");
+        assert_eq!(request["comment"], "for the <launch>");
+        assert_eq!(request["status"], "pending_approval");
+        assert_eq!(request["approvers"], json!([APPROVER]));
+        let id = request["id"].as_i64().unwrap();
 
-    let (_, body) = app
-        .submit_view(REQUESTER, &view_id, submit("7d", "Owner"))
-        .await;
-    assert_eq!(body["response_action"], "errors", "{body}");
-    assert!(body["errors"].get("permission").is_some(), "{body}");
-
-    assert!(requests_of(&app, REQUESTER).await.is_empty());
-    assert!(app.slack.calls_to("chat.postMessage").is_empty());
-    app.stop().await;
+        // As the API would: a receipt for the requester, a card for the approver.
+        wait_card(&app.slack, REQUESTER, "cancel_request", id).await;
+        let card = wait_card(&app.slack, APPROVER, "approve", id).await;
+        let text = card.text_now(&app.slack);
+        assert!(text.contains("for the &lt;launch&gt;"), "{text}");
+        assert!(text.contains("Admin"), "{text}");
+        app.stop().await;
+    }
 }
 
-async fn access_help_and_list_answer_privately(db_url: String) {
-    let app = crate::support::flow::start(&db_url).await;
-    catalog(&app, "figma", figma(true, false)).await;
-    catalog(&app, "github", github()).await;
+story! {
+    async fn the_request_modal_can_be_for_someone_else(db_url: String) {
+        let app = crate::support::flow::start(&db_url).await;
+        catalog(&app, "github", github()).await;
+        let view_id = open_request_modal(&app, REQUESTER).await;
+        choose_app(&app, REQUESTER, &view_id, "github", "GitHub").await;
+        let values = json!({
+            "app": {"app": selected_value("GitHub", "github")},
+            "permission": {"permission": selected_value("Write", "Write")},
+            "groups": {"groups": multi_selected_value(&[])},
+            "access_length": {"access_length": text_value(None)},
+            "comment": {"comment": text_value(Some("new hire"))},
+            "target_user": {"target_user": user_value(STRANGER)},
+        });
+        let (status, body) = app.submit_view(REQUESTER, &view_id, values).await;
+        assert_eq!(status, 200);
+        assert!(body.is_null(), "{body}");
+        let mine = requests_of(&app, STRANGER).await;
+        assert_eq!(mine.len(), 1, "{mine:?}");
+        assert_eq!(mine[0]["target_user"], STRANGER);
+        assert_eq!(mine[0]["requester"], REQUESTER);
+        assert_eq!(mine[0]["access_length"], "unlimited");
+        // No approvers: straight to the app's admin.
+        assert_eq!(mine[0]["status"], "pending_provisioning");
+        let id = mine[0]["id"].as_i64().unwrap();
+        wait_card(&app.slack, "UADMGH01", "confirm_provisioning", id).await;
+        wait_card(&app.slack, REQUESTER, "cancel_request", id).await;
+        app.stop().await;
+    }
+}
 
-    let (status, help) = app.slash_access(REQUESTER, CHANNEL, "help").await;
-    assert_eq!(status, 200);
-    assert_eq!(help["response_type"], "ephemeral", "{help}");
-    let text = help["text"].as_str().unwrap();
-    assert!(text.contains("/access list"), "{text}");
-    assert!(text.contains("/access help"), "{text}");
+story! {
+    async fn a_bad_submission_is_answered_with_field_errors(db_url: String) {
+        let app = crate::support::flow::start(&db_url).await;
+        catalog(&app, "figma", figma(true, false)).await;
+        let view_id = open_request_modal(&app, REQUESTER).await;
+        choose_app(&app, REQUESTER, &view_id, "figma", "Figma").await;
+        let submit = |length: &str, permission: &str| {
+            json!({
+                "app": {"app": selected_value("Figma", "figma")},
+                "permission": {"permission": selected_value(permission, permission)},
+                "groups": {"groups": multi_selected_value(&[])},
+                "access_length": {"access_length": text_value(Some(length))},
+                "comment": {"comment": text_value(Some("please"))},
+            })
+        };
 
-    let (_, empty) = app.slash_access(REQUESTER, CHANNEL, "list").await;
-    assert_eq!(empty["response_type"], "ephemeral", "{empty}");
-    assert_eq!(empty["text"], "You have no open requests.");
+        let (status, body) = app
+            .submit_view(REQUESTER, &view_id, submit("forever", "Member"))
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(body["response_action"], "errors", "{body}");
+        let errors = body["errors"].as_object().expect("errors");
+        assert_eq!(
+            errors.keys().collect::<Vec<_>>(),
+            ["access_length"],
+            "{body}"
+        );
+        assert!(errors["access_length"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
 
-    let open = file(&app, "figma", "unlimited").await;
-    let canceled = file(&app, "github", "unlimited").await;
-    let (status, _) = app
-        .api_post(&format!("/api/v1/requests/{canceled}/cancel"), json!({}))
-        .await;
-    assert_eq!(status, 200);
-    // Someone else's request is not in the requester's list.
-    app.file_request(json!({"app": "figma", "target_user": STRANGER, "comment": "x"}))
-        .await;
+        let (_, body) = app
+            .submit_view(REQUESTER, &view_id, submit("7d", "Owner"))
+            .await;
+        assert_eq!(body["response_action"], "errors", "{body}");
+        assert!(body["errors"].get("permission").is_some(), "{body}");
 
-    let (_, list) = app.slash_access(REQUESTER, CHANNEL, "  LIST ").await;
-    assert_eq!(list["response_type"], "ephemeral", "{list}");
-    let text = list["text"].as_str().unwrap();
-    assert!(
-        text.contains(&format!(
-            "#{open} *Figma* — Member — pending approval by <@{APPROVER}>"
-        )),
-        "{text}"
-    );
-    assert!(!text.contains(&format!("#{canceled} ")), "{text}");
-    assert!(!text.contains("GitHub"), "{text}");
-    assert_eq!(text.lines().count(), 2, "a heading and one request: {text}");
-    // Nothing was opened for help or list.
-    assert!(app.slack.calls_to("views.open").is_empty());
-    app.stop().await;
+        assert!(requests_of(&app, REQUESTER).await.is_empty());
+        assert!(app.slack.calls_to("chat.postMessage").is_empty());
+        app.stop().await;
+    }
+}
+
+story! {
+    async fn access_help_and_list_answer_privately(db_url: String) {
+        let app = crate::support::flow::start(&db_url).await;
+        catalog(&app, "figma", figma(true, false)).await;
+        catalog(&app, "github", github()).await;
+
+        let (status, help) = app.slash_access(REQUESTER, CHANNEL, "help").await;
+        assert_eq!(status, 200);
+        assert_eq!(help["response_type"], "ephemeral", "{help}");
+        let text = help["text"].as_str().unwrap();
+        assert!(text.contains("/access list"), "{text}");
+        assert!(text.contains("/access help"), "{text}");
+
+        let (_, empty) = app.slash_access(REQUESTER, CHANNEL, "list").await;
+        assert_eq!(empty["response_type"], "ephemeral", "{empty}");
+        assert_eq!(empty["text"], "You have no open requests.");
+
+        let open = number_of(&file(&app, "figma", asking_for("unlimited")).await.1);
+        let canceled = number_of(&file(&app, "github", asking_for("unlimited")).await.1);
+        let (status, _) = app
+            .api_post(&format!("/api/v1/requests/{canceled}/cancel"), json!({}))
+            .await;
+        assert_eq!(status, 200);
+        // Someone else's request is not in the requester's list.
+        app.file_request(json!({"app": "figma", "target_user": STRANGER, "comment": "x"}))
+            .await;
+
+        let (_, list) = app.slash_access(REQUESTER, CHANNEL, "  LIST ").await;
+        assert_eq!(list["response_type"], "ephemeral", "{list}");
+        let text = list["text"].as_str().unwrap();
+        assert!(
+            text.contains(&format!(
+                "#{open} *Figma* — Member — pending approval by <@{APPROVER}>"
+            )),
+            "{text}"
+        );
+        assert!(!text.contains(&format!("#{canceled} ")), "{text}");
+        assert!(!text.contains("GitHub"), "{text}");
+        assert_eq!(text.lines().count(), 2, "a heading and one request: {text}");
+        // Nothing was opened for help or list.
+        assert!(app.slack.calls_to("views.open").is_empty());
+        app.stop().await;
+    }
 }

@@ -5,52 +5,341 @@ use serde_json::json;
 
 use crate::support::fake_slack::{Fault, BOT_ID};
 use crate::support::flow::{
-    catalog, drain, event_kinds, figma, file, settle, start, thread_of, wait_card, wait_for_state,
-    wait_reply, Card, ADMIN, ADMIN_CHANNEL, APPROVER, REQUESTER,
+    asking_for, catalog, event_kinds, figma, settle, start, start_stepped, thread_of, wait_card,
+    wait_for_state, wait_reply, ADMIN, ADMIN_CHANNEL, APPROVER, REQUESTER,
 };
 use crate::support::signer::{bot_message_event, event_callback, user_message_event};
+use crate::support::story::{file, number_of, story, Card};
 use crate::support::test_app::TestApp;
-
-crate::e2e_on_both!(
-    a_reply_in_any_thread_reaches_every_other_thread_of_the_request,
-    the_bot_ignores_its_own_messages_other_bots_and_edits,
-    a_retried_event_is_relayed_once,
-    replies_outside_request_threads_are_ignored,
-    a_card_posted_while_someone_writes_gets_each_message_once,
-);
 
 /// The requester's receipt and the approver's card of a new Figma request.
 async fn receipt_and_approval_card(app: &TestApp) -> (i64, Card, Card) {
     catalog(app, "figma", figma(true, true)).await;
-    let id = file(app, "figma", "unlimited").await;
+    let id = number_of(&file(app, "figma", asking_for("unlimited")).await.1);
     let receipt = wait_card(&app.slack, REQUESTER, "cancel_request", id).await;
     let approval = wait_card(&app.slack, APPROVER, "approve", id).await;
     settle(app).await;
     (id, receipt, approval)
 }
 
-async fn a_reply_in_any_thread_reaches_every_other_thread_of_the_request(db_url: String) {
-    let app = start(&db_url).await;
-    let slack = app.slack.clone();
-    let (id, receipt, approval) = receipt_and_approval_card(&app).await;
+story! {
+    async fn a_reply_in_any_thread_reaches_every_other_thread_of_the_request(db_url: String) {
+        let app = start(&db_url).await;
+        let slack = app.slack.clone();
+        let (id, receipt, approval) = receipt_and_approval_card(&app).await;
 
-    // The requester asks under the receipt; mentions in the text are defused.
-    let (_, status) = app
-        .reply_in_thread(
-            REQUESTER,
-            &receipt.channel,
-            &receipt.ts,
-            "Which repo? <!channel>",
+        // The requester asks under the receipt; mentions in the text are defused.
+        let (_, status) = app
+            .reply_in_thread(
+                REQUESTER,
+                &receipt.channel,
+                &receipt.ts,
+                "Which repo? <!channel>",
+            )
+            .await;
+        assert_eq!(status, 200);
+        let asked = format!("<@{REQUESTER}>: Which repo? &lt;!channel&gt;");
+        wait_reply(&slack, &approval, &asked).await;
+        assert_eq!(receipt.replies(&slack), ["Which repo? <!channel>"]);
+
+        // Approval brings the provisioning stage: its cards start with the conversation so far.
+        let (status, _) = app
+            .click(
+                APPROVER,
+                "approve",
+                &id.to_string(),
+                &approval.channel,
+                &approval.ts,
+            )
+            .await;
+        assert_eq!(status, 200);
+        let admin_dm = wait_card(&slack, ADMIN, "confirm_provisioning", id).await;
+        let channel_card = wait_card(&slack, ADMIN_CHANNEL, "confirm_provisioning", id).await;
+        let summary = format!("Conversation so far:\n{asked}");
+        wait_reply(&slack, &admin_dm, &summary).await;
+        wait_reply(&slack, &channel_card, &summary).await;
+
+        // An admin answers in the admin channel's thread: everyone else hears it.
+        app.reply_in_thread(
+            ADMIN,
+            &channel_card.channel,
+            &channel_card.ts,
+            "The design one",
         )
         .await;
-    assert_eq!(status, 200);
-    let asked = format!("<@{REQUESTER}>: Which repo? &lt;!channel&gt;");
-    wait_reply(&slack, &approval, &asked).await;
-    assert_eq!(receipt.replies(&slack), ["Which repo? <!channel>"]);
+        let answered = format!("<@{ADMIN}>: The design one");
+        for card in [&receipt, &approval, &admin_dm] {
+            wait_reply(&slack, card, &answered).await;
+        }
 
-    // Approval brings the provisioning stage: its cards start with the conversation so far.
-    let (status, _) = app
-        .click(
+        // The approver chimes in under their (decided) card.
+        app.reply_in_thread(APPROVER, &approval.channel, &approval.ts, "Thanks & go")
+            .await;
+        let chimed = format!("<@{APPROVER}>: Thanks &amp; go");
+        for card in [&receipt, &admin_dm, &channel_card] {
+            wait_reply(&slack, card, &chimed).await;
+        }
+
+        // Each thread holds each message once: the author's own or the bot's relay.
+        assert_eq!(
+            receipt.replies(&slack),
+            [
+                "Which repo? <!channel>".to_string(),
+                answered.clone(),
+                chimed.clone()
+            ]
+        );
+        assert_eq!(
+            approval.replies(&slack),
+            [asked.clone(), answered.clone(), "Thanks & go".to_string()]
+        );
+        assert_eq!(
+            admin_dm.replies(&slack),
+            [summary.clone(), answered.clone(), chimed.clone()]
+        );
+        assert_eq!(
+            channel_card.replies(&slack),
+            [
+                summary.clone(),
+                "The design one".to_string(),
+                chimed.clone()
+            ]
+        );
+
+        // Stored, listed by the API oldest first, and in the audit trail.
+        let thread = thread_of(&app, id).await;
+        let said: Vec<(String, String)> = thread
+            .iter()
+            .map(|m| {
+                assert!(m["at"].is_string(), "{m}");
+                (
+                    m["user"].as_str().unwrap().to_string(),
+                    m["text"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            said,
+            [
+                (REQUESTER.to_string(), "Which repo? <!channel>".to_string()),
+                (ADMIN.to_string(), "The design one".to_string()),
+                (APPROVER.to_string(), "Thanks & go".to_string()),
+            ]
+        );
+        let kinds = event_kinds(&app, id).await;
+        assert_eq!(
+            kinds.iter().filter(|k| *k == "thread_message").count(),
+            3,
+            "{kinds:?}"
+        );
+        app.stop().await;
+    }
+}
+
+story! {
+    async fn the_bot_ignores_its_own_messages_other_bots_and_edits(db_url: String) {
+        let app = start(&db_url).await;
+        let slack = app.slack.clone();
+        let (id, receipt, approval) = receipt_and_approval_card(&app).await;
+
+        // The bot's own relay coming back as an event.
+        let ts = slack.next_ts();
+        let own = bot_message_event(
+            &approval.channel,
+            "im",
+            BOT_ID,
+            "<@UREQ0001>: echo",
+            &ts,
+            Some(&approval.ts),
+        );
+        assert_eq!(app.slack_event(&event_callback(own)).await.0, 200);
+        // Another app's bot writing in the thread.
+        let ts = slack.next_ts();
+        let other = bot_message_event(
+            &approval.channel,
+            "im",
+            "B0OTHERBOT",
+            "beep",
+            &ts,
+            Some(&approval.ts),
+        );
+        assert_eq!(app.slack_event(&event_callback(other)).await.0, 200);
+        // A person editing a reply: `message_changed`.
+        let (edited_ts, _) = app
+            .reply_in_thread(APPROVER, &approval.channel, &approval.ts, "first words")
+            .await;
+        let edit_ts = slack.next_ts();
+        let edit = json!({
+            "type": "message",
+            "subtype": "message_changed",
+            "hidden": true,
+            "channel": approval.channel,
+            "channel_type": "im",
+            "ts": edit_ts,
+            "event_ts": edit_ts,
+            "message": {
+                "type": "message",
+                "user": APPROVER,
+                "text": "second words",
+                "ts": edited_ts,
+                "thread_ts": approval.ts,
+                "edited": {"user": APPROVER, "ts": edit_ts},
+            },
+            "previous_message": {
+                "type": "message",
+                "user": APPROVER,
+                "text": "first words",
+                "ts": edited_ts,
+                "thread_ts": approval.ts,
+            },
+        });
+        assert_eq!(app.slack_event(&event_callback(edit)).await.0, 200);
+        // A last plain reply; once it is relayed, anything relayed before it would be there too.
+        app.reply_in_thread(APPROVER, &approval.channel, &approval.ts, "last words")
+            .await;
+        let last = format!("<@{APPROVER}>: last words");
+        wait_reply(&slack, &receipt, &last).await;
+
+        assert_eq!(
+            receipt.replies(&slack),
+            [format!("<@{APPROVER}>: first words"), last]
+        );
+        let texts: Vec<String> = thread_of(&app, id)
+            .await
+            .iter()
+            .map(|m| m["text"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(texts, ["first words", "last words"]);
+        let relayed_by_bot = slack
+            .ok_calls_to("chat.postMessage")
+            .into_iter()
+            .filter(|c| c.body.get("thread_ts").is_some())
+            .count();
+        assert_eq!(relayed_by_bot, 2, "one relay per human message");
+        assert_eq!(approval.replies(&slack), ["first words", "last words"]);
+        app.stop().await;
+    }
+}
+
+story! {
+    async fn a_retried_event_is_relayed_once(db_url: String) {
+        let app = start(&db_url).await;
+        let slack = app.slack.clone();
+        let (id, receipt, approval) = receipt_and_approval_card(&app).await;
+
+        let ts = slack.add_user_message(&receipt.channel, REQUESTER, "anyone?", Some(&receipt.ts));
+        let envelope = event_callback(user_message_event(
+            &receipt.channel,
+            "im",
+            REQUESTER,
+            "anyone?",
+            &ts,
+            Some(&receipt.ts),
+        ));
+        assert_eq!(app.slack_event(&envelope).await.0, 200);
+        assert_eq!(app.slack_event_retry(&envelope, 1).await.0, 200);
+        assert_eq!(app.slack_event_retry(&envelope, 2).await.0, 200);
+        // The same message again under a new event id (Slack can do that too): still once.
+        let again = event_callback(user_message_event(
+            &receipt.channel,
+            "im",
+            REQUESTER,
+            "anyone?",
+            &ts,
+            Some(&receipt.ts),
+        ));
+        assert_eq!(app.slack_event(&again).await.0, 200);
+
+        app.reply_in_thread(REQUESTER, &receipt.channel, &receipt.ts, "hello?")
+            .await;
+        wait_reply(&slack, &approval, &format!("<@{REQUESTER}>: hello?")).await;
+        assert_eq!(
+            approval.replies(&slack),
+            [
+                format!("<@{REQUESTER}>: anyone?"),
+                format!("<@{REQUESTER}>: hello?")
+            ]
+        );
+        assert_eq!(thread_of(&app, id).await.len(), 2);
+        let kinds = event_kinds(&app, id).await;
+        assert_eq!(
+            kinds.iter().filter(|k| *k == "thread_message").count(),
+            2,
+            "{kinds:?}"
+        );
+        app.stop().await;
+    }
+}
+
+story! {
+    async fn replies_outside_request_threads_are_ignored(db_url: String) {
+        let app = start(&db_url).await;
+        let slack = app.slack.clone();
+        let (id, receipt, approval) = receipt_and_approval_card(&app).await;
+
+        // A thread under someone's message in a channel: no request of ours.
+        let parent = slack.add_user_message("CGENERAL1", APPROVER, "lunch?", None);
+        let (_, status) = app
+            .reply_in_thread(REQUESTER, "CGENERAL1", &parent, "sure")
+            .await;
+        assert_eq!(status, 200);
+        // A reply in the DM, but under a message that is not a card.
+        let loose = slack.add_user_message(&receipt.channel, REQUESTER, "note to self", None);
+        app.reply_in_thread(REQUESTER, &receipt.channel, &loose, "still a note")
+            .await;
+        // A top-level message next to the card (not in its thread).
+        let ts = slack.add_user_message(&approval.channel, APPROVER, "hi bot", None);
+        let top = event_callback(user_message_event(
+            &approval.channel,
+            "im",
+            APPROVER,
+            "hi bot",
+            &ts,
+            None,
+        ));
+        assert_eq!(app.slack_event(&top).await.0, 200);
+
+        app.reply_in_thread(APPROVER, &approval.channel, &approval.ts, "on it")
+            .await;
+        wait_reply(&slack, &receipt, &format!("<@{APPROVER}>: on it")).await;
+        assert_eq!(slack.thread_replies("CGENERAL1", &parent).len(), 1);
+        assert_eq!(receipt.replies(&slack), [format!("<@{APPROVER}>: on it")]);
+        let in_threads = slack
+            .ok_calls_to("chat.postMessage")
+            .into_iter()
+            .filter(|c| c.body.get("thread_ts").is_some())
+            .count();
+        assert_eq!(in_threads, 1);
+        assert_eq!(thread_of(&app, id).await.len(), 1);
+        wait_for_state(&slack, "nothing posted in #general", |s| {
+            s.messages_in("CGENERAL1").len() == 2
+        })
+        .await;
+        app.stop().await;
+    }
+}
+
+story! {
+    /// The provisioning card is stored at the approval but reaches Slack a little later (here:
+    /// Slack rate-limits chat.postMessage for 2 s). A reply written in between is relayed to the
+    /// card's thread *and* summed up in its "Conversation so far:": the admin reads it twice.
+    async fn a_card_posted_while_someone_writes_gets_each_message_once(db_url: String) {
+        let app = start_stepped(&db_url).await;
+        let slack = app.slack.clone();
+        let t = app.now();
+        catalog(&app, "figma", figma(true, false)).await;
+        let id = number_of(&file(&app, "figma", asking_for("unlimited")).await.1);
+        app.step(t).await;
+        let receipt = wait_card(&slack, REQUESTER, "cancel_request", id).await;
+        let approval = wait_card(&slack, APPROVER, "approve", id).await;
+
+        slack.fail_next(
+            "chat.postMessage",
+            Fault::RateLimited {
+                retry_after_secs: 2,
+            },
+        );
+        app.click(
             APPROVER,
             "approve",
             &id.to_string(),
@@ -58,312 +347,30 @@ async fn a_reply_in_any_thread_reaches_every_other_thread_of_the_request(db_url:
             &approval.ts,
         )
         .await;
-    assert_eq!(status, 200);
-    let admin_dm = wait_card(&slack, ADMIN, "confirm_provisioning", id).await;
-    let channel_card = wait_card(&slack, ADMIN_CHANNEL, "confirm_provisioning", id).await;
-    let summary = format!("Conversation so far:\n{asked}");
-    wait_reply(&slack, &admin_dm, &summary).await;
-    wait_reply(&slack, &channel_card, &summary).await;
+        app.step(t).await;
+        slack
+            .wait_for_call("chat.postMessage", |c| c.status == 429)
+            .await
+            .expect("the provisioning card is rate-limited");
+        app.reply_in_thread(REQUESTER, &receipt.channel, &receipt.ts, "any news?")
+            .await;
+        // Past the Retry-After, then past the backoff of anything that had to wait for the card.
+        app.step(t + chrono::Duration::seconds(2)).await;
+        app.step(t + chrono::Duration::minutes(1)).await;
 
-    // An admin answers in the admin channel's thread: everyone else hears it.
-    app.reply_in_thread(
-        ADMIN,
-        &channel_card.channel,
-        &channel_card.ts,
-        "The design one",
-    )
-    .await;
-    let answered = format!("<@{ADMIN}>: The design one");
-    for card in [&receipt, &approval, &admin_dm] {
-        wait_reply(&slack, card, &answered).await;
-    }
-
-    // The approver chimes in under their (decided) card.
-    app.reply_in_thread(APPROVER, &approval.channel, &approval.ts, "Thanks & go")
-        .await;
-    let chimed = format!("<@{APPROVER}>: Thanks &amp; go");
-    for card in [&receipt, &admin_dm, &channel_card] {
-        wait_reply(&slack, card, &chimed).await;
-    }
-
-    // Each thread holds each message once: the author's own or the bot's relay.
-    assert_eq!(
-        receipt.replies(&slack),
-        [
-            "Which repo? <!channel>".to_string(),
-            answered.clone(),
-            chimed.clone()
-        ]
-    );
-    assert_eq!(
-        approval.replies(&slack),
-        [asked.clone(), answered.clone(), "Thanks & go".to_string()]
-    );
-    assert_eq!(
-        admin_dm.replies(&slack),
-        [summary.clone(), answered.clone(), chimed.clone()]
-    );
-    assert_eq!(
-        channel_card.replies(&slack),
-        [
-            summary.clone(),
-            "The design one".to_string(),
-            chimed.clone()
-        ]
-    );
-
-    // Stored, listed by the API oldest first, and in the audit trail.
-    let thread = thread_of(&app, id).await;
-    let said: Vec<(String, String)> = thread
-        .iter()
-        .map(|m| {
-            assert!(m["at"].is_string(), "{m}");
-            (
-                m["user"].as_str().unwrap().to_string(),
-                m["text"].as_str().unwrap().to_string(),
-            )
+        let admin_card = wait_card(&slack, ADMIN, "confirm_provisioning", id).await;
+        let said = format!("<@{REQUESTER}>: any news?");
+        wait_reply(&slack, &approval, &said).await;
+        wait_for_state(&slack, "the admin's card to hear of the reply", |s| {
+            !admin_card.replies(s).is_empty()
         })
-        .collect();
-    assert_eq!(
-        said,
-        [
-            (REQUESTER.to_string(), "Which repo? <!channel>".to_string()),
-            (ADMIN.to_string(), "The design one".to_string()),
-            (APPROVER.to_string(), "Thanks & go".to_string()),
-        ]
-    );
-    let kinds = event_kinds(&app, id).await;
-    assert_eq!(
-        kinds.iter().filter(|k| *k == "thread_message").count(),
-        3,
-        "{kinds:?}"
-    );
-    app.stop().await;
-}
-
-async fn the_bot_ignores_its_own_messages_other_bots_and_edits(db_url: String) {
-    let app = start(&db_url).await;
-    let slack = app.slack.clone();
-    let (id, receipt, approval) = receipt_and_approval_card(&app).await;
-
-    // The bot's own relay coming back as an event.
-    let ts = slack.next_ts();
-    let own = bot_message_event(
-        &approval.channel,
-        "im",
-        BOT_ID,
-        "<@UREQ0001>: echo",
-        &ts,
-        Some(&approval.ts),
-    );
-    assert_eq!(app.slack_event(&event_callback(own)).await.0, 200);
-    // Another app's bot writing in the thread.
-    let ts = slack.next_ts();
-    let other = bot_message_event(
-        &approval.channel,
-        "im",
-        "B0OTHERBOT",
-        "beep",
-        &ts,
-        Some(&approval.ts),
-    );
-    assert_eq!(app.slack_event(&event_callback(other)).await.0, 200);
-    // A person editing a reply: `message_changed`.
-    let (edited_ts, _) = app
-        .reply_in_thread(APPROVER, &approval.channel, &approval.ts, "first words")
         .await;
-    let edit_ts = slack.next_ts();
-    let edit = json!({
-        "type": "message",
-        "subtype": "message_changed",
-        "hidden": true,
-        "channel": approval.channel,
-        "channel_type": "im",
-        "ts": edit_ts,
-        "event_ts": edit_ts,
-        "message": {
-            "type": "message",
-            "user": APPROVER,
-            "text": "second words",
-            "ts": edited_ts,
-            "thread_ts": approval.ts,
-            "edited": {"user": APPROVER, "ts": edit_ts},
-        },
-        "previous_message": {
-            "type": "message",
-            "user": APPROVER,
-            "text": "first words",
-            "ts": edited_ts,
-            "thread_ts": approval.ts,
-        },
-    });
-    assert_eq!(app.slack_event(&event_callback(edit)).await.0, 200);
-    // A last plain reply; once it is relayed, anything relayed before it would be there too.
-    app.reply_in_thread(APPROVER, &approval.channel, &approval.ts, "last words")
-        .await;
-    let last = format!("<@{APPROVER}>: last words");
-    wait_reply(&slack, &receipt, &last).await;
-
-    assert_eq!(
-        receipt.replies(&slack),
-        [format!("<@{APPROVER}>: first words"), last]
-    );
-    let texts: Vec<String> = thread_of(&app, id)
-        .await
-        .iter()
-        .map(|m| m["text"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(texts, ["first words", "last words"]);
-    let relayed_by_bot = slack
-        .ok_calls_to("chat.postMessage")
-        .into_iter()
-        .filter(|c| c.body.get("thread_ts").is_some())
-        .count();
-    assert_eq!(relayed_by_bot, 2, "one relay per human message");
-    assert_eq!(approval.replies(&slack), ["first words", "last words"]);
-    app.stop().await;
-}
-
-async fn a_retried_event_is_relayed_once(db_url: String) {
-    let app = start(&db_url).await;
-    let slack = app.slack.clone();
-    let (id, receipt, approval) = receipt_and_approval_card(&app).await;
-
-    let ts = slack.add_user_message(&receipt.channel, REQUESTER, "anyone?", Some(&receipt.ts));
-    let envelope = event_callback(user_message_event(
-        &receipt.channel,
-        "im",
-        REQUESTER,
-        "anyone?",
-        &ts,
-        Some(&receipt.ts),
-    ));
-    assert_eq!(app.slack_event(&envelope).await.0, 200);
-    assert_eq!(app.slack_event_retry(&envelope, 1).await.0, 200);
-    assert_eq!(app.slack_event_retry(&envelope, 2).await.0, 200);
-    // The same message again under a new event id (Slack can do that too): still once.
-    let again = event_callback(user_message_event(
-        &receipt.channel,
-        "im",
-        REQUESTER,
-        "anyone?",
-        &ts,
-        Some(&receipt.ts),
-    ));
-    assert_eq!(app.slack_event(&again).await.0, 200);
-
-    app.reply_in_thread(REQUESTER, &receipt.channel, &receipt.ts, "hello?")
-        .await;
-    wait_reply(&slack, &approval, &format!("<@{REQUESTER}>: hello?")).await;
-    assert_eq!(
-        approval.replies(&slack),
-        [
-            format!("<@{REQUESTER}>: anyone?"),
-            format!("<@{REQUESTER}>: hello?")
-        ]
-    );
-    assert_eq!(thread_of(&app, id).await.len(), 2);
-    let kinds = event_kinds(&app, id).await;
-    assert_eq!(
-        kinds.iter().filter(|k| *k == "thread_message").count(),
-        2,
-        "{kinds:?}"
-    );
-    app.stop().await;
-}
-
-async fn replies_outside_request_threads_are_ignored(db_url: String) {
-    let app = start(&db_url).await;
-    let slack = app.slack.clone();
-    let (id, receipt, approval) = receipt_and_approval_card(&app).await;
-
-    // A thread under someone's message in a channel: no request of ours.
-    let parent = slack.add_user_message("CGENERAL1", APPROVER, "lunch?", None);
-    let (_, status) = app
-        .reply_in_thread(REQUESTER, "CGENERAL1", &parent, "sure")
-        .await;
-    assert_eq!(status, 200);
-    // A reply in the DM, but under a message that is not a card.
-    let loose = slack.add_user_message(&receipt.channel, REQUESTER, "note to self", None);
-    app.reply_in_thread(REQUESTER, &receipt.channel, &loose, "still a note")
-        .await;
-    // A top-level message next to the card (not in its thread).
-    let ts = slack.add_user_message(&approval.channel, APPROVER, "hi bot", None);
-    let top = event_callback(user_message_event(
-        &approval.channel,
-        "im",
-        APPROVER,
-        "hi bot",
-        &ts,
-        None,
-    ));
-    assert_eq!(app.slack_event(&top).await.0, 200);
-
-    app.reply_in_thread(APPROVER, &approval.channel, &approval.ts, "on it")
-        .await;
-    wait_reply(&slack, &receipt, &format!("<@{APPROVER}>: on it")).await;
-    assert_eq!(slack.thread_replies("CGENERAL1", &parent).len(), 1);
-    assert_eq!(receipt.replies(&slack), [format!("<@{APPROVER}>: on it")]);
-    let in_threads = slack
-        .ok_calls_to("chat.postMessage")
-        .into_iter()
-        .filter(|c| c.body.get("thread_ts").is_some())
-        .count();
-    assert_eq!(in_threads, 1);
-    assert_eq!(thread_of(&app, id).await.len(), 1);
-    wait_for_state(&slack, "nothing posted in #general", |s| {
-        s.messages_in("CGENERAL1").len() == 2
-    })
-    .await;
-    app.stop().await;
-}
-
-/// The provisioning card is stored at the approval but reaches Slack a little later (here:
-/// Slack rate-limits chat.postMessage for 2 s). A reply written in between is relayed to the
-/// card's thread *and* summed up in its "Conversation so far:": the admin reads it twice.
-async fn a_card_posted_while_someone_writes_gets_each_message_once(db_url: String) {
-    let app = start(&db_url).await;
-    let slack = app.slack.clone();
-    catalog(&app, "figma", figma(true, false)).await;
-    let id = file(&app, "figma", "unlimited").await;
-    let receipt = wait_card(&slack, REQUESTER, "cancel_request", id).await;
-    let approval = wait_card(&slack, APPROVER, "approve", id).await;
-    settle(&app).await;
-
-    slack.fail_next(
-        "chat.postMessage",
-        Fault::RateLimited {
-            retry_after_secs: 2,
-        },
-    );
-    app.click(
-        APPROVER,
-        "approve",
-        &id.to_string(),
-        &approval.channel,
-        &approval.ts,
-    )
-    .await;
-    slack
-        .wait_for_call("chat.postMessage", |c| c.status == 429)
-        .await
-        .expect("the provisioning card is rate-limited");
-    app.reply_in_thread(REQUESTER, &receipt.channel, &receipt.ts, "any news?")
-        .await;
-
-    let admin_card = wait_card(&slack, ADMIN, "confirm_provisioning", id).await;
-    let said = format!("<@{REQUESTER}>: any news?");
-    wait_reply(&slack, &approval, &said).await;
-    wait_for_state(&slack, "the admin's card to hear of the reply", |s| {
-        !admin_card.replies(s).is_empty()
-    })
-    .await;
-    drain(&app).await;
-    let heard = admin_card
-        .replies(&slack)
-        .iter()
-        .filter(|r| r.contains("any news?"))
-        .count();
-    assert_eq!(heard, 1, "{:?}", admin_card.replies(&slack));
-    app.stop().await;
+        let heard = admin_card
+            .replies(&slack)
+            .iter()
+            .filter(|r| r.contains("any news?"))
+            .count();
+        assert_eq!(heard, 1, "{:?}", admin_card.replies(&slack));
+        app.stop().await;
+    }
 }

@@ -2,7 +2,6 @@
 //! database created on the server named by `TEST_DATABASE_URL`. Both go away when the
 //! `TestDb` is dropped.
 
-use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -119,17 +118,4 @@ impl Drop for TestDb {
             }
         }
     }
-}
-
-/// Runs `story` against a fresh store of `backend`; skips when that backend is not configured.
-pub async fn with_store<F, Fut>(backend: Backend, story: F)
-where
-    F: FnOnce(Arc<dyn Store>) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let Some(db) = TestDb::new(backend).await else {
-        return;
-    };
-    let store = db.store().await;
-    story(store).await;
 }

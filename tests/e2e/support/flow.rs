@@ -1,57 +1,17 @@
 //! Helpers for the end-to-end stories of conversations, Slack requests, the App Home, expiry
-//! and cancel: a macro that runs each story on SQLite and PostgreSQL, the people of a story,
-//! and waits on what the fake Slack holds (never sleeps).
+//! and cancel: the people of a story, and waits on what the fake Slack holds (never sleeps).
 #![allow(dead_code)]
 
-use std::future::Future;
 use std::sync::Arc;
 
 use accessbot::clock::ManualClock;
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{json, Value};
 
-use super::db::{Backend, TestDb};
 use super::fake_slack::{FakeSlack, DEFAULT_WAIT};
 use super::signer::ButtonClick;
+use super::story::Card;
 use super::test_app::TestApp;
-
-/// Runs each story `async fn $name(db_url: String)` on both backends, as the tests
-/// `$name::sqlite` and `$name::postgres` (the PostgreSQL one passes without doing anything
-/// when `TEST_DATABASE_URL` is unset). Attributes before a name (e.g. `#[ignore = "…"]`)
-/// go on both tests.
-#[macro_export]
-macro_rules! e2e_on_both {
-    ($($(#[$meta:meta])* $name:ident),* $(,)?) => {$(
-        mod $name {
-            use $crate::support::db::Backend;
-            use $crate::support::flow::run_story;
-
-            $(#[$meta])*
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn sqlite() {
-                run_story(Backend::Sqlite, super::$name).await;
-            }
-
-            $(#[$meta])*
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn postgres() {
-                run_story(Backend::Postgres, super::$name).await;
-            }
-        }
-    )*};
-}
-
-/// Runs `story` with the URL of a fresh database of `backend`, dropped afterwards.
-pub async fn run_story<F, Fut>(backend: Backend, story: F)
-where
-    F: FnOnce(String) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let Some(db) = TestDb::new(backend).await else {
-        return;
-    };
-    story(db.url().to_string()).await;
-}
 
 /// The requester of the stories.
 pub const REQUESTER: &str = "UREQ0001";
@@ -73,6 +33,14 @@ pub fn t0() -> DateTime<Utc> {
 pub async fn start(db_url: &str) -> TestApp {
     let slack = FakeSlack::start().await;
     TestApp::spawn(db_url, &slack).await
+}
+
+/// A fake Slack and the app on `db_url`, on a manual clock at the present and without
+/// background loops: nothing reaches Slack until the story calls [`TestApp::step`].
+pub async fn start_stepped(db_url: &str) -> TestApp {
+    let slack = FakeSlack::start().await;
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    TestApp::spawn_stepped(db_url, &slack, clock, &[]).await
 }
 
 /// A fake Slack and the app on `db_url` with a manual clock at [`t0`] and `vars`.
@@ -101,17 +69,14 @@ pub async fn catalog(app: &TestApp, slug: &str, entry: Value) {
     assert!(status.is_success(), "PUT app {slug}: {status} {body}");
 }
 
-/// Files a request by [`REQUESTER`] for themselves and returns its id.
-pub async fn file(app: &TestApp, slug: &str, access_length: &str) -> i64 {
-    let request = app
-        .file_request(json!({
-            "app": slug,
-            "target_user": REQUESTER,
-            "comment": "for the launch",
-            "access_length": access_length,
-        }))
-        .await;
-    request["id"].as_i64().expect("a request id")
+/// What [`file`](super::story::file) adds to file a request by [`REQUESTER`] for themselves
+/// for `access_length`.
+pub fn asking_for(access_length: &str) -> Value {
+    json!({
+        "target_user": REQUESTER,
+        "comment": "for the launch",
+        "access_length": access_length,
+    })
 }
 
 /// The status of request `id` through the API.
@@ -163,43 +128,7 @@ pub async fn wait_card(slack: &FakeSlack, channel: &str, action_id: &str, id: i6
     Card {
         channel: resolve(channel),
         ts: card["ts"].as_str().expect("ts").to_string(),
-    }
-}
-
-/// A posted message: its conversation and ts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Card {
-    pub channel: String,
-    pub ts: String,
-}
-
-impl Card {
-    /// The message as the fake holds it now.
-    pub fn now(&self, slack: &FakeSlack) -> Value {
-        slack
-            .message(&self.channel, &self.ts)
-            .unwrap_or_else(|| panic!("no message {self:?}"))
-    }
-
-    /// The texts of the replies in its thread, oldest first.
-    pub fn replies(&self, slack: &FakeSlack) -> Vec<String> {
-        slack
-            .thread_replies(&self.channel, &self.ts)
-            .iter()
-            .map(|m| m["text"].as_str().unwrap_or_default().to_string())
-            .collect()
-    }
-
-    /// Whether the message has any actions block left.
-    pub fn has_buttons(&self, slack: &FakeSlack) -> bool {
-        self.now(slack)["blocks"]
-            .as_array()
-            .is_some_and(|blocks| blocks.iter().any(|b| b["type"] == "actions"))
-    }
-
-    /// All the text of the message (fallback and blocks) as one string.
-    pub fn text(&self, slack: &FakeSlack) -> String {
-        self.now(slack).to_string()
+        message: card,
     }
 }
 
@@ -269,39 +198,4 @@ pub async fn settle(app: &TestApp) {
         published(s) > before
     })
     .await;
-}
-
-/// The number of Slack calls the app has stored and not yet made (`/metrics`).
-pub async fn calls_waiting(app: &TestApp) -> u64 {
-    let (status, text) = app.get_text("/metrics").await;
-    assert_eq!(status, 200, "/metrics: {text}");
-    text.lines()
-        .find_map(|line| line.strip_prefix("accessbot_slack_calls_waiting "))
-        .and_then(|n| n.trim().parse::<f64>().ok())
-        .map(|n| n as u64)
-        .unwrap_or_else(|| panic!("no accessbot_slack_calls_waiting in {text}"))
-}
-
-/// Returns once the app has made every Slack call it stored, postponed ones included
-/// (e.g. a relay waiting for its card). Between two looks it waits for the fake to receive
-/// a call, at most a short while, so it never spins.
-pub async fn drain(app: &TestApp) {
-    let deadline = std::time::Instant::now() + DEFAULT_WAIT;
-    loop {
-        if calls_waiting(app).await == 0 {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the app still has Slack calls waiting after {DEFAULT_WAIT:?}"
-        );
-        let seen = app.slack.calls().len();
-        let _ = app
-            .slack
-            .wait_for(
-                |calls| calls.len() > seen,
-                std::time::Duration::from_millis(100),
-            )
-            .await;
-    }
 }

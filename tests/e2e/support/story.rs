@@ -7,17 +7,24 @@
 //!     async fn approval_posts_provisioning_cards(app: &TestApp) { … }
 //! }
 //! story! {
-//!     /// Stories that start (and stop) apps themselves get the database and the fake.
+//!     /// Stories that start (and stop) apps themselves get the database and the fake;
+//!     /// `env.spawn_stepped()` gives an app that does background work only on `step(now)`.
 //!     async fn waiting_calls_survive_a_restart(env: StoryEnv) { … }
 //! }
 //! ```
+//! A story may also take `db_url: String` or, for the store contract, `store: Arc<dyn Store>`.
 //! Each becomes the tests `name::sqlite` and `name::postgres`; PostgreSQL is skipped when
 //! `TEST_DATABASE_URL` is unset.
 #![allow(dead_code)]
 
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use accessbot::clock::ManualClock;
+use accessbot::store::Store;
+use chrono::Utc;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -28,63 +35,103 @@ use super::test_app::{TestApp, TEST_API_TOKEN};
 /// How long a story waits for something the app does in the background.
 pub const PATIENCE: Duration = Duration::from_secs(15);
 
-/// Runs a story on SQLite and on PostgreSQL as `$name::sqlite` and `$name::postgres`.
+/// Runs a story on SQLite and on PostgreSQL as `$name::sqlite` and `$name::postgres`; the
+/// PostgreSQL test skips (and says so) when `TEST_DATABASE_URL` is unset. Each test gets a
+/// database of its own, dropped afterwards. What the story is given says what it needs:
 ///
-/// `async fn name(app: &TestApp)`: a fresh database and fake Slack, the app spawned on them
-/// and stopped after the story. `async fn name(env: StoryEnv)`: the story spawns its apps.
+/// - `async fn name(app: &TestApp)`: a fresh database and fake Slack, the app spawned on them
+///   and stopped after the story;
+/// - `async fn name(env: StoryEnv)`: the database and the fake; the story spawns its apps;
+/// - `async fn name(db_url: String)`: the database's URL only;
+/// - `async fn name(store: Arc<dyn Store>)`: the store opened on the database (migrated).
+///
+/// Attributes before the story (docs, `#[ignore = "…"]`) go on both tests.
 macro_rules! story {
     ($(#[$attr:meta])* async fn $name:ident($app:ident: &TestApp) $body:block) => {
         async fn $name($app: &$crate::support::test_app::TestApp) $body
-
-        mod $name {
-            use $crate::support::db::Backend;
-            use $crate::support::story::StoryEnv;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            $(#[$attr])*
-            async fn sqlite() {
-                let Some(env) = StoryEnv::new(Backend::Sqlite).await else { return };
-                let app = env.spawn().await;
-                super::$name(&app).await;
-                app.stop().await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            $(#[$attr])*
-            async fn postgres() {
-                let Some(env) = StoryEnv::new(Backend::Postgres).await else { return };
-                let app = env.spawn().await;
-                super::$name(&app).await;
-                app.stop().await;
-            }
-        }
+        $crate::support::story::story!(@tests [$(#[$attr])*] $name with_app
+            |app| ::std::boxed::Box::pin(super::$name(app)));
     };
     ($(#[$attr:meta])* async fn $name:ident($env:ident: StoryEnv) $body:block) => {
         async fn $name($env: $crate::support::story::StoryEnv) $body
-
+        $crate::support::story::story!(@tests [$(#[$attr])*] $name with_env super::$name);
+    };
+    ($(#[$attr:meta])* async fn $name:ident($db_url:ident: String) $body:block) => {
+        async fn $name($db_url: ::std::string::String) $body
+        $crate::support::story::story!(@tests [$(#[$attr])*] $name with_db_url super::$name);
+    };
+    ($(#[$attr:meta])* async fn $name:ident($store:ident: Arc<dyn Store>) $body:block) => {
+        async fn $name($store: ::std::sync::Arc<dyn ::accessbot::store::Store>) $body
+        $crate::support::story::story!(@tests [$(#[$attr])*] $name with_store super::$name);
+    };
+    (@tests [$(#[$attr:meta])*] $name:ident $runner:ident $story:expr) => {
         mod $name {
             use $crate::support::db::Backend;
-            use $crate::support::story::StoryEnv;
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             $(#[$attr])*
             async fn sqlite() {
-                if let Some(env) = StoryEnv::new(Backend::Sqlite).await {
-                    super::$name(env).await;
-                }
+                $crate::support::story::$runner(Backend::Sqlite, $story).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             $(#[$attr])*
             async fn postgres() {
-                if let Some(env) = StoryEnv::new(Backend::Postgres).await {
-                    super::$name(env).await;
-                }
+                $crate::support::story::$runner(Backend::Postgres, $story).await;
             }
         }
     };
 }
 pub(crate) use story;
+
+/// Runs `story` on the app spawned on a fresh database and fake Slack, then stops the app;
+/// skips when `backend` is not configured.
+pub async fn with_app<F>(backend: Backend, story: F)
+where
+    F: for<'a> FnOnce(&'a TestApp) -> Pin<Box<dyn Future<Output = ()> + 'a>>,
+{
+    let Some(env) = StoryEnv::new(backend).await else {
+        return;
+    };
+    let app = env.spawn().await;
+    story(&app).await;
+    app.stop().await;
+}
+
+/// Runs `story` with a fresh database and fake Slack; skips when `backend` is not configured.
+pub async fn with_env<F, Fut>(backend: Backend, story: F)
+where
+    F: FnOnce(StoryEnv) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    if let Some(env) = StoryEnv::new(backend).await {
+        story(env).await;
+    }
+}
+
+/// Runs `story` with the URL of a fresh database, dropped afterwards; skips when `backend`
+/// is not configured.
+pub async fn with_db_url<F, Fut>(backend: Backend, story: F)
+where
+    F: FnOnce(String) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    if let Some(db) = TestDb::new(backend).await {
+        story(db.url().to_string()).await;
+    }
+}
+
+/// Runs `story` on the store of a fresh database (migrated), dropped afterwards; skips when
+/// `backend` is not configured.
+pub async fn with_store<F, Fut>(backend: Backend, story: F)
+where
+    F: FnOnce(Arc<dyn Store>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    if let Some(db) = TestDb::new(backend).await {
+        story(db.store().await).await;
+    }
+}
 
 /// A fresh database and a fresh fake Slack for one story.
 pub struct StoryEnv {
@@ -111,6 +158,13 @@ impl StoryEnv {
     /// The app with the usual test configuration.
     pub async fn spawn(&self) -> TestApp {
         TestApp::spawn(self.db.url(), &self.slack).await
+    }
+
+    /// The app on a manual clock at the present, without background loops: nothing reaches
+    /// Slack and no timed work happens until the story calls [`TestApp::step`].
+    pub async fn spawn_stepped(&self) -> TestApp {
+        let clock = Arc::new(ManualClock::new(Utc::now()));
+        TestApp::spawn_stepped(self.db.url(), &self.slack, clock, &[]).await
     }
 
     /// The app with extra variables (`""` removes one).
@@ -167,6 +221,13 @@ pub async fn file(app: &TestApp, slug: &str, extra: Value) -> (String, Value) {
     }
     let request = app.file_request(body).await;
     (id_of(&request), request)
+}
+
+/// A request's id as a number (the API answers it as one).
+pub fn number_of(request: &Value) -> i64 {
+    request["id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("request without a numeric id: {request}"))
 }
 
 /// A request's id as the API paths want it.
@@ -277,7 +338,7 @@ where
 // ---------------------------------------------------------------------------------------------
 // Cards as the fake Slack holds them.
 
-/// A card the bot posted: where it is and what it shows now.
+/// A card the bot posted: where it is, and what it showed when it was found.
 #[derive(Debug, Clone)]
 pub struct Card {
     pub channel: String,
@@ -308,6 +369,32 @@ impl Card {
 
     pub fn has_actions(&self) -> bool {
         has_actions(&self.message)
+    }
+
+    /// The message as the fake holds it now.
+    pub fn now(&self, slack: &FakeSlack) -> Value {
+        slack
+            .message(&self.channel, &self.ts)
+            .unwrap_or_else(|| panic!("no message {} {}", self.channel, self.ts))
+    }
+
+    /// The texts of the replies in its thread, oldest first.
+    pub fn replies(&self, slack: &FakeSlack) -> Vec<String> {
+        slack
+            .thread_replies(&self.channel, &self.ts)
+            .iter()
+            .map(|m| m["text"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    /// Whether the message as the fake holds it now has any actions block left.
+    pub fn has_buttons(&self, slack: &FakeSlack) -> bool {
+        has_actions(&self.now(slack))
+    }
+
+    /// The whole message as the fake holds it now (fallback and blocks), as one string.
+    pub fn text_now(&self, slack: &FakeSlack) -> String {
+        self.now(slack).to_string()
     }
 }
 

@@ -7,8 +7,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use accessbot::app::{Stepped, Stepper};
 use accessbot::clock::{Clock, ManualClock, SystemClock};
 use accessbot::Config;
+use chrono::{DateTime, Utc};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -49,6 +51,8 @@ pub struct TestApp {
     pub vars: HashMap<String, String>,
     /// What time signatures carry; [`SigningTime::AppClock`] unless changed.
     pub signing_time: SigningTime,
+    /// Set when the app runs without its background loops: [`TestApp::step`] drives them.
+    stepper: Option<Stepper>,
     http: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
@@ -102,7 +106,27 @@ impl TestApp {
                 vars.insert(name.to_string(), value.to_string());
             }
         }
-        Self::spawn_from_vars(db_url, slack, clock, vars).await
+        Self::spawn_from_vars(db_url, slack, clock, vars, false).await
+    }
+
+    /// Starts the app on a manual clock and without its background loops: the scheduler and
+    /// the delivery worker do nothing until [`TestApp::step`], so a story knows when the
+    /// work it started is over (and time moves only when it says so).
+    pub async fn spawn_stepped(
+        db_url: &str,
+        slack: &FakeSlack,
+        clock: Arc<ManualClock>,
+        extra_vars: &[(&str, &str)],
+    ) -> TestApp {
+        let mut vars = test_vars(db_url, slack);
+        for (name, value) in extra_vars {
+            if value.is_empty() {
+                vars.remove(*name);
+            } else {
+                vars.insert(name.to_string(), value.to_string());
+            }
+        }
+        Self::spawn_from_vars(db_url, slack, Some(clock), vars, true).await
     }
 
     async fn spawn_from_vars(
@@ -110,16 +134,18 @@ impl TestApp {
         slack: &FakeSlack,
         manual_clock: Option<Arc<ManualClock>>,
         vars: HashMap<String, String>,
+        stepped: bool,
     ) -> TestApp {
         let config = Config::from_vars(&vars).unwrap_or_else(|e| panic!("test config: {e}"));
         let clock: Arc<dyn Clock> = match &manual_clock {
             Some(manual) => manual.clone(),
             None => Arc::new(SystemClock),
         };
-        let app = match accessbot::App::build(config, clock.clone()).await {
+        let mut app = match accessbot::App::build(config, clock.clone()).await {
             Ok(app) => app,
             Err(error) => panic!("accessbot failed to start: {error:?}"),
         };
+        let stepper = if stepped { app.stepper() } else { None };
         let addr = app.local_addr();
         let (shutdown, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(app.run(async move {
@@ -138,6 +164,7 @@ impl TestApp {
             manual_clock,
             vars,
             signing_time: SigningTime::AppClock,
+            stepper,
             http,
             shutdown: Some(shutdown),
             task: Some(task),
@@ -169,8 +196,15 @@ impl TestApp {
         self.shutdown_and_wait().await;
         let mut vars = self.vars.clone();
         vars.insert("ACCESSBOT_ADDR".into(), "127.0.0.1:0".into());
-        let mut app =
-            Self::spawn_from_vars(&self.db_url, &self.slack, self.manual_clock.clone(), vars).await;
+        let stepped = self.stepper.is_some();
+        let mut app = Self::spawn_from_vars(
+            &self.db_url,
+            &self.slack,
+            self.manual_clock.clone(),
+            vars,
+            stepped,
+        )
+        .await;
         app.signing_time = self.signing_time;
         app
     }
@@ -181,6 +215,33 @@ impl TestApp {
             .as_ref()
             .expect("advance needs an app spawned with a ManualClock")
             .advance(by);
+    }
+
+    /// The app's clock now.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Sets the manual clock to `now`, runs the scheduler once and makes every Slack call due
+    /// by then; returns when they have all been answered. Only for [`TestApp::spawn_stepped`].
+    pub async fn step(&self, now: DateTime<Utc>) -> Stepped {
+        let stepper = self
+            .stepper
+            .as_ref()
+            .expect("step needs an app spawned with spawn_stepped");
+        self.manual_clock
+            .as_ref()
+            .expect("a stepped app has a manual clock")
+            .set(now);
+        stepper
+            .step()
+            .await
+            .unwrap_or_else(|error| panic!("step at {now}: {error}"))
+    }
+
+    /// [`TestApp::step`] without moving the clock.
+    pub async fn settle(&self) -> Stepped {
+        self.step(self.now()).await
     }
 
     /// `base_url` + `path`.
