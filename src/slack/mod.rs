@@ -8,4 +8,6 @@ pub mod limits;
 pub mod mrkdwn;
 pub mod payload;
 pub mod signature;
+#[cfg(test)]
+mod snapshots;
 pub mod views;
