@@ -3,6 +3,8 @@
 pub mod app;
 pub mod clock;
 pub mod config;
+#[cfg(test)]
+mod conformance_tests;
 pub mod domain;
 pub mod foreground;
 pub mod http;
