@@ -474,7 +474,8 @@ fn card_snapshot(kind: CardKind, situation: &str, r: &AccessRequest) -> String {
             true => "none".to_string(),
             false => labels.join(" "),
         };
-        writeln!(out, "- {who} @{id}: {shown}").unwrap();
+        let sign = if id.starts_with('C') { '#' } else { '@' };
+        writeln!(out, "- {who} {sign}{id}: {shown}").unwrap();
         for button in buttons {
             if !in_full.contains(&button) {
                 in_full.push(button);
@@ -768,9 +769,16 @@ fn own(id: i64, situation: AccessRequest) -> AccessRequest {
     r.admin_channel = None;
     r.permission = "Editor".into();
     r.groups = vec![];
-    if r.decided_by.as_deref() == Some(REQUESTER) {
-        r.decided_by = Some(ADMIN.into());
-    }
+    // Figma's own people acted on it; where the requester or the target acted, UADMIN1 did.
+    r.approved_by = r.approved_by.map(|_| "UFIGAPPR".into());
+    r.removed_by = r.removed_by.map(|_| "UFIGADMIN".into());
+    r.released_by = r.released_by.map(|_| ADMIN.into());
+    r.decided_by = match r.status {
+        _ if r.decided_by.is_none() => None,
+        Status::Denied => Some("UFIGAPPR".into()),
+        Status::Canceled => Some(ADMIN.into()),
+        _ => Some("UFIGADMIN".into()),
+    };
     r
 }
 
