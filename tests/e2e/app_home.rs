@@ -4,11 +4,10 @@
 use serde_json::Value;
 
 use crate::support::fake_slack::FakeSlack;
-use crate::support::flow::{
-    asking_for, catalog, figma, has_button, start, status_of, wait_card, wait_for_state, ADMIN,
-    APPROVER, REQUESTER,
+use crate::support::story::{
+    asking_for, figma, file, has_button, number_of, put_app, status_of, story, wait_card,
+    wait_for_state, ADMIN1, APPROVER, REQUESTER,
 };
-use crate::support::story::{file, number_of, story};
 
 /// How many times a Home was published for `user`.
 fn publishes(slack: &FakeSlack, user: &str) -> usize {
@@ -39,10 +38,10 @@ async fn open_home(app: &crate::support::test_app::TestApp, user: &str) -> Value
 }
 
 story! {
-    async fn the_home_shows_tasks_with_live_buttons_and_own_requests(db_url: String) {
-        let app = start(&db_url).await;
+    async fn the_home_shows_tasks_with_live_buttons_and_own_requests(env: StoryEnv) {
+        let app = env.spawn().await;
         let slack = app.slack.clone();
-        catalog(&app, "figma", figma(true, false)).await;
+        put_app(&app, "figma", figma(true, false)).await;
 
         let before_any = open_home(&app, REQUESTER).await;
         assert_eq!(before_any["type"], "home");
@@ -97,9 +96,9 @@ story! {
         .await;
 
         // The admin's Home holds the provisioning task.
-        let admin = open_home(&app, ADMIN).await;
+        let admin = open_home(&app, ADMIN1).await;
         assert!(has_button(&admin, "confirm_provisioning", id), "{admin}");
-        app.click_in_home(ADMIN, "confirm_provisioning").await;
+        app.click_in_home(ADMIN1, "confirm_provisioning").await;
         assert_eq!(status_of(&app, id).await, "provisioned");
         wait_for_state(&slack, "the requester's Home to show the access", |s| {
             s.home_of(REQUESTER).is_some_and(|h| {
@@ -112,9 +111,9 @@ story! {
 }
 
 story! {
-    async fn a_busy_home_stays_within_100_blocks(db_url: String) {
-        let app = start(&db_url).await;
-        catalog(&app, "figma", figma(true, false)).await;
+    async fn a_busy_home_stays_within_100_blocks(env: StoryEnv) {
+        let app = env.spawn().await;
+        put_app(&app, "figma", figma(true, false)).await;
         const TASKS: usize = 30;
         for _ in 0..TASKS {
             number_of(&file(&app, "figma", asking_for("unlimited")).await.1);

@@ -5,11 +5,10 @@
 use serde_json::json;
 
 use crate::support::fake_slack::FakeSlack;
-use crate::support::flow::{
-    asking_for, catalog, event_kinds, figma, start, status_of, wait_card, wait_for_state, ADMIN,
-    ADMIN_CHANNEL, APPROVER, REQUESTER, STRANGER,
+use crate::support::story::{
+    asking_for, audit_kinds, figma, file, number_of, put_app, status_of, story, wait_card,
+    wait_for_state, Card, ADMIN1, ADMIN_CHANNEL, APPROVER, OUTSIDER, REQUESTER,
 };
-use crate::support::story::{file, number_of, story, Card};
 use crate::support::test_app::TestApp;
 
 /// Waits until every card in `cards` shows `text` and has no buttons left.
@@ -38,7 +37,7 @@ async fn wait_ephemeral(slack: &FakeSlack, user: &str) -> String {
 
 /// A Figma request with an approver: its receipt and approval card.
 async fn pending(app: &TestApp) -> (i64, Card, Card) {
-    catalog(app, "figma", figma(true, true)).await;
+    put_app(app, "figma", figma(true, true)).await;
     let id = number_of(&file(app, "figma", asking_for("unlimited")).await.1);
     let receipt = wait_card(&app.slack, REQUESTER, "cancel_request", id).await;
     let approval = wait_card(&app.slack, APPROVER, "approve", id).await;
@@ -46,8 +45,8 @@ async fn pending(app: &TestApp) -> (i64, Card, Card) {
 }
 
 story! {
-    async fn the_requester_cancels_from_the_receipt(db_url: String) {
-        let app = start(&db_url).await;
+    async fn the_requester_cancels_from_the_receipt(env: StoryEnv) {
+        let app = env.spawn().await;
         let (id, receipt, approval) = pending(&app).await;
         let (status, body) = app
             .click(
@@ -68,7 +67,7 @@ story! {
             "Canceled by the requester",
         )
         .await;
-        let kinds = event_kinds(&app, id).await;
+        let kinds = audit_kinds(&app, id).await;
         assert_eq!(
             kinds.last().map(String::as_str),
             Some("canceled"),
@@ -89,10 +88,10 @@ story! {
 }
 
 story! {
-    async fn nobody_else_may_cancel_the_requesters_request(db_url: String) {
-        let app = start(&db_url).await;
+    async fn nobody_else_may_cancel_the_requesters_request(env: StoryEnv) {
+        let app = env.spawn().await;
         let (id, receipt, approval) = pending(&app).await;
-        for someone in [STRANGER, APPROVER] {
+        for someone in [OUTSIDER, APPROVER] {
             let (status, body) = app
                 .click(
                     someone,
@@ -109,7 +108,7 @@ story! {
         }
         assert!(approval.has_buttons(&app.slack));
         assert!(receipt.has_buttons(&app.slack));
-        assert!(!event_kinds(&app, id)
+        assert!(!audit_kinds(&app, id)
             .await
             .contains(&"canceled".to_string()));
         app.stop().await;
@@ -117,8 +116,8 @@ story! {
 }
 
 story! {
-    async fn a_cancel_through_the_api_updates_every_card(db_url: String) {
-        let app = start(&db_url).await;
+    async fn a_cancel_through_the_api_updates_every_card(env: StoryEnv) {
+        let app = env.spawn().await;
         let (id, receipt, approval) = pending(&app).await;
         app.click(
             APPROVER,
@@ -128,7 +127,7 @@ story! {
             &approval.ts,
         )
         .await;
-        let admin_card = wait_card(&app.slack, ADMIN, "confirm_provisioning", id).await;
+        let admin_card = wait_card(&app.slack, ADMIN1, "confirm_provisioning", id).await;
         let channel_card = wait_card(&app.slack, ADMIN_CHANNEL, "confirm_provisioning", id).await;
 
         let (status, body) = app
@@ -158,8 +157,8 @@ story! {
 }
 
 story! {
-    async fn a_decided_request_cannot_be_canceled(db_url: String) {
-        let app = start(&db_url).await;
+    async fn a_decided_request_cannot_be_canceled(env: StoryEnv) {
+        let app = env.spawn().await;
         let (id, receipt, approval) = pending(&app).await;
         app.click(
             APPROVER,

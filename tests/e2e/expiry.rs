@@ -4,28 +4,28 @@
 
 use chrono::Duration;
 
-use crate::support::flow::{
-    asking_for, catalog, dms_containing, event_kinds, figma, start_at_t0, status_of, t0, wait_card,
-    wait_dm_containing, wait_for_state, ADMIN, ADMIN_CHANNEL, APPROVER, REQUESTER,
+use crate::support::story::{
+    asking_for, audit_kinds, cards_with_button, dms_containing, figma, file, number_of, put_app,
+    status_of, story, t0, wait_card, wait_dm_containing, wait_for_state, Card, ADMIN1,
+    ADMIN_CHANNEL, APPROVER, REQUESTER,
 };
-use crate::support::story::{file, number_of, story};
 
 const SOON: &str = "⏰ Your access to *Figma* ends";
 const ENDED: &str = "⌛ Your access to *Figma* has ended";
 
 story! {
-    async fn access_ends_on_time_after_one_reminder_and_a_confirmed_removal(db_url: String) {
-        let app = start_at_t0(&db_url, &[("ACCESSBOT_SCHEDULER_INTERVAL", "50ms")]).await;
+    async fn access_ends_on_time_after_one_reminder_and_a_confirmed_removal(env: StoryEnv) {
+        let app = env.spawn_at_t0(&[("ACCESSBOT_SCHEDULER_INTERVAL", "50ms")]).await;
         let slack = app.slack.clone();
-        catalog(&app, "figma", figma(false, true)).await;
+        put_app(&app, "figma", figma(false, true)).await;
         let id = number_of(&file(&app, "figma", asking_for("10s")).await.1);
         let receipt = wait_card(&slack, REQUESTER, "cancel_request", id).await;
-        let admin_card = wait_card(&slack, ADMIN, "confirm_provisioning", id).await;
+        let admin_card = wait_card(&slack, ADMIN1, "confirm_provisioning", id).await;
         let channel_card = wait_card(&slack, ADMIN_CHANNEL, "confirm_provisioning", id).await;
 
         app.advance(Duration::seconds(1));
         app.click(
-            ADMIN,
+            ADMIN1,
             "confirm_provisioning",
             &id.to_string(),
             &admin_card.channel,
@@ -47,7 +47,7 @@ story! {
 
         // Past the end: pending removal, a removal card for the admins, a word to the requester.
         app.advance(Duration::seconds(1));
-        let removal = wait_card(&slack, ADMIN, "confirm_removal", id).await;
+        let removal = wait_card(&slack, ADMIN1, "confirm_removal", id).await;
         wait_dm_containing(&slack, REQUESTER, ENDED).await;
         assert_eq!(status_of(&app, id).await, "pending_deprovisioning");
         let removal_text = removal.text_now(&slack);
@@ -59,10 +59,9 @@ story! {
         })
         .await;
 
-        let in_channel =
-            crate::support::flow::cards_with_button(&slack, ADMIN_CHANNEL, "confirm_removal", id);
+        let in_channel = cards_with_button(&slack, ADMIN_CHANNEL, "confirm_removal", id);
         app.click(
-            ADMIN,
+            ADMIN1,
             "confirm_removal",
             &id.to_string(),
             &removal.channel,
@@ -78,13 +77,13 @@ story! {
             removal.clone(),
         ];
         for card in &in_channel {
-            cards.push(crate::support::story::Card {
+            cards.push(Card {
                 channel: ADMIN_CHANNEL.to_string(),
                 ts: card["ts"].as_str().unwrap().to_string(),
                 message: card.clone(),
             });
         }
-        let confirmed = format!("removal confirmed by <@{ADMIN}>");
+        let confirmed = format!("removal confirmed by <@{ADMIN1}>");
         for card in &cards {
             wait_for_state(
                 &slack,
@@ -97,11 +96,11 @@ story! {
         assert_eq!(dms_containing(&slack, REQUESTER, SOON), 1, "one reminder");
         assert_eq!(dms_containing(&slack, REQUESTER, ENDED), 1, "one notice");
         assert_eq!(
-            slack.top_level_messages_in(ADMIN).len(),
+            slack.top_level_messages_in(ADMIN1).len(),
             2,
             "the admin got a provisioning card and one removal card"
         );
-        let kinds = event_kinds(&app, id).await;
+        let kinds = audit_kinds(&app, id).await;
         for kind in [
             "provisioned",
             "reminder_sent",
@@ -119,18 +118,18 @@ story! {
 }
 
 story! {
-    async fn requests_left_waiting_remind_their_assignees_once(db_url: String) {
-        let app = start_at_t0(&db_url, &[("ACCESSBOT_REMINDER_AFTER", "1h")]).await;
+    async fn requests_left_waiting_remind_their_assignees_once(env: StoryEnv) {
+        let app = env.spawn_at_t0(&[("ACCESSBOT_REMINDER_AFTER", "1h")]).await;
         let slack = app.slack.clone();
-        catalog(&app, "figma", figma(true, false)).await;
+        put_app(&app, "figma", figma(true, false)).await;
         let mut linear = figma(true, false);
         linear["name"] = "Linear".into();
-        catalog(&app, "linear", linear).await;
+        put_app(&app, "linear", linear).await;
         let figma_id = number_of(&file(&app, "figma", asking_for("unlimited")).await.1);
         wait_card(&slack, APPROVER, "approve", figma_id).await;
 
         app.advance(Duration::minutes(61));
-        let figma_nudge = "⏰ Still waiting for you: <@UREQ0001>'s request for *Figma*";
+        let figma_nudge = "⏰ Still waiting for you: <@UREQUESTER>'s request for *Figma*";
         wait_dm_containing(&slack, APPROVER, figma_nudge).await;
 
         // A second request, reminded an hour later: the first one was not reminded again.
@@ -140,13 +139,13 @@ story! {
         wait_dm_containing(
             &slack,
             APPROVER,
-            "⏰ Still waiting for you: <@UREQ0001>'s request for *Linear*",
+            "⏰ Still waiting for you: <@UREQUESTER>'s request for *Linear*",
         )
         .await;
         assert_eq!(dms_containing(&slack, APPROVER, figma_nudge), 1);
         assert_eq!(dms_containing(&slack, REQUESTER, "Still waiting"), 0);
         assert_eq!(status_of(&app, figma_id).await, "pending_approval");
-        let kinds = event_kinds(&app, figma_id).await;
+        let kinds = audit_kinds(&app, figma_id).await;
         assert_eq!(
             kinds.iter().filter(|k| *k == "reminder_sent").count(),
             1,

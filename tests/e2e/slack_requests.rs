@@ -4,13 +4,13 @@
 use serde_json::{json, Value};
 
 use crate::support::fake_slack::FakeSlack;
-use crate::support::flow::{
-    asking_for, catalog, figma, wait_card, wait_for_state, APPROVER, REQUESTER, STRANGER,
-};
 use crate::support::signer::{
     self, multi_selected_value, selected_value, text_value, user_value, ButtonClick,
 };
-use crate::support::story::{file, number_of, story};
+use crate::support::story::{
+    asking_for, figma, file, number_of, put_app, story, wait_card, wait_for_state, APPROVER,
+    OUTSIDER, REQUESTER,
+};
 use crate::support::test_app::TestApp;
 
 const CHANNEL: &str = "CGENERAL1";
@@ -113,10 +113,10 @@ async fn requests_of(app: &TestApp, user: &str) -> Vec<Value> {
 }
 
 story! {
-    async fn slash_access_opens_the_catalog_and_files_the_request_like_the_api(db_url: String) {
-        let app = crate::support::flow::start(&db_url).await;
-        catalog(&app, "figma", figma(true, false)).await;
-        catalog(&app, "github", github()).await;
+    async fn slash_access_opens_the_catalog_and_files_the_request_like_the_api(env: StoryEnv) {
+        let app = env.spawn().await;
+        put_app(&app, "figma", figma(true, false)).await;
+        put_app(&app, "github", github()).await;
 
         let view_id = open_request_modal(&app, REQUESTER).await;
         let modal = app.slack.view(&view_id).unwrap();
@@ -183,9 +183,9 @@ story! {
 }
 
 story! {
-    async fn the_request_modal_can_be_for_someone_else(db_url: String) {
-        let app = crate::support::flow::start(&db_url).await;
-        catalog(&app, "github", github()).await;
+    async fn the_request_modal_can_be_for_someone_else(env: StoryEnv) {
+        let app = env.spawn().await;
+        put_app(&app, "github", github()).await;
         let view_id = open_request_modal(&app, REQUESTER).await;
         choose_app(&app, REQUESTER, &view_id, "github", "GitHub").await;
         let values = json!({
@@ -194,14 +194,14 @@ story! {
             "groups": {"groups": multi_selected_value(&[])},
             "access_length": {"access_length": text_value(None)},
             "comment": {"comment": text_value(Some("new hire"))},
-            "target_user": {"target_user": user_value(STRANGER)},
+            "target_user": {"target_user": user_value(OUTSIDER)},
         });
         let (status, body) = app.submit_view(REQUESTER, &view_id, values).await;
         assert_eq!(status, 200);
         assert!(body.is_null(), "{body}");
-        let mine = requests_of(&app, STRANGER).await;
+        let mine = requests_of(&app, OUTSIDER).await;
         assert_eq!(mine.len(), 1, "{mine:?}");
-        assert_eq!(mine[0]["target_user"], STRANGER);
+        assert_eq!(mine[0]["target_user"], OUTSIDER);
         assert_eq!(mine[0]["requester"], REQUESTER);
         assert_eq!(mine[0]["access_length"], "unlimited");
         // No approvers: straight to the app's admin.
@@ -214,9 +214,9 @@ story! {
 }
 
 story! {
-    async fn a_bad_submission_is_answered_with_field_errors(db_url: String) {
-        let app = crate::support::flow::start(&db_url).await;
-        catalog(&app, "figma", figma(true, false)).await;
+    async fn a_bad_submission_is_answered_with_field_errors(env: StoryEnv) {
+        let app = env.spawn().await;
+        put_app(&app, "figma", figma(true, false)).await;
         let view_id = open_request_modal(&app, REQUESTER).await;
         choose_app(&app, REQUESTER, &view_id, "figma", "Figma").await;
         let submit = |length: &str, permission: &str| {
@@ -257,10 +257,10 @@ story! {
 }
 
 story! {
-    async fn access_help_and_list_answer_privately(db_url: String) {
-        let app = crate::support::flow::start(&db_url).await;
-        catalog(&app, "figma", figma(true, false)).await;
-        catalog(&app, "github", github()).await;
+    async fn access_help_and_list_answer_privately(env: StoryEnv) {
+        let app = env.spawn().await;
+        put_app(&app, "figma", figma(true, false)).await;
+        put_app(&app, "github", github()).await;
 
         let (status, help) = app.slash_access(REQUESTER, CHANNEL, "help").await;
         assert_eq!(status, 200);
@@ -280,7 +280,7 @@ story! {
             .await;
         assert_eq!(status, 200);
         // Someone else's request is not in the requester's list.
-        app.file_request(json!({"app": "figma", "target_user": STRANGER, "comment": "x"}))
+        app.file_request(json!({"app": "figma", "target_user": OUTSIDER, "comment": "x"}))
             .await;
 
         let (_, list) = app.slash_access(REQUESTER, CHANNEL, "  LIST ").await;

@@ -4,27 +4,26 @@
 use serde_json::json;
 
 use crate::support::fake_slack::{Fault, BOT_ID};
-use crate::support::flow::{
-    asking_for, catalog, event_kinds, figma, settle, start, start_stepped, thread_of, wait_card,
-    wait_for_state, wait_reply, ADMIN, ADMIN_CHANNEL, APPROVER, REQUESTER,
-};
 use crate::support::signer::{bot_message_event, event_callback, user_message_event};
-use crate::support::story::{file, number_of, story, Card};
+use crate::support::story::{
+    asking_for, audit_kinds, figma, file, number_of, put_app, story, thread_of, wait_card,
+    wait_for_state, wait_for_worker, wait_reply, Card, ADMIN1, ADMIN_CHANNEL, APPROVER, REQUESTER,
+};
 use crate::support::test_app::TestApp;
 
 /// The requester's receipt and the approver's card of a new Figma request.
 async fn receipt_and_approval_card(app: &TestApp) -> (i64, Card, Card) {
-    catalog(app, "figma", figma(true, true)).await;
+    put_app(app, "figma", figma(true, true)).await;
     let id = number_of(&file(app, "figma", asking_for("unlimited")).await.1);
     let receipt = wait_card(&app.slack, REQUESTER, "cancel_request", id).await;
     let approval = wait_card(&app.slack, APPROVER, "approve", id).await;
-    settle(app).await;
+    wait_for_worker(app).await;
     (id, receipt, approval)
 }
 
 story! {
-    async fn a_reply_in_any_thread_reaches_every_other_thread_of_the_request(db_url: String) {
-        let app = start(&db_url).await;
+    async fn a_reply_in_any_thread_reaches_every_other_thread_of_the_request(env: StoryEnv) {
+        let app = env.spawn().await;
         let slack = app.slack.clone();
         let (id, receipt, approval) = receipt_and_approval_card(&app).await;
 
@@ -53,7 +52,7 @@ story! {
             )
             .await;
         assert_eq!(status, 200);
-        let admin_dm = wait_card(&slack, ADMIN, "confirm_provisioning", id).await;
+        let admin_dm = wait_card(&slack, ADMIN1, "confirm_provisioning", id).await;
         let channel_card = wait_card(&slack, ADMIN_CHANNEL, "confirm_provisioning", id).await;
         let summary = format!("Conversation so far:\n{asked}");
         wait_reply(&slack, &admin_dm, &summary).await;
@@ -61,13 +60,13 @@ story! {
 
         // An admin answers in the admin channel's thread: everyone else hears it.
         app.reply_in_thread(
-            ADMIN,
+            ADMIN1,
             &channel_card.channel,
             &channel_card.ts,
             "The design one",
         )
         .await;
-        let answered = format!("<@{ADMIN}>: The design one");
+        let answered = format!("<@{ADMIN1}>: The design one");
         for card in [&receipt, &approval, &admin_dm] {
             wait_reply(&slack, card, &answered).await;
         }
@@ -122,11 +121,11 @@ story! {
             said,
             [
                 (REQUESTER.to_string(), "Which repo? <!channel>".to_string()),
-                (ADMIN.to_string(), "The design one".to_string()),
+                (ADMIN1.to_string(), "The design one".to_string()),
                 (APPROVER.to_string(), "Thanks & go".to_string()),
             ]
         );
-        let kinds = event_kinds(&app, id).await;
+        let kinds = audit_kinds(&app, id).await;
         assert_eq!(
             kinds.iter().filter(|k| *k == "thread_message").count(),
             3,
@@ -137,8 +136,8 @@ story! {
 }
 
 story! {
-    async fn the_bot_ignores_its_own_messages_other_bots_and_edits(db_url: String) {
-        let app = start(&db_url).await;
+    async fn the_bot_ignores_its_own_messages_other_bots_and_edits(env: StoryEnv) {
+        let app = env.spawn().await;
         let slack = app.slack.clone();
         let (id, receipt, approval) = receipt_and_approval_card(&app).await;
 
@@ -148,7 +147,7 @@ story! {
             &approval.channel,
             "im",
             BOT_ID,
-            "<@UREQ0001>: echo",
+            "<@UREQUESTER>: echo",
             &ts,
             Some(&approval.ts),
         );
@@ -222,8 +221,8 @@ story! {
 }
 
 story! {
-    async fn a_retried_event_is_relayed_once(db_url: String) {
-        let app = start(&db_url).await;
+    async fn a_retried_event_is_relayed_once(env: StoryEnv) {
+        let app = env.spawn().await;
         let slack = app.slack.clone();
         let (id, receipt, approval) = receipt_and_approval_card(&app).await;
 
@@ -261,7 +260,7 @@ story! {
             ]
         );
         assert_eq!(thread_of(&app, id).await.len(), 2);
-        let kinds = event_kinds(&app, id).await;
+        let kinds = audit_kinds(&app, id).await;
         assert_eq!(
             kinds.iter().filter(|k| *k == "thread_message").count(),
             2,
@@ -272,8 +271,8 @@ story! {
 }
 
 story! {
-    async fn replies_outside_request_threads_are_ignored(db_url: String) {
-        let app = start(&db_url).await;
+    async fn replies_outside_request_threads_are_ignored(env: StoryEnv) {
+        let app = env.spawn().await;
         let slack = app.slack.clone();
         let (id, receipt, approval) = receipt_and_approval_card(&app).await;
 
@@ -323,11 +322,11 @@ story! {
     /// The provisioning card is stored at the approval but reaches Slack a little later (here:
     /// Slack rate-limits chat.postMessage for 2 s). A reply written in between is relayed to the
     /// card's thread *and* summed up in its "Conversation so far:": the admin reads it twice.
-    async fn a_card_posted_while_someone_writes_gets_each_message_once(db_url: String) {
-        let app = start_stepped(&db_url).await;
+    async fn a_card_posted_while_someone_writes_gets_each_message_once(env: StoryEnv) {
+        let app = env.spawn_stepped().await;
         let slack = app.slack.clone();
         let t = app.now();
-        catalog(&app, "figma", figma(true, false)).await;
+        put_app(&app, "figma", figma(true, false)).await;
         let id = number_of(&file(&app, "figma", asking_for("unlimited")).await.1);
         app.step(t).await;
         let receipt = wait_card(&slack, REQUESTER, "cancel_request", id).await;
@@ -358,7 +357,7 @@ story! {
         app.step(t + chrono::Duration::seconds(2)).await;
         app.step(t + chrono::Duration::minutes(1)).await;
 
-        let admin_card = wait_card(&slack, ADMIN, "confirm_provisioning", id).await;
+        let admin_card = wait_card(&slack, ADMIN1, "confirm_provisioning", id).await;
         let said = format!("<@{REQUESTER}>: any news?");
         wait_reply(&slack, &approval, &said).await;
         wait_for_state(&slack, "the admin's card to hear of the reply", |s| {

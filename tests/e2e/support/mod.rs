@@ -1,6 +1,5 @@
 pub mod db;
 pub mod fake_slack;
-pub mod flow;
 pub mod process;
 pub mod signer;
 #[macro_use]

@@ -15,7 +15,16 @@
 //! A story may also take `db_url: String` or, for the store contract, `store: Arc<dyn Store>`.
 //! Each becomes the tests `name::sqlite` and `name::postgres`; PostgreSQL is skipped when
 //! `TEST_DATABASE_URL` is unset.
+//!
+//! Everything a story uses is here, re-exported: the people of the stories (`people`) and
+//! the cards, DMs and modals the fake Slack holds with the waits for them (`cards`).
 #![allow(dead_code)]
+
+mod cards;
+mod people;
+
+pub use cards::*;
+pub use people::*;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -24,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use accessbot::clock::ManualClock;
 use accessbot::store::Store;
-use chrono::Utc;
+use chrono::{DateTime, TimeZone, Utc};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -171,17 +180,22 @@ impl StoryEnv {
     pub async fn spawn_with(&self, vars: &[(&str, &str)]) -> TestApp {
         TestApp::spawn_with(self.db.url(), &self.slack, None, vars).await
     }
+
+    /// The app with its background loops on a manual clock at [`t0`], with extra variables
+    /// (`""` removes one): time moves when the story advances it.
+    pub async fn spawn_at_t0(&self, vars: &[(&str, &str)]) -> TestApp {
+        let clock = Arc::new(ManualClock::new(t0()));
+        TestApp::spawn_with(self.db.url(), &self.slack, Some(clock), vars).await
+    }
+}
+
+/// Where the manual clock of timed stories starts.
+pub fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 27, 9, 0, 0).unwrap()
 }
 
 // ---------------------------------------------------------------------------------------------
-// The catalog and requests used by the stories.
-
-pub const REQUESTER: &str = "UREQUESTER";
-pub const APPROVER: &str = "UAPPROVER";
-pub const ADMIN1: &str = "UADMIN1";
-pub const ADMIN2: &str = "UADMIN2";
-pub const ADMIN_CHANNEL: &str = "CADMINS";
-pub const OUTSIDER: &str = "UOUTSIDER";
+// The catalog and requests used by the stories (the people are in `people`).
 
 /// GitHub: one approver, two admins, an admin channel.
 pub fn github() -> Value {
@@ -200,6 +214,19 @@ pub fn github_without_approvers() -> Value {
     let mut app = github();
     app["approvers"] = json!([]);
     app
+}
+
+/// Figma with [`ADMIN1`] as admin, [`APPROVER`] as approver (when `approved`) and
+/// [`ADMIN_CHANNEL`] (when `channel`).
+pub fn figma(approved: bool, channel: bool) -> Value {
+    json!({
+        "name": "Figma",
+        "admins": [ADMIN1],
+        "approvers": if approved { vec![APPROVER] } else { vec![] },
+        "permissions": ["Member", "Admin"],
+        "groups": ["design", "eng"],
+        "admin_channel": if channel { json!(ADMIN_CHANNEL) } else { Value::Null },
+    })
 }
 
 /// Puts `app` in the catalog as `slug`.
@@ -221,6 +248,15 @@ pub async fn file(app: &TestApp, slug: &str, extra: Value) -> (String, Value) {
     }
     let request = app.file_request(body).await;
     (id_of(&request), request)
+}
+
+/// What [`file`] adds to file a request by [`REQUESTER`] for themself for `access_length`.
+pub fn asking_for(access_length: &str) -> Value {
+    json!({
+        "target_user": REQUESTER,
+        "comment": "for the launch",
+        "access_length": access_length,
+    })
 }
 
 /// A request's id as a number (the API answers it as one).
@@ -258,6 +294,32 @@ pub async fn event_kinds(app: &TestApp, id: &str) -> Vec<(String, String)> {
             )
         })
         .collect()
+}
+
+/// The kinds of the audit trail of request `id`, oldest first.
+pub async fn audit_kinds(app: &TestApp, id: i64) -> Vec<String> {
+    let (status, body) = app.api_get(&format!("/api/v1/requests/{id}/events")).await;
+    assert_eq!(status, 200, "events of {id}: {body}");
+    body.as_array()
+        .expect("a list")
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// The status of request `id` through the API.
+pub async fn status_of(app: &TestApp, id: i64) -> String {
+    app.request(&id.to_string()).await["status"]
+        .as_str()
+        .expect("a status")
+        .to_string()
+}
+
+/// `GET /api/v1/requests/{id}/thread`.
+pub async fn thread_of(app: &TestApp, id: i64) -> Vec<Value> {
+    let (status, body) = app.api_get(&format!("/api/v1/requests/{id}/thread")).await;
+    assert_eq!(status, 200, "thread of {id}: {body}");
+    body.as_array().expect("a list").clone()
 }
 
 /// `GET /api/v1/deliveries?status=failed`.
@@ -315,6 +377,26 @@ pub async fn wait_until_idle(app: &TestApp) {
     .await;
 }
 
+/// For an app with its background loops: returns once every Slack call it stored before now
+/// has been attempted. A Home published for [`OUTSIDER`] is delivered after them (the worker
+/// finishes a batch before it claims the next). A card seen in the fake may not be recorded
+/// as posted yet; after this it is. (A stepped app calls [`TestApp::settle`] instead.)
+pub async fn wait_for_worker(app: &TestApp) {
+    let published = |s: &FakeSlack| {
+        s.ok_calls_to("views.publish")
+            .iter()
+            .filter(|c| c.arg("user_id") == Some(OUTSIDER))
+            .count()
+    };
+    let before = published(&app.slack);
+    let (status, body) = app.open_home(OUTSIDER).await;
+    assert_eq!(status, 200, "app_home_opened: {body}");
+    wait_for_state(&app.slack, "the worker to settle", |s| {
+        published(s) > before
+    })
+    .await;
+}
+
 /// Polls `check` until it holds (for state only the app's API can show); panics after
 /// [`PATIENCE`].
 pub async fn eventually<F, Fut>(what: &str, check: F)
@@ -333,279 +415,4 @@ where
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Cards as the fake Slack holds them.
-
-/// A card the bot posted: where it is, and what it showed when it was found.
-#[derive(Debug, Clone)]
-pub struct Card {
-    pub channel: String,
-    pub ts: String,
-    pub message: Value,
-}
-
-impl Card {
-    /// The card as the fake holds it now (after updates).
-    pub fn reload(&self, slack: &FakeSlack) -> Card {
-        let message = slack
-            .message(&self.channel, &self.ts)
-            .unwrap_or_else(|| panic!("card {} {} vanished", self.channel, self.ts));
-        Card {
-            message,
-            ..self.clone()
-        }
-    }
-
-    pub fn text(&self) -> String {
-        all_text(&self.message)
-    }
-
-    /// (label, action_id, style) of its buttons.
-    pub fn buttons(&self) -> Vec<(String, String, String)> {
-        buttons(&self.message)
-    }
-
-    pub fn has_actions(&self) -> bool {
-        has_actions(&self.message)
-    }
-
-    /// The message as the fake holds it now.
-    pub fn now(&self, slack: &FakeSlack) -> Value {
-        slack
-            .message(&self.channel, &self.ts)
-            .unwrap_or_else(|| panic!("no message {} {}", self.channel, self.ts))
-    }
-
-    /// The texts of the replies in its thread, oldest first.
-    pub fn replies(&self, slack: &FakeSlack) -> Vec<String> {
-        slack
-            .thread_replies(&self.channel, &self.ts)
-            .iter()
-            .map(|m| m["text"].as_str().unwrap_or_default().to_string())
-            .collect()
-    }
-
-    /// Whether the message as the fake holds it now has any actions block left.
-    pub fn has_buttons(&self, slack: &FakeSlack) -> bool {
-        has_actions(&self.now(slack))
-    }
-
-    /// The whole message as the fake holds it now (fallback and blocks), as one string.
-    pub fn text_now(&self, slack: &FakeSlack) -> String {
-        self.now(slack).to_string()
-    }
-}
-
-/// Whether a message is a request card (cards and receipts open with a header block).
-pub fn is_card(message: &Value) -> bool {
-    message["blocks"]
-        .as_array()
-        .and_then(|blocks| blocks.first())
-        .is_some_and(|first| first["type"] == "header")
-}
-
-/// The cards (top-level, with a header) in the conversation of `recipient` (a user id
-/// means the bot's DM with them), oldest first.
-pub fn cards_in(slack: &FakeSlack, recipient: &str) -> Vec<Card> {
-    let channel = conversation_of(slack, recipient);
-    slack
-        .top_level_messages_in(recipient)
-        .into_iter()
-        .filter(is_card)
-        .map(|message| Card {
-            channel: channel.clone(),
-            ts: message["ts"].as_str().unwrap_or_default().to_string(),
-            message,
-        })
-        .collect()
-}
-
-/// Where the bot's messages to `recipient` land.
-pub fn conversation_of(slack: &FakeSlack, recipient: &str) -> String {
-    if recipient.starts_with('U') || recipient.starts_with('W') {
-        slack.dm_channel_of(recipient)
-    } else {
-        recipient.to_string()
-    }
-}
-
-/// Waits for the (last) card posted to `recipient`.
-pub async fn card_of(slack: &FakeSlack, recipient: &str) -> Card {
-    wait_for_card(slack, recipient, |_| true).await
-}
-
-/// Waits for the (last) card posted to `recipient` that has the button `action_id`.
-pub async fn card_with_button(slack: &FakeSlack, recipient: &str, action_id: &str) -> Card {
-    wait_for_card(slack, recipient, |card| {
-        card.buttons().iter().any(|(_, id, _)| id == action_id)
-    })
-    .await
-}
-
-/// Waits for the last card posted to `recipient` that satisfies `condition`.
-pub async fn wait_for_card<F>(slack: &FakeSlack, recipient: &str, condition: F) -> Card
-where
-    F: Fn(&Card) -> bool,
-{
-    let found = || cards_in(slack, recipient).into_iter().rfind(&condition);
-    if let Err(timeout) = slack.wait_for(|_| found().is_some(), PATIENCE).await {
-        panic!("no matching card for {recipient}: {timeout}");
-    }
-    found().expect("condition held")
-}
-
-/// Waits until the card at (`channel`, `ts`) satisfies `condition`; returns it then.
-pub async fn wait_card_until<F>(slack: &FakeSlack, card: &Card, what: &str, condition: F) -> Card
-where
-    F: Fn(&Card) -> bool,
-{
-    if let Err(timeout) = slack
-        .wait_for(|_| condition(&card.reload(slack)), PATIENCE)
-        .await
-    {
-        panic!(
-            "the card {} {} never got to {what}; it is {}\n{timeout}",
-            card.channel,
-            card.ts,
-            card.reload(slack).message
-        );
-    }
-    card.reload(slack)
-}
-
-/// Waits until the card has no actions block (it was decided), returns it then.
-pub async fn wait_no_actions(slack: &FakeSlack, card: &Card) -> Card {
-    wait_card_until(slack, card, "have no buttons", |c| !c.has_actions()).await
-}
-
-/// Waits for a DM to `user` (any message, cards included) whose text contains `needle`
-/// (case-insensitively).
-pub async fn dm_containing(slack: &FakeSlack, user: &str, needle: &str) -> Value {
-    let needle = needle.to_lowercase();
-    let found = || {
-        slack
-            .dms_to(user)
-            .into_iter()
-            .find(|m| all_text(m).to_lowercase().contains(&needle))
-    };
-    if let Err(timeout) = slack.wait_for(|_| found().is_some(), PATIENCE).await {
-        panic!(
-            "no DM to {user} containing {needle:?}; DMs: {:#?}\n{timeout}",
-            slack.dms_to(user)
-        );
-    }
-    found().expect("condition held")
-}
-
-/// Waits for an ephemeral message to `user`; returns the newest.
-pub async fn ephemeral_for(slack: &FakeSlack, user: &str, count: usize) -> Value {
-    if let Err(timeout) = slack
-        .wait_for(|_| slack.ephemerals_for(user).len() >= count, PATIENCE)
-        .await
-    {
-        panic!("no ephemeral message #{count} for {user}: {timeout}");
-    }
-    slack
-        .ephemerals_for(user)
-        .pop()
-        .expect("an ephemeral message")
-}
-
-/// Waits for the `count`-th `views.open` call answered ok; returns the modal as the fake holds it.
-pub async fn opened_modal(slack: &FakeSlack, count: usize) -> Value {
-    let calls = slack
-        .wait_for_ok_calls("views.open", count)
-        .await
-        .unwrap_or_else(|timeout| panic!("no views.open #{count}: {timeout}"));
-    let id = calls[count - 1].response["view"]["id"]
-        .as_str()
-        .expect("views.open answers the view's id")
-        .to_string();
-    slack.view(&id).expect("the fake keeps the view")
-}
-
-/// Every string under a `text` key of a message or view, and its top-level text, joined.
-pub fn all_text(value: &Value) -> String {
-    fn collect(value: &Value, out: &mut Vec<String>) {
-        match value {
-            Value::Object(object) => {
-                for (key, inner) in object {
-                    match inner {
-                        Value::String(text) if key == "text" => out.push(text.clone()),
-                        _ => collect(inner, out),
-                    }
-                }
-            }
-            Value::Array(items) => items.iter().for_each(|item| collect(item, out)),
-            _ => {}
-        }
-    }
-    let mut out = Vec::new();
-    collect(value, &mut out);
-    out.join("\n")
-}
-
-/// (label, action_id, style) of each button of a message's actions blocks.
-pub fn buttons(message: &Value) -> Vec<(String, String, String)> {
-    message["blocks"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|block| block["type"] == "actions")
-        .flat_map(|block| block["elements"].as_array().cloned().unwrap_or_default())
-        .map(|element| {
-            (
-                element["text"]["text"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-                element["action_id"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-                element["style"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
-}
-
-/// The button `action_id` of a message, as JSON.
-pub fn button<'a>(message: &'a Value, action_id: &str) -> Option<&'a Value> {
-    message["blocks"]
-        .as_array()?
-        .iter()
-        .filter(|block| block["type"] == "actions")
-        .flat_map(|block| block["elements"].as_array().into_iter().flatten())
-        .find(|element| element["action_id"] == action_id)
-}
-
-/// Whether a message still has an actions block.
-pub fn has_actions(message: &Value) -> bool {
-    message["blocks"]
-        .as_array()
-        .is_some_and(|blocks| blocks.iter().any(|b| b["type"] == "actions"))
-}
-
-/// The labels of a message's buttons.
-pub fn labels(message: &Value) -> Vec<String> {
-    buttons(message)
-        .into_iter()
-        .map(|(label, _, _)| label)
-        .collect()
-}
-
-/// How many ok `chat.postMessage` calls went to `recipient`'s conversation as top-level cards.
-pub fn cards_posted_to(slack: &FakeSlack, recipient: &str) -> usize {
-    let channel = conversation_of(slack, recipient);
-    slack
-        .ok_calls_to("chat.postMessage")
-        .iter()
-        .filter(|call| {
-            call.response["channel"] == channel.as_str()
-                && call.arg("thread_ts").is_none()
-                && is_card(&call.response["message"])
-        })
-        .count()
 }
