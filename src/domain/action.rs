@@ -135,7 +135,7 @@ impl Action {
     pub fn verb(self) -> &'static str {
         match self {
             Action::Approve => "approve",
-            Action::ConfirmProvisioning => "confirm",
+            Action::ConfirmProvisioning => "confirm provisioning of",
             Action::ConfirmRemoval => "confirm the removal of",
             Action::Deny => "deny",
             Action::Edit => "edit",

@@ -129,6 +129,8 @@ pub enum Refusal {
     OwnRequest { action: Action },
     #[error("This request is {}, so it can't be {}.", status.words(), action.past())]
     WrongStatus { status: Status, action: Action },
+    #[error("Feedback on this denial was already sent by {}.", plain_name(by))]
+    FeedbackAlreadySent { by: String },
     #[error("Nothing changed.")]
     NothingChanged,
     #[error("{0}")]
@@ -140,7 +142,9 @@ impl Refusal {
     pub fn is_conflict(&self) -> bool {
         matches!(
             self,
-            Refusal::AlreadyDecided { .. } | Refusal::WrongStatus { .. }
+            Refusal::AlreadyDecided { .. }
+                | Refusal::WrongStatus { .. }
+                | Refusal::FeedbackAlreadySent { .. }
         )
     }
 }
@@ -159,7 +163,7 @@ impl Role {
     pub fn plural(self) -> &'static str {
         match self {
             Role::Requester => "the requester",
-            Role::Target => "the requester or the person with the access",
+            Role::Target => "the person who has the access or asked for it",
             Role::Approver => "the approvers",
             Role::Admin => "the app admins",
             Role::Denier => "the person who denied it",
@@ -190,7 +194,17 @@ fn refusal(request: &AccessRequest, roles: Roles, action: Action) -> Refusal {
         return Refusal::NothingChanged;
     }
     if !action.applies_in().contains(&request.status) {
-        return already_decided(request).unwrap_or(Refusal::WrongStatus {
+        // "Already …" only when somebody moved the request past where the action applies.
+        let moved_on = action
+            .applies_in()
+            .iter()
+            .all(|status| progress(*status) < progress(request.status));
+        let already = if moved_on {
+            already_decided(request, action)
+        } else {
+            None
+        };
+        return already.unwrap_or(Refusal::WrongStatus {
             status: request.status,
             action,
         });
@@ -200,8 +214,7 @@ fn refusal(request: &AccessRequest, roles: Roles, action: Action) -> Refusal {
         Action::Cancel => Role::Requester,
         Action::Release => Role::Target,
         Action::SendFeedback if request.denial_feedback.is_some() => {
-            return Refusal::AlreadyDecided {
-                outcome: "given feedback",
+            return Refusal::FeedbackAlreadySent {
                 by: request.decided_by.clone().unwrap_or_default(),
             }
         }
@@ -217,8 +230,19 @@ fn refusal(request: &AccessRequest, roles: Roles, action: Action) -> Refusal {
     }
 }
 
+/// How far along the lifecycle a status is: a request only ever moves forward.
+fn progress(status: Status) -> u8 {
+    match status {
+        Status::PendingApproval => 0,
+        Status::PendingProvisioning => 1,
+        Status::Provisioned | Status::Denied | Status::Canceled => 2,
+        Status::PendingDeprovisioning => 3,
+        Status::Expired => 4,
+    }
+}
+
 /// "Already approved by U1" when the request has moved on from where the actor thought.
-fn already_decided(request: &AccessRequest) -> Option<Refusal> {
+fn already_decided(request: &AccessRequest, action: Action) -> Option<Refusal> {
     let (outcome, by) = match request.status {
         Status::PendingProvisioning => ("approved", request.approved_by.as_ref()?),
         Status::Provisioned => ("provisioned", request.decided_by.as_ref()?),
@@ -226,6 +250,8 @@ fn already_decided(request: &AccessRequest) -> Option<Refusal> {
         Status::Canceled => ("canceled", request.decided_by.as_ref()?),
         Status::PendingDeprovisioning => match &request.released_by {
             Some(by) => ("released", by),
+            // Its time ran out: nobody decided that, and a grant's own actions are over.
+            None if action.applies_in().contains(&Status::Provisioned) => return None,
             None => ("provisioned", request.decided_by.as_ref()?),
         },
         Status::Expired => ("removed", request.removed_by.as_ref()?),

@@ -396,7 +396,7 @@ fn refusals_say_why_with_user_ids_not_mentions() {
             situation("provisioned, ten days left"),
             OUTSIDER,
             Command::Release,
-            "Only the requester or the person with the access can release this request.",
+            "Only the person who has the access or asked for it can release this request.",
         ),
         (
             situation("denied"),
@@ -408,7 +408,7 @@ fn refusals_say_why_with_user_ids_not_mentions() {
             feedback_given,
             ADMIN,
             Command::SendFeedback("x".into()),
-            "This request was already given feedback by UADM.",
+            "Feedback on this denial was already sent by UADM.",
         ),
         (
             situation("canceled"),

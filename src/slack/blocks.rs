@@ -115,7 +115,7 @@ pub(crate) fn action_button(
                 Action::Release => (
                     "Release this access?",
                     format!(
-                        "{}'s access to *{app}* ends now and the app admins are asked to \
+                        "Access to *{app}* for {} ends now, and the app admins are asked to \
                          remove it.",
                         mention(&request.target_user)
                     ),
@@ -143,6 +143,9 @@ pub fn refusal(refusal: &Refusal) -> String {
     let text = match refusal {
         Refusal::AlreadyDecided { outcome, by } => {
             format!("This request was already {outcome} by {}.", mention(by))
+        }
+        Refusal::FeedbackAlreadySent { by } => {
+            format!("Feedback on this denial was already sent by {}.", mention(by))
         }
         other => other.to_string(),
     };

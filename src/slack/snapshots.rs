@@ -608,6 +608,7 @@ fn refusal_name(refusal: &Refusal) -> &'static str {
         Refusal::NotAssignee { .. } => "not_assignee",
         Refusal::OwnRequest { .. } => "own_request",
         Refusal::WrongStatus { .. } => "wrong_status",
+        Refusal::FeedbackAlreadySent { .. } => "feedback_already_sent",
         Refusal::NothingChanged => "nothing_changed",
         Refusal::Invalid(_) => "invalid",
     }
@@ -622,7 +623,9 @@ fn refusals() -> Vec<Refusal> {
         already("approved", APPROVER),
         already("denied", "api"),
         already("canceled", "system"),
-        already("given feedback", DENIER),
+        Refusal::FeedbackAlreadySent {
+            by: DENIER.to_string(),
+        },
     ];
     for role in [Role::Approver, Role::Admin, Role::Requester, Role::Target] {
         for action in Action::ALL.into_iter().filter(|a| a.button().is_some()) {
@@ -662,7 +665,7 @@ fn every_refusal_variant_reads_well() {
             None => by_variant.push((name, line)),
         }
     }
-    assert_eq!(by_variant.len(), 6, "every variant has examples");
+    assert_eq!(by_variant.len(), 7, "every variant has examples");
     for (name, text) in by_variant {
         insta::assert_snapshot!(format!("refusal_{name}"), text);
     }
