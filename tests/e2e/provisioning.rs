@@ -32,10 +32,13 @@ const PROVISIONING_BUTTONS: [(&str, &str, &str); 3] = [
 ];
 
 story! {
-    async fn approve_then_confirm_provisioning(app: &TestApp) {
+    async fn approve_then_confirm_provisioning(env: StoryEnv) {
+        let stepped = env.spawn_stepped().await;
+        let app = &stepped;
         let slack = &app.slack;
         put_app(app, "github", github()).await;
         let (id, request) = file(app, "github", json!({"groups": ["eng"]})).await;
+        app.settle().await;
         assert_eq!(request["status"], "pending_approval");
         assert_eq!(request["requester"], REQUESTER);
 
@@ -58,6 +61,7 @@ story! {
             .click(APPROVER, "approve", &id, &approval.channel, &approval.ts)
             .await;
         assert_eq!(status, StatusCode::OK);
+        app.settle().await;
         let request = app.request(&id).await;
         assert_eq!(request["status"], "pending_provisioning");
         assert_eq!(request["approved_by"], APPROVER);
@@ -79,6 +83,7 @@ story! {
             .click(ADMIN2, "confirm_provisioning", &id, &by_admin2.channel, &by_admin2.ts)
             .await;
         assert_eq!(status, StatusCode::OK);
+        app.settle().await;
         let request = app.request(&id).await;
         assert_eq!(request["status"], "provisioned");
         assert_eq!(request["decided_by"], ADMIN2);
@@ -109,19 +114,22 @@ story! {
                 ("provisioned".to_string(), ADMIN2.to_string()),
             ]
         );
-        wait_until_idle(app).await;
         for recipient in [REQUESTER, APPROVER, ADMIN1, ADMIN2, ADMIN_CHANNEL] {
             assert_eq!(cards_posted_to(slack, recipient), 1, "cards to {recipient}");
         }
         assert!(failed_deliveries(app).await.is_empty());
+        stepped.stop().await;
     }
 }
 
 story! {
-    async fn deny_then_send_feedback(app: &TestApp) {
+    async fn deny_then_send_feedback(env: StoryEnv) {
+        let stepped = env.spawn_stepped().await;
+        let app = &stepped;
         let slack = &app.slack;
         put_app(app, "github", github_without_approvers()).await;
         let (id, request) = file(app, "github", json!({})).await;
+        app.settle().await;
         assert_eq!(request["status"], "pending_provisioning");
         let receipt = card_of(slack, REQUESTER).await;
         let mine = card_with_button(slack, ADMIN1, "deny").await;
@@ -130,6 +138,7 @@ story! {
 
         let (status, _) = app.click(ADMIN1, "deny", &id, &mine.channel, &mine.ts).await;
         assert_eq!(status, StatusCode::OK);
+        app.settle().await;
         let request = app.request(&id).await;
         assert_eq!(request["status"], "denied");
         assert_eq!(request["decided_by"], ADMIN1);
@@ -160,6 +169,7 @@ story! {
             .await;
         assert_eq!(status, StatusCode::OK);
         assert!(body.get("response_action").is_none(), "accepted: {body}");
+        app.settle().await;
 
         let dm = dm_containing(slack, REQUESTER, "Use the &lt;read-only&gt; role &amp; ask &lt;!here&gt;").await;
         assert!(!all_text(&dm).contains("<!here>"), "{dm}");
@@ -193,11 +203,12 @@ story! {
             .filter(|e| e["kind"] == "feedback_sent")
             .count();
         assert_eq!(sent, 1);
-        wait_until_idle(app).await;
+        app.settle().await;
         assert_eq!(slack.calls_to("views.open").len(), 1, "no second modal");
         for refusal in slack.ephemerals_for(ADMIN1) {
             assert!(all_text(&refusal).contains("already"), "{refusal}");
         }
+        stepped.stop().await;
     }
 }
 
