@@ -6,15 +6,15 @@ pub mod config;
 #[cfg(test)]
 mod conformance_tests;
 pub mod domain;
-pub mod foreground;
-pub mod http;
-pub mod metrics;
-pub mod scheduler;
-pub mod service;
+mod foreground;
+mod http;
+mod metrics;
+mod scheduler;
+mod service;
 pub mod slack;
 pub mod store;
-pub mod time_format;
-pub mod worker;
+mod time_format;
+mod worker;
 
 pub use app::App;
 pub use config::Config;

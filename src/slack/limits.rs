@@ -6,22 +6,16 @@
 //! objects, modal views), `@slack/types` and `slack_sdk` 3.48 as summarised in
 //! `shared/reference/slack-platform.md` §4.
 
-/// Blocks in one message ("up to 50 blocks in each message"; docs.slack.dev blocks reference).
-pub const MESSAGE_BLOCKS: usize = 50;
 /// Blocks in a modal or the App Home ("100 blocks in modals or Home tabs"; same page).
 pub const VIEW_BLOCKS: usize = 100;
 /// Section block `text` (section block reference; `@slack/types`).
 pub const SECTION_TEXT: usize = 3000;
-/// Fields of one section block (`@slack/types`: at most 10).
-pub const SECTION_FIELDS: usize = 10;
 /// One section field's text (`@slack/types` blocks.ts).
 pub const SECTION_FIELD: usize = 2000;
 /// Header block text, plain_text only (`@slack/types`).
 pub const HEADER_TEXT: usize = 150;
 /// Button label (`@slack/types` block-elements.ts; Slack shows about 30).
 pub const BUTTON_TEXT: usize = 75;
-/// Button `value` (`@slack/types` block-elements.ts).
-pub const BUTTON_VALUE: usize = 2000;
 /// Confirmation dialog title (`@slack/types` composition-objects.ts).
 pub const CONFIRM_TITLE: usize = 100;
 /// Confirmation dialog text (same).
@@ -44,8 +38,6 @@ pub const OPTION_TEXT: usize = 75;
 pub const OPTION_VALUE: usize = 150;
 /// Options of one static select (`@slack/types`, `slack_sdk`: at most 100).
 pub const SELECT_OPTIONS: usize = 100;
-/// Context block elements (`@slack/types`: at most 10).
-pub const CONTEXT_ELEMENTS: usize = 10;
 /// Text of one context block element (`@slack/types`).
 pub const CONTEXT_TEXT: usize = 2000;
 /// plain_text_input `initial_value` and `max_length` (plain-text input element reference).
@@ -53,11 +45,9 @@ pub const PLAIN_TEXT_INPUT: usize = 3000;
 /// Message `text` fallback. chat.postMessage advises 4000 and chat.update answers
 /// `msg_too_long` above 4000; we keep a margin.
 pub const MESSAGE_TEXT: usize = 3000;
-/// Cumulative text of all blocks of one message: undocumented, `msg_blocks_too_long` was
-/// observed near 13,200 characters (slackapi/bolt-js#2509); we stay well below.
-pub const MESSAGE_BLOCKS_TEXT: usize = 12_000;
 
-/// Shared by the renderers' tests: a sample request and a checker of every limit above.
+/// Shared by the renderers' tests: a sample request and a checker of every limit above
+/// and of those below that no renderer comes near.
 #[cfg(test)]
 pub(crate) mod testing {
     use chrono::{DateTime, TimeZone, Utc};
@@ -65,6 +55,19 @@ pub(crate) mod testing {
 
     use super::*;
     use crate::domain::{AccessLength, AccessRequest, App, Status};
+
+    // Limits only the checker needs: no renderer gets near them.
+    /// Blocks in one message ("up to 50 blocks in each message"; docs.slack.dev blocks reference).
+    pub const MESSAGE_BLOCKS: usize = 50;
+    /// Fields of one section block (`@slack/types`: at most 10).
+    pub const SECTION_FIELDS: usize = 10;
+    /// Button `value` (`@slack/types` block-elements.ts).
+    pub const BUTTON_VALUE: usize = 2000;
+    /// Context block elements (`@slack/types`: at most 10).
+    pub const CONTEXT_ELEMENTS: usize = 10;
+    /// Cumulative text of all blocks of one message: undocumented, `msg_blocks_too_long` was
+    /// observed near 13,200 characters (slackapi/bolt-js#2509); we stay well below.
+    pub const MESSAGE_BLOCKS_TEXT: usize = 12_000;
 
     pub fn t(hour: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 27, hour, 0, 0).unwrap()

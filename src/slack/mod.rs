@@ -1,13 +1,13 @@
 //! Everything Slack-shaped: signatures, payloads, rendering and the Web API client.
 
 pub mod blocks;
-pub mod client;
+pub(crate) mod client;
 pub mod events;
-pub mod ids;
-pub mod limits;
+pub(crate) mod ids;
+pub(crate) mod limits;
 pub mod mrkdwn;
 pub mod payload;
 pub mod signature;
 #[cfg(test)]
 mod snapshots;
-pub mod views;
+pub(crate) mod views;
