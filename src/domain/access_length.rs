@@ -156,6 +156,20 @@ mod tests {
     }
 
     #[test]
+    fn ten_years_is_the_longest_length_accepted() {
+        for text in ["3660d", "522w", "87840h"] {
+            assert!(text.parse::<AccessLength>().is_ok(), "{text} refused");
+        }
+        for text in ["3661d", "523w", "87841h", "4294967295w"] {
+            let err = text.parse::<AccessLength>().unwrap_err().to_string();
+            assert!(
+                err.contains("access_length") && err.contains("10 years"),
+                "{text}: {err}"
+            );
+        }
+    }
+
+    #[test]
     fn rejects_nonsense_zero_negative_and_huge_lengths() {
         for text in [
             "",
