@@ -17,7 +17,7 @@ const DOTENV: &str = ".env";
 
 /// The longest duration accepted (intervals here, access lengths in the domain): ten years
 /// is beyond any real use and far below where adding it to a clock could overflow.
-pub const LONGEST_DURATION: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
+const LONGEST_DURATION: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
 
 /// The shortest interval accepted: anything shorter would spin the scheduler.
 const SHORTEST_INTERVAL: Duration = Duration::from_millis(10);
@@ -75,7 +75,7 @@ pub enum DotEnvError {
 
 /// An interval or duration that is not accepted.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum IntervalError {
+enum IntervalError {
     #[error("{0:?} is not a duration such as 500ms, 30s, 5m, 1h or 2d")]
     Malformed(String),
     #[error("{0:?} is shorter than 10ms")]
@@ -200,7 +200,7 @@ fn is_loopback(url: &Url) -> bool {
 }
 
 /// `500ms`, `30s`, `5m`, `1h`, `2d`: from 10ms to 10 years.
-pub fn parse_interval(text: &str) -> Result<Duration, IntervalError> {
+fn parse_interval(text: &str) -> Result<Duration, IntervalError> {
     let malformed = || IntervalError::Malformed(text.chars().take(40).collect());
     let too_long = || IntervalError::TooLong(text.chars().take(40).collect());
     let (digits, unit_millis) = match text.strip_suffix("ms") {

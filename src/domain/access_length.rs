@@ -7,7 +7,8 @@ use chrono::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use thiserror::Error;
 
-/// The longest access length accepted: ten years, so `expires_at` never overflows.
+/// The longest access length accepted: ten years (as for the intervals in `config`), so
+/// `expires_at` never overflows.
 const MAX_SECONDS: i64 = 10 * 366 * 24 * 3600;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
