@@ -7,7 +7,8 @@ use chrono::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use thiserror::Error;
 
-/// The longest access length accepted: ten years, so `expires_at` never overflows.
+/// The longest access length accepted: ten years (as for the intervals in `config`), so
+/// `expires_at` never overflows.
 const MAX_SECONDS: i64 = 10 * 366 * 24 * 3600;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,6 +154,20 @@ mod tests {
             Some(Duration::days(7))
         );
         assert_eq!("1d".parse::<AccessLength>().unwrap().human(), "1 day");
+    }
+
+    #[test]
+    fn ten_years_is_the_longest_length_accepted() {
+        for text in ["3660d", "522w", "87840h"] {
+            assert!(text.parse::<AccessLength>().is_ok(), "{text} refused");
+        }
+        for text in ["3661d", "523w", "87841h", "4294967295w"] {
+            let err = text.parse::<AccessLength>().unwrap_err().to_string();
+            assert!(
+                err.contains("access_length") && err.contains("10 years"),
+                "{text}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -56,7 +56,9 @@ impl SqliteStore {
         let lock = if in_memory {
             None
         } else {
-            Some(lock_database(options.get_filename())?)
+            let lock = lock_database(options.get_filename())?;
+            create_private(options.get_filename())?;
+            Some(lock)
         };
         // A local file cannot go away like a network peer: no ping before each use.
         let write = SqlitePoolOptions::new()
@@ -244,10 +246,34 @@ impl DerefMut for WriteTransaction {
 }
 
 /// Takes an exclusive lock on `<database>.lock`; the OS drops it when the process dies.
+/// Options that create a missing file readable and writable by its owner only (0600): the
+/// database holds every request and audit event. The mode applies only when the file is
+/// created; an existing file keeps the mode its owner gave it.
+fn owner_only() -> std::fs::OpenOptions {
+    let mut options = std::fs::OpenOptions::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
+}
+
+/// Creates the database file, empty and owner-only, when it is missing. SQLite takes an
+/// empty file for a new database, and creates its `-wal` and `-shm` files with the
+/// database file's mode, so they are owner-only too.
+fn create_private(path: &std::path::Path) -> StoreResult<()> {
+    match owner_only().write(true).create_new(true).open(path) {
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(err) => Err(super::StoreError::Database(sqlx::Error::Io(err))),
+    }
+}
+
 fn lock_database(path: &std::path::Path) -> StoreResult<std::fs::File> {
     let mut lock_path = path.as_os_str().to_owned();
     lock_path.push(".lock");
-    let file = std::fs::OpenOptions::new()
+    let file = owner_only()
         .create(true)
         .truncate(false)
         .write(true)

@@ -77,6 +77,13 @@ story! {
             assert_eq!(status, expected, "{what}: {answer}");
             error_of(&answer);
         }
+        // Over ten years, or past what any clock could add: refused by field, never a 500.
+        for length in ["3661d", "523w", "99999999999999w"] {
+            let (status, answer) = app.api_post("/api/v1/requests", with(json!({"access_length": length}))).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{length}: {answer}");
+            let error = error_of(&answer);
+            assert!(error.contains("access_length") && error.contains("10 years"), "{length}: {error}");
+        }
         let (status, answer) = api_post_raw(app, "/api/v1/requests", b"{\"app\": ".to_vec()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "invalid JSON: {answer}");
         error_of(&answer);

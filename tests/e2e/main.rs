@@ -1,6 +1,7 @@
 mod api;
 mod app_home;
 mod cancel;
+mod config_files;
 mod deliveries;
 mod expiry;
 mod fake_slack_contract;

@@ -3,6 +3,7 @@
 //! look into the database behind it (for what no endpoint shows, such as leases).
 #![allow(dead_code)]
 
+use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -65,12 +66,22 @@ struct Prepared {
 }
 
 fn prepare(db_url: &str, slack: &FakeSlack, secrets: &Secrets, extra: &[(&str, &str)]) -> Prepared {
+    prepare_in(&std::env::temp_dir(), db_url, slack, secrets, extra)
+}
+
+fn prepare_in(
+    dir: &Path,
+    db_url: &str,
+    slack: &FakeSlack,
+    secrets: &Secrets,
+    extra: &[(&str, &str)],
+) -> Prepared {
     let addr = format!("127.0.0.1:{}", free_port());
     let mut command = Command::new(env!("CARGO_BIN_EXE_accessbot"));
     command
         // Only what the test gives: no DATABASE_URL of the developer, no `.env` of the repo.
         .env_clear()
-        .current_dir(std::env::temp_dir())
+        .current_dir(dir)
         .env("DATABASE_URL", db_url)
         .env("SLACK_BOT_TOKEN", &secrets.bot_token)
         .env("SLACK_SIGNING_SECRET", &secrets.signing_secret)
@@ -127,7 +138,23 @@ impl AppProcess {
         secrets: Secrets,
         extra: &[(&str, &str)],
     ) -> AppProcess {
-        let (child, output, base_url) = spawn_captured(prepare(db_url, slack, &secrets, extra));
+        Self::start_prepared(prepare(db_url, slack, &secrets, extra), db_url, secrets).await
+    }
+
+    /// Starts the binary in the working directory `dir`, with extra (or overriding) variables.
+    pub async fn start_in(
+        dir: &Path,
+        db_url: &str,
+        slack: &FakeSlack,
+        extra: &[(&str, &str)],
+    ) -> AppProcess {
+        let secrets = Secrets::default();
+        let prepared = prepare_in(dir, db_url, slack, &secrets, extra);
+        Self::start_prepared(prepared, db_url, secrets).await
+    }
+
+    async fn start_prepared(prepared: Prepared, db_url: &str, secrets: Secrets) -> AppProcess {
+        let (child, output, base_url) = spawn_captured(prepared);
         let mut process = AppProcess {
             base_url,
             db_url: db_url.to_string(),
@@ -172,8 +199,19 @@ impl AppProcess {
         slack: &FakeSlack,
         within: Duration,
     ) -> (ExitStatus, String) {
-        let (mut child, output, _) =
-            spawn_captured(prepare(db_url, slack, &Secrets::default(), &[]));
+        Self::run_in_expecting_exit(&std::env::temp_dir(), db_url, slack, &[], within).await
+    }
+
+    /// As `run_expecting_exit`, in the working directory `dir` with extra variables.
+    pub async fn run_in_expecting_exit(
+        dir: &Path,
+        db_url: &str,
+        slack: &FakeSlack,
+        extra: &[(&str, &str)],
+        within: Duration,
+    ) -> (ExitStatus, String) {
+        let prepared = prepare_in(dir, db_url, slack, &Secrets::default(), extra);
+        let (mut child, output, _) = spawn_captured(prepared);
         let status = tokio::time::timeout(within, child.wait()).await;
         // The pipes close with the process; give the readers a moment to copy the rest.
         let read_all = || output.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -187,7 +225,7 @@ impl AppProcess {
                 (status, read_all())
             }
             Err(_) => panic!(
-                "the second accessbot still runs after {within:?}:\n{}",
+                "accessbot still runs after {within:?}, expected to refuse to start:\n{}",
                 read_all()
             ),
         }
