@@ -32,7 +32,7 @@ const UNREADY_BEFORE_EXIT: Duration = Duration::from_secs(5);
 pub enum Stopped {
     /// The shutdown future resolved.
     OnRequest,
-    /// The scheduler and the delivery worker panicked too often (5 times within 60 s);
+    /// The scheduler or the delivery worker panicked too often (5 times within 60 s);
     /// restarting them again would not help. `main` exits with 70 (EX_SOFTWARE).
     TooManyPanics,
 }

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use accessbot::app::Stopped;
-use accessbot::clock::Clock;
-use chrono::{DateTime, Utc};
+use accessbot::clock::{Clock, ManualClock};
+use chrono::{DateTime, Duration as Minutes, Utc};
 use reqwest::StatusCode;
 use serde_json::json;
 use tokio::sync::Notify;
@@ -18,19 +18,31 @@ use tokio::sync::Notify;
 use crate::support::story::*;
 use crate::support::test_app::TestApp;
 
-/// The system clock, except that its first `panics` readings on the thread `on_thread` (any
-/// thread when `None`) panic, the way a bug in a loop would.
+/// Which threads' readings of the clock panic, by the thread's name.
+type Targets = fn(Option<&str>) -> bool;
+
+/// The delivery worker: it runs on a thread of its own.
+const WORKER: Targets = |thread| thread == Some("accessbot-worker");
+/// The scheduler: it runs on the test's runtime (so do HTTP handlers, which the stories call
+/// only once the planned panics are over).
+const SCHEDULER: Targets = |thread| thread != Some("accessbot-worker");
+const ANY_LOOP: Targets = |_| true;
+
+/// A manual clock, except that its first `panics` readings on the `targets` threads panic,
+/// the way a bug in a loop would.
 struct PanickingClock {
-    on_thread: Option<&'static str>,
+    time: ManualClock,
+    targets: Targets,
     panics_left: AtomicUsize,
     /// Notified when the last planned panic happens.
     spent: Notify,
 }
 
 impl PanickingClock {
-    fn new(on_thread: Option<&'static str>, panics: usize) -> Arc<PanickingClock> {
+    fn new(targets: Targets, panics: usize) -> Arc<PanickingClock> {
         Arc::new(PanickingClock {
-            on_thread,
+            time: ManualClock::new(t0()),
+            targets,
             panics_left: AtomicUsize::new(panics),
             spent: Notify::new(),
         })
@@ -46,8 +58,7 @@ impl PanickingClock {
 
 impl Clock for PanickingClock {
     fn now(&self) -> DateTime<Utc> {
-        let here = std::thread::current();
-        let targeted = self.on_thread.is_none_or(|name| here.name() == Some(name));
+        let targeted = (self.targets)(std::thread::current().name());
         let left = || {
             self.panics_left
                 .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -60,15 +71,15 @@ impl Clock for PanickingClock {
                 panic!("the test clock panics on purpose ({before} planned panics left)");
             }
         }
-        Utc::now()
+        self.time.now()
     }
 }
 
 story! {
     async fn a_delivery_worker_that_panicked_is_restarted_and_delivers(env: StoryEnv) {
         // Four panics: one short of giving up.
-        let clock = PanickingClock::new(Some("accessbot-worker"), 4);
-        let app = TestApp::spawn_on_clock(env.db_url(), &env.slack, clock.clone()).await;
+        let clock = PanickingClock::new(WORKER, 4);
+        let app = TestApp::spawn_on_clock(env.db_url(), &env.slack, clock.clone(), &[]).await;
         clock.spent().await;
 
         put_app(&app, "github", github()).await;
@@ -82,9 +93,26 @@ story! {
 }
 
 story! {
+    async fn a_scheduler_that_panicked_is_restarted_and_reminds(env: StoryEnv) {
+        let clock = PanickingClock::new(SCHEDULER, 4);
+        let vars = [("ACCESSBOT_REMINDER_AFTER", "1h")];
+        let app = TestApp::spawn_on_clock(env.db_url(), &env.slack, clock.clone(), &vars).await;
+        clock.spent().await;
+
+        put_app(&app, "figma", figma(true, false)).await;
+        let id = number_of(&file(&app, "figma", asking_for("unlimited")).await.1);
+        wait_card(&app.slack, APPROVER, "approve", id).await;
+        clock.time.advance(Minutes::minutes(61));
+        let nudge = "⏰ Still waiting for you: <@UREQUESTER>'s request for *Figma*";
+        wait_dm_containing(&app.slack, APPROVER, nudge).await;
+        app.stop().await;
+    }
+}
+
+story! {
     async fn five_panics_within_a_minute_make_readyz_503_and_the_app_stop(env: StoryEnv) {
-        let clock = PanickingClock::new(None, 5);
-        let app = TestApp::spawn_on_clock(env.db_url(), &env.slack, clock.clone()).await;
+        let clock = PanickingClock::new(ANY_LOOP, 5);
+        let app = TestApp::spawn_on_clock(env.db_url(), &env.slack, clock.clone(), &[]).await;
         clock.spent().await;
 
         // The fifth panic is counted just after it happens.

@@ -109,9 +109,17 @@ impl TestApp {
         Self::spawn_from_vars(db_url, slack, clock, vars, false).await
     }
 
-    /// Starts the app with the usual variables on a clock of the test's own.
-    pub async fn spawn_on_clock(db_url: &str, slack: &FakeSlack, clock: Arc<dyn Clock>) -> TestApp {
-        let vars = test_vars(db_url, slack);
+    /// Starts the app on a clock of the test's own, with extra (or overriding) variables.
+    pub async fn spawn_on_clock(
+        db_url: &str,
+        slack: &FakeSlack,
+        clock: Arc<dyn Clock>,
+        extra_vars: &[(&str, &str)],
+    ) -> TestApp {
+        let mut vars = test_vars(db_url, slack);
+        for (name, value) in extra_vars {
+            vars.insert(name.to_string(), value.to_string());
+        }
         Self::start(db_url, slack, clock, None, vars, false).await
     }
 
