@@ -17,10 +17,25 @@ use crate::scheduler::Scheduler;
 use crate::service::{Service, ServiceError};
 use crate::slack::client::SlackApi;
 use crate::store::{self, StoreError};
+use crate::supervisor::Supervisor;
 use crate::worker::Worker;
 
 /// How long in-flight deliveries may take to finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `/readyz` answers 503 once the background loops kept panicking, before the
+/// shutdown starts: so a load balancer's probe sees it and stops sending traffic here
+/// before the port closes.
+const UNREADY_BEFORE_EXIT: Duration = Duration::from_secs(5);
+
+/// Why [`App::run`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// The shutdown future resolved.
+    OnRequest,
+    /// The scheduler or the delivery worker panicked too often (5 times within 60 s);
+    /// restarting them again would not help. `main` exits with 70 (EX_SOFTWARE).
+    TooManyPanics,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -130,6 +145,7 @@ impl App {
             metrics,
             deliveries_waiting,
             foreground,
+            supervisor: Arc::new(Supervisor::default()),
         };
         Ok(App {
             listener,
@@ -160,31 +176,42 @@ impl App {
     }
 
     /// Serves until `shutdown` resolves, then stops accepting, finishes in-flight requests
-    /// and lets the worker finish what it holds (bounded by a timeout).
+    /// and lets the worker finish what it holds (bounded by a timeout). The scheduler and
+    /// the worker are restarted when they panic; when they panic too often, `/readyz`
+    /// answers 503 and the app stops as if `shutdown` had resolved.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
+    ) -> std::io::Result<Stopped> {
+        let supervisor = self.state.supervisor.clone();
         let (stop_tx, stop_rx) = watch::channel(false);
         let background = match self.worker {
-            Some(worker) => Some((
-                run_aside(
-                    "accessbot-worker",
-                    worker.run(
-                        self.state.deliveries_waiting.clone(),
-                        self.scheduler_interval,
-                        stop_rx.clone(),
-                    ),
-                )?,
-                tokio::spawn(self.scheduler.run(self.scheduler_interval, stop_rx)),
-            )),
+            Some(worker) => {
+                let interval = self.scheduler_interval;
+                let wake = self.state.deliveries_waiting.clone();
+                let worker =
+                    supervise_worker(supervisor.clone(), worker, wake, interval, stop_rx.clone());
+                let scheduler =
+                    supervise_scheduler(supervisor.clone(), self.scheduler, interval, stop_rx);
+                Some((
+                    run_aside("accessbot-worker", worker)?,
+                    tokio::spawn(scheduler),
+                ))
+            }
             None => None,
         };
         let router = http::router(self.state);
         tracing::info!(addr = %self.listener.local_addr()?, "accessbot is listening");
+        let gave_up = supervisor.clone();
         let served = axum::serve(self.listener, router)
             .with_graceful_shutdown(async move {
-                shutdown.await;
+                tokio::select! {
+                    _ = shutdown => {}
+                    _ = async {
+                        gave_up.given_up().await;
+                        tokio::time::sleep(UNREADY_BEFORE_EXIT).await;
+                    } => {}
+                }
                 tracing::info!("shutting down");
             })
             .await;
@@ -195,8 +222,35 @@ impl App {
                 tracing::warn!("the delivery worker did not stop in time; its claims will expire");
             }
         }
-        served
+        served?;
+        Ok(match supervisor.gave_up() {
+            Some(_) => Stopped::TooManyPanics,
+            None => Stopped::OnRequest,
+        })
     }
+}
+
+/// The delivery worker's loop, started again whenever it panics (see `supervisor`).
+async fn supervise_worker(
+    supervisor: Arc<Supervisor>,
+    worker: Worker,
+    wake: Arc<Notify>,
+    interval: Duration,
+    stop: watch::Receiver<bool>,
+) {
+    let run = || worker.run(wake.clone(), interval, stop.clone());
+    supervisor.supervise("delivery worker", run).await;
+}
+
+/// The scheduler's loop, started again whenever it panics (see `supervisor`).
+async fn supervise_scheduler(
+    supervisor: Arc<Supervisor>,
+    scheduler: Arc<Scheduler>,
+    interval: Duration,
+    stop: watch::Receiver<bool>,
+) {
+    let run = || scheduler.clone().run(interval, stop.clone());
+    supervisor.supervise("scheduler", run).await;
 }
 
 /// Runs `task` on a runtime of its own, on a thread of its own; the receiver answers when it

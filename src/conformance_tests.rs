@@ -182,6 +182,7 @@ async fn app() -> axum::Router {
         metrics,
         deliveries_waiting,
         foreground: Arc::new(Foreground::default()),
+        supervisor: Default::default(),
     })
 }
 

@@ -13,6 +13,7 @@ mod scheduler;
 mod service;
 pub mod slack;
 pub mod store;
+mod supervisor;
 mod time_format;
 mod worker;
 

@@ -1,9 +1,14 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use accessbot::app::Stopped;
 use accessbot::clock::SystemClock;
 use accessbot::{App, Config};
 use tracing_subscriber::EnvFilter;
+
+/// sysexits.h: an internal software error; a supervisor restarting us can tell it from a
+/// configuration error (2) or a failed start (1).
+const EX_SOFTWARE: u8 = 70;
 
 fn main() -> ExitCode {
     limit_malloc_arenas();
@@ -49,7 +54,11 @@ async fn run() -> ExitCode {
         }
     };
     match app.run(shutdown_signal()).await {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Stopped::OnRequest) => ExitCode::SUCCESS,
+        Ok(Stopped::TooManyPanics) => {
+            eprintln!("accessbot: stopped: the background loops kept panicking (see the log)");
+            ExitCode::from(EX_SOFTWARE)
+        }
         Err(err) => {
             eprintln!("accessbot: server error: {err}");
             ExitCode::FAILURE

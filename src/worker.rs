@@ -106,7 +106,7 @@ impl Worker {
     /// Delivers until shut down: whenever woken, at every interval, and when a postponed
     /// delivery becomes due.
     pub async fn run(
-        self,
+        &self,
         wake: Arc<Notify>,
         interval: StdDuration,
         mut shutdown: watch::Receiver<bool>,

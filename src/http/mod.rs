@@ -22,6 +22,7 @@ use crate::foreground::Foreground;
 use crate::metrics::Metrics;
 use crate::service::Service;
 use crate::slack::client::SlackApi;
+use crate::supervisor::Supervisor;
 
 /// Slack sends small payloads and the API takes small documents; anything bigger is refused.
 const BODY_LIMIT: usize = 256 * 1024;
@@ -36,6 +37,8 @@ pub struct AppState {
     pub deliveries_waiting: Arc<Notify>,
     /// Slack requests in hand; the delivery worker yields to them.
     pub foreground: Arc<Foreground>,
+    /// Keeps the background loops running; `/readyz` says when it gave up on them.
+    pub supervisor: Arc<Supervisor>,
 }
 
 #[derive(Clone)]
@@ -100,6 +103,13 @@ async fn require_token(State(state): State<AppState>, req: Request, next: Next) 
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
+    if let Some(reason) = state.supervisor.gave_up() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("shutting down: {reason}"),
+        )
+            .into_response();
+    }
     match state.service.ping().await {
         Ok(()) => "ready".into_response(),
         Err(err) => {

@@ -16,6 +16,7 @@ mod release;
 mod slack_edge;
 mod slack_requests;
 mod store_contract;
+mod supervision;
 mod support;
 mod threads;
 mod upgrade;

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use accessbot::app::{Stepped, Stepper};
+use accessbot::app::{Stepped, Stepper, Stopped};
 use accessbot::clock::{Clock, ManualClock, SystemClock};
 use accessbot::Config;
 use chrono::{DateTime, Utc};
@@ -55,7 +55,7 @@ pub struct TestApp {
     stepper: Option<Stepper>,
     http: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<std::io::Result<()>>>,
+    task: Option<JoinHandle<std::io::Result<Stopped>>>,
 }
 
 /// The configuration variables of a test app, before extras.
@@ -109,6 +109,20 @@ impl TestApp {
         Self::spawn_from_vars(db_url, slack, clock, vars, false).await
     }
 
+    /// Starts the app on a clock of the test's own, with extra (or overriding) variables.
+    pub async fn spawn_on_clock(
+        db_url: &str,
+        slack: &FakeSlack,
+        clock: Arc<dyn Clock>,
+        extra_vars: &[(&str, &str)],
+    ) -> TestApp {
+        let mut vars = test_vars(db_url, slack);
+        for (name, value) in extra_vars {
+            vars.insert(name.to_string(), value.to_string());
+        }
+        Self::start(db_url, slack, clock, None, vars, false).await
+    }
+
     /// Starts the app on a manual clock and without its background loops: the scheduler and
     /// the delivery worker do nothing until [`TestApp::step`], so a story knows when the
     /// work it started is over (and time moves only when it says so).
@@ -136,11 +150,22 @@ impl TestApp {
         vars: HashMap<String, String>,
         stepped: bool,
     ) -> TestApp {
-        let config = Config::from_vars(&vars).unwrap_or_else(|e| panic!("test config: {e}"));
         let clock: Arc<dyn Clock> = match &manual_clock {
             Some(manual) => manual.clone(),
             None => Arc::new(SystemClock),
         };
+        Self::start(db_url, slack, clock, manual_clock, vars, stepped).await
+    }
+
+    async fn start(
+        db_url: &str,
+        slack: &FakeSlack,
+        clock: Arc<dyn Clock>,
+        manual_clock: Option<Arc<ManualClock>>,
+        vars: HashMap<String, String>,
+        stepped: bool,
+    ) -> TestApp {
+        let config = Config::from_vars(&vars).unwrap_or_else(|e| panic!("test config: {e}"));
         let mut app = match accessbot::App::build(config, clock.clone()).await {
             Ok(app) => app,
             Err(error) => panic!("accessbot failed to start: {error:?}"),
@@ -180,13 +205,22 @@ impl TestApp {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
-        if let Some(task) = self.task.take() {
-            match tokio::time::timeout(HTTP_TIMEOUT, task).await {
-                Ok(Ok(Ok(()))) => {}
-                Ok(Ok(Err(error))) => panic!("accessbot stopped with an error: {error}"),
-                Ok(Err(join_error)) => panic!("accessbot panicked: {join_error}"),
-                Err(_) => panic!("accessbot did not stop within {HTTP_TIMEOUT:?}"),
-            }
+        let stopped = self.stopped().await;
+        assert_eq!(stopped, Some(Stopped::OnRequest), "why accessbot stopped");
+    }
+
+    /// Waits, without asking it to, until the app stops; says why it did.
+    pub async fn stops_by_itself(mut self) -> Stopped {
+        self.stopped().await.expect("the app was running")
+    }
+
+    async fn stopped(&mut self) -> Option<Stopped> {
+        let task = self.task.take()?;
+        match tokio::time::timeout(HTTP_TIMEOUT, task).await {
+            Ok(Ok(Ok(stopped))) => Some(stopped),
+            Ok(Ok(Err(error))) => panic!("accessbot stopped with an error: {error}"),
+            Ok(Err(join_error)) => panic!("accessbot panicked: {join_error}"),
+            Err(_) => panic!("accessbot did not stop within {HTTP_TIMEOUT:?}"),
         }
     }
 
