@@ -55,8 +55,29 @@ pub struct AppProcess {
     pub db_url: String,
     pub secrets: Secrets,
     child: Child,
-    output: Arc<Mutex<String>>,
+    output: Captured,
     http: reqwest::Client,
+}
+
+/// What the process writes, copied by one reader per stream until the stream closes.
+struct Captured {
+    text: Arc<Mutex<String>>,
+    readers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        self.text.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Everything, once both streams are closed (the process has exited): the readers
+    /// copy the last lines after the exit is seen.
+    async fn complete(&mut self) -> String {
+        for reader in self.readers.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(5), reader).await;
+        }
+        self.text()
+    }
 }
 
 /// The process, not started yet: its command line and what it will log.
@@ -102,8 +123,11 @@ fn prepare_in(
     }
 }
 
-/// Copies each line of `stream` into `output`.
-fn capture(stream: impl AsyncRead + Unpin + Send + 'static, output: Arc<Mutex<String>>) {
+/// Copies each line of `stream` into `output` until the stream closes.
+fn capture(
+    stream: impl AsyncRead + Unpin + Send + 'static,
+    output: Arc<Mutex<String>>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut lines = BufReader::new(stream).lines();
         while let Ok(Some(line)) = lines.next_line().await {
@@ -111,18 +135,20 @@ fn capture(stream: impl AsyncRead + Unpin + Send + 'static, output: Arc<Mutex<St
             output.push_str(&line);
             output.push('\n');
         }
-    });
+    })
 }
 
-fn spawn_captured(mut prepared: Prepared) -> (Child, Arc<Mutex<String>>, String) {
+fn spawn_captured(mut prepared: Prepared) -> (Child, Captured, String) {
     let mut child = prepared
         .command
         .spawn()
         .expect("start the accessbot binary");
-    let output = Arc::new(Mutex::new(String::new()));
-    capture(child.stdout.take().expect("piped stdout"), output.clone());
-    capture(child.stderr.take().expect("piped stderr"), output.clone());
-    (child, output, prepared.base_url)
+    let text = Arc::new(Mutex::new(String::new()));
+    let readers = vec![
+        capture(child.stdout.take().expect("piped stdout"), text.clone()),
+        capture(child.stderr.take().expect("piped stderr"), text.clone()),
+    ];
+    (child, Captured { text, readers }, prepared.base_url)
 }
 
 impl AppProcess {
@@ -211,32 +237,24 @@ impl AppProcess {
         within: Duration,
     ) -> (ExitStatus, String) {
         let prepared = prepare_in(dir, db_url, slack, &Secrets::default(), extra);
-        let (mut child, output, _) = spawn_captured(prepared);
+        let (mut child, mut output, _) = spawn_captured(prepared);
         let status = tokio::time::timeout(within, child.wait()).await;
-        // The pipes close with the process; give the readers a moment to copy the rest.
-        let read_all = || output.lock().unwrap_or_else(|p| p.into_inner()).clone();
         match status {
             Ok(status) => {
                 let status = status.expect("wait for accessbot");
-                let deadline = Instant::now() + Duration::from_secs(2);
-                while read_all().is_empty() && Instant::now() < deadline {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                (status, read_all())
+                (status, output.complete().await)
             }
             Err(_) => panic!(
                 "accessbot still runs after {within:?}, expected to refuse to start:\n{}",
-                read_all()
+                output.text()
             ),
         }
     }
 
     /// Everything the process wrote to stdout and stderr so far.
+    /// What the process has written so far; after [`AppProcess::wait_exit`], all of it.
     pub fn output(&self) -> String {
-        self.output
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.output.text()
     }
 
     pub fn pid(&self) -> u32 {
@@ -255,7 +273,10 @@ impl AppProcess {
     /// Waits for the process to exit; panics (with its output) after `within`.
     pub async fn wait_exit(&mut self, within: Duration) -> ExitStatus {
         match tokio::time::timeout(within, self.child.wait()).await {
-            Ok(status) => status.expect("wait for accessbot"),
+            Ok(status) => {
+                self.output.complete().await;
+                status.expect("wait for accessbot")
+            }
             Err(_) => panic!(
                 "accessbot did not exit within {within:?}:\n{}",
                 self.output()
