@@ -145,7 +145,10 @@ pub fn refusal(refusal: &Refusal) -> String {
             format!("This request was already {outcome} by {}.", mention(by))
         }
         Refusal::FeedbackAlreadySent { by } => {
-            format!("Feedback on this denial was already sent by {}.", mention(by))
+            format!(
+                "Feedback on this denial was already sent by {}.",
+                mention(by)
+            )
         }
         other => other.to_string(),
     };
