@@ -356,6 +356,31 @@ async fn wait_drained(base: &str, timeout: Duration) -> Res<Duration> {
     }
 }
 
+/// `/metrics` with requests by status counted after now: the app reuses those counts for up
+/// to 10 s, so the ones a scrape during the load cached would miss the last decisions.
+async fn fresh_metrics(base: &str) -> Res<BTreeMap<String, f64>> {
+    let client = reqwest::Client::new();
+    let asked = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| fail(e.to_string()))?
+        .as_secs_f64();
+    let started = Instant::now();
+    loop {
+        let m = metrics(&client, base).await?;
+        let counted = m.get("accessbot_status_gauges_timestamp_seconds");
+        // The app stamps the counts in whole milliseconds.
+        if counted.is_some_and(|&at| at >= asked - 0.001) {
+            return Ok(m);
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            return Err(fail(format!(
+                "requests by status not counted again within 30 s: {counted:?}"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// A click, signed before the timed phase.
 struct Signed {
     body: Bytes,
@@ -662,7 +687,7 @@ async fn throughput_case(opts: &Opts, name: &str, replicas: usize) -> Res<CaseRe
     // Give any duplicate a moment to show up before counting.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let memory: Vec<(u64, u64)> = procs.iter().map(Replica::memory).collect();
-    let m = metrics(&reqwest::Client::new(), &bases[0]).await?;
+    let m = fresh_metrics(&bases[0]).await?;
     let provisioned = m
         .get("accessbot_requests{status=\"provisioned\"}")
         .copied()

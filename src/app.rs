@@ -142,6 +142,7 @@ impl App {
             service,
             slack,
             api_token: config.api_token.as_deref().map(Arc::from),
+            metrics_token: config.metrics_token.as_deref().map(Arc::from),
             metrics,
             deliveries_waiting,
             foreground,

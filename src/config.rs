@@ -30,6 +30,8 @@ pub struct Config {
     /// Base of the Web API, without a trailing slash.
     pub slack_api_url: String,
     pub api_token: Option<String>,
+    /// Required as a bearer token by `/metrics` when set.
+    pub metrics_token: Option<String>,
     pub addr: SocketAddr,
     pub public_url: Url,
     pub scheduler_interval: Duration,
@@ -167,6 +169,7 @@ impl Config {
             slack,
             slack_api_url: parsed_api_url.as_str().trim_end_matches('/').to_string(),
             api_token: get("ACCESSBOT_API_TOKEN"),
+            metrics_token: get("ACCESSBOT_METRICS_TOKEN"),
             addr,
             public_url,
             scheduler_interval,
@@ -322,6 +325,10 @@ impl fmt::Debug for Config {
             .field("slack", &self.slack.as_ref().map(|_| "<configured>"))
             .field("slack_api_url", &self.slack_api_url)
             .field("api_token", &self.api_token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "metrics_token",
+                &self.metrics_token.as_ref().map(|_| "<redacted>"),
+            )
             .field("addr", &self.addr)
             .field("public_url", &self.public_url.as_str())
             .field("scheduler_interval", &self.scheduler_interval)

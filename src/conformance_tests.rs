@@ -179,6 +179,7 @@ async fn app() -> axum::Router {
             signing_secret: "signing-secret".into(),
         }),
         api_token: Some(TOKEN.into()),
+        metrics_token: None,
         metrics,
         deliveries_waiting,
         foreground: Arc::new(Foreground::default()),

@@ -141,6 +141,11 @@ impl Service {
         Ok(self.store.stats().await?)
     }
 
+    /// Slack calls stored and not yet made.
+    pub async fn deliveries_waiting(&self) -> Result<i64, ServiceError> {
+        Ok(self.store.deliveries_waiting().await?)
+    }
+
     /// Records `key` (an event id, a replayed request) as processed at `now`; false when it
     /// was already.
     pub async fn first_time(&self, key: &str) -> Result<bool, ServiceError> {

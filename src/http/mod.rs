@@ -6,9 +6,10 @@ mod json;
 mod slack;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -19,7 +20,7 @@ use tokio::sync::Notify;
 pub use error::ApiError;
 
 use crate::foreground::Foreground;
-use crate::metrics::Metrics;
+use crate::metrics::{self as metric, Metrics, SlackEndpoint};
 use crate::service::Service;
 use crate::slack::client::SlackApi;
 use crate::supervisor::Supervisor;
@@ -33,6 +34,8 @@ pub struct AppState {
     pub service: Service,
     pub slack: Option<SlackState>,
     pub api_token: Option<Arc<str>>,
+    /// When set, `/metrics` wants it as a bearer token; when not, `/metrics` is open.
+    pub metrics_token: Option<Arc<str>>,
     pub metrics: Arc<Metrics>,
     pub deliveries_waiting: Arc<Notify>,
     /// Slack requests in hand; the delivery worker yields to them.
@@ -76,9 +79,27 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Marks a Slack request as in hand and times its answer (Slack's 3 s acknowledgement
+/// budget). `Instant`, not the app's clock: this is the real time a user waits.
 async fn in_foreground(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let endpoint = SlackEndpoint::of_path(req.uri().path());
     let _handling = state.foreground.enter();
-    next.run(req).await
+    let response = next.run(req).await;
+    if let Some(endpoint) = endpoint {
+        state.metrics.slack_ack(endpoint, started.elapsed());
+    }
+    response
+}
+
+/// Whether `headers` carry `Authorization: Bearer <expected>`, compared in constant time.
+fn bearer_matches(headers: &HeaderMap, expected: &str) -> bool {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    bool::from(given.as_bytes().ct_eq(expected.as_bytes()))
 }
 
 /// Bearer authentication for `/api/v1`, compared in constant time.
@@ -89,13 +110,7 @@ async fn require_token(State(state): State<AppState>, req: Request, next: Next) 
         )
         .into_response();
     };
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+    if bearer_matches(req.headers(), expected) {
         next.run(req).await
     } else {
         ApiError::Unauthorized("missing or wrong bearer token".into()).into_response()
@@ -119,11 +134,25 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let stats = state.service.stats().await?;
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    if let Some(expected) = &state.metrics_token {
+        if !bearer_matches(&headers, expected) {
+            return Err(ApiError::Unauthorized(
+                "/metrics needs ACCESSBOT_METRICS_TOKEN as a bearer token".into(),
+            ));
+        }
+    }
+    let status = state
+        .metrics
+        .status
+        .get(state.service.clock().as_ref(), || state.service.stats())
+        .await?;
+    // Read fresh, not from the cache: tests and the benchmark poll it to learn that every
+    // Slack call was made, and it is one count on a partial index of the pending rows.
+    let waiting = state.service.deliveries_waiting().await?;
     Ok((
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(&stats),
+        [(header::CONTENT_TYPE, metric::CONTENT_TYPE)],
+        state.metrics.render(&status, waiting),
     )
         .into_response())
 }

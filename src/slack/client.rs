@@ -1,7 +1,7 @@
 //! The Slack Web API in the bot's own words, on slack-morphism's client.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -72,6 +72,7 @@ impl SlackApi {
     where
         F: std::future::Future<Output = ClientResult<T>>,
     {
+        let started = Instant::now();
         let result = match tokio::time::timeout(CALL_TIMEOUT, call).await {
             Ok(result) => result.map_err(classify),
             Err(_) => Err(CallError::Transient("timed out".into())),
@@ -82,7 +83,7 @@ impl SlackApi {
             Err(CallError::Transient(_)) => CallOutcome::Transient,
             Err(CallError::Permanent(_)) => CallOutcome::Failed,
         };
-        self.metrics.slack_call(method, outcome);
+        self.metrics.slack_call(method, outcome, started.elapsed());
         if let Err(err) = &result {
             tracing::warn!(method, error = %err, "Slack call did not succeed");
         }

@@ -417,6 +417,9 @@ pub trait Store: Send + Sync {
     async fn next_delivery_due(&self) -> StoreResult<Option<DateTime<Utc>>>;
 
     async fn stats(&self) -> StoreResult<StoreStats>;
+    /// `StoreStats::deliveries_waiting` alone: one count on the partial index of pending
+    /// deliveries, cheap enough to read at every scrape.
+    async fn deliveries_waiting(&self) -> StoreResult<i64>;
 
     /// Records `key` as processed; false when it was already (a retried event, a replay).
     async fn claim_key(&self, key: &str, now: DateTime<Utc>) -> StoreResult<bool>;

@@ -1516,6 +1516,14 @@ macro_rules! impl_store {
                 .await
             }
 
+            async fn deliveries_waiting(&self) -> $crate::store::StoreResult<i64> {
+                Ok(
+                    sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE status = 'pending'")
+                        .fetch_one(&self.read)
+                        .await?,
+                )
+            }
+
             async fn stats(&self) -> $crate::store::StoreResult<$crate::store::StoreStats> {
                 let by_status: Vec<(String, i64)> =
                     sqlx::query_as("SELECT status, COUNT(*) FROM requests GROUP BY status")

@@ -8,6 +8,7 @@ mod fake_slack_contract;
 mod faults;
 mod hostile;
 mod manifest;
+mod metrics;
 mod process;
 mod properties;
 mod provisioning;

@@ -966,6 +966,7 @@ story! {
             Status::ALL.iter().map(|&s| (s, 0)).collect::<Vec<_>>()
         );
         assert_eq!((empty.deliveries_waiting, empty.deliveries_failed), (0, 0));
+        assert_eq!(store.deliveries_waiting().await.unwrap(), 0);
 
         file(&store, new_request(&github(), "UA", None)).await;
         file(&store, new_request(&github(), "UB", None)).await;
@@ -991,6 +992,7 @@ story! {
         assert_eq!(count(Status::Provisioned), 0);
         // Per request: a receipt, the stage's cards and a home; plus a refresh of c's cards.
         assert_eq!(stats.deliveries_waiting, 3 + 3 + 3 + 1);
+        assert_eq!(store.deliveries_waiting().await.unwrap(), stats.deliveries_waiting);
         assert_eq!(stats.deliveries_failed, 0);
     }
 }
