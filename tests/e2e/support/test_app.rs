@@ -75,6 +75,19 @@ pub fn test_vars(db_url: &str, slack: &FakeSlack) -> HashMap<String, String> {
     .collect()
 }
 
+/// The test variables with `extra` set over them; a variable set to `""` is removed.
+fn vars_with(db_url: &str, slack: &FakeSlack, extra: &[(&str, &str)]) -> HashMap<String, String> {
+    let mut vars = test_vars(db_url, slack);
+    for (name, value) in extra {
+        if value.is_empty() {
+            vars.remove(*name);
+        } else {
+            vars.insert(name.to_string(), value.to_string());
+        }
+    }
+    vars
+}
+
 impl TestApp {
     /// Starts the app on `db_url` against `slack`, with the system clock.
     pub async fn spawn(db_url: &str, slack: &FakeSlack) -> TestApp {
@@ -98,14 +111,7 @@ impl TestApp {
         clock: Option<Arc<ManualClock>>,
         extra_vars: &[(&str, &str)],
     ) -> TestApp {
-        let mut vars = test_vars(db_url, slack);
-        for (name, value) in extra_vars {
-            if value.is_empty() {
-                vars.remove(*name);
-            } else {
-                vars.insert(name.to_string(), value.to_string());
-            }
-        }
+        let vars = vars_with(db_url, slack, extra_vars);
         Self::spawn_from_vars(db_url, slack, clock, vars, false).await
     }
 
@@ -116,10 +122,7 @@ impl TestApp {
         clock: Arc<dyn Clock>,
         extra_vars: &[(&str, &str)],
     ) -> TestApp {
-        let mut vars = test_vars(db_url, slack);
-        for (name, value) in extra_vars {
-            vars.insert(name.to_string(), value.to_string());
-        }
+        let vars = vars_with(db_url, slack, extra_vars);
         Self::start(db_url, slack, clock, None, vars, false).await
     }
 
@@ -132,14 +135,7 @@ impl TestApp {
         clock: Arc<ManualClock>,
         extra_vars: &[(&str, &str)],
     ) -> TestApp {
-        let mut vars = test_vars(db_url, slack);
-        for (name, value) in extra_vars {
-            if value.is_empty() {
-                vars.remove(*name);
-            } else {
-                vars.insert(name.to_string(), value.to_string());
-            }
-        }
+        let vars = vars_with(db_url, slack, extra_vars);
         Self::spawn_from_vars(db_url, slack, Some(clock), vars, true).await
     }
 
