@@ -275,11 +275,9 @@ pub fn file_request(
 
 /// Cards for whoever must act in the request's current stage.
 fn stage_cards(request: &AccessRequest) -> Effect {
-    let (kind, mut recipients) = match request.status {
-        Status::PendingApproval => (CardKind::Approval, request.approvers.clone()),
-        Status::PendingDeprovisioning => (CardKind::Removal, request.app_admins.clone()),
-        _ => (CardKind::Provisioning, request.app_admins.clone()),
-    };
+    // Called once the request is in a pending stage, which always has a card.
+    let kind = CardKind::stage_card(request.status).unwrap_or(CardKind::Provisioning);
+    let mut recipients = request.assignees().to_vec();
     if kind != CardKind::Approval {
         recipients.extend(request.admin_channel.clone());
     }

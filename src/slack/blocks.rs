@@ -10,8 +10,8 @@ use slack_morphism::prelude::*;
 use super::limits;
 use super::mrkdwn::{escape, escape_truncated, list, plain, truncate};
 use crate::domain::{
-    allowed_to, AccessRequest, Action, Actor, ButtonStyle, CardKind, FieldChange, Notice, Refusal,
-    Role, Roles, Status, ThreadMessage,
+    allowed_to, plain_name, AccessRequest, Action, Actor, ButtonStyle, CardKind, FieldChange,
+    Notice, Refusal, Role, Roles, Status, ThreadMessage,
 };
 
 /// Characters given to a list of people inside a card field or status line.
@@ -158,8 +158,7 @@ pub fn refusal(refusal: &Refusal) -> String {
 /// How an actor's name (a user id, `api` or `system`) reads in a Slack message.
 pub fn mention(name: &str) -> String {
     match name {
-        "api" => "the access API".to_string(),
-        "system" => "accessbot".to_string(),
+        "api" | "system" => plain_name(name).to_string(),
         user => format!("<@{user}>"),
     }
 }
