@@ -113,6 +113,7 @@ fn parse_opts() -> Res<Opts> {
             other => return Err(fail(format!("unknown argument {other:?}"))),
         }
     }
+    opts.pg_url = plaintext_unless_asked(&opts.pg_url)?;
     if opts.duration > Duration::from_secs(240) {
         return Err(fail(
             "--duration must be at most 240 s: clicks are signed before the timed phase and \
@@ -783,6 +784,17 @@ async fn throughput_case(opts: &Opts, name: &str, replicas: usize) -> Res<CaseRe
         provisioned,
         slack_calls,
     })
+}
+
+/// `url` with `sslmode=disable` unless it names a mode: accessbot is built with TLS, and sqlx's
+/// default (`prefer`) would encrypt every connection to a server that offers TLS, so numbers
+/// measured before and after TLS support would not compare. Ask for TLS in the URL to measure it.
+fn plaintext_unless_asked(url: &str) -> Res<String> {
+    let mut parsed = url::Url::parse(url)?;
+    if !parsed.query_pairs().any(|(name, _)| name == "sslmode") {
+        parsed.query_pairs_mut().append_pair("sslmode", "disable");
+    }
+    Ok(parsed.to_string())
 }
 
 fn pg_db_url(base: &str, db: &str) -> Res<String> {

@@ -9,6 +9,7 @@ mod faults;
 mod hostile;
 mod manifest;
 mod metrics;
+mod postgres_tls;
 mod process;
 mod properties;
 mod provisioning;

@@ -32,6 +32,24 @@ fn unique_name() -> String {
     )
 }
 
+/// `TEST_DATABASE_URL` with `sslmode=disable` unless it names a mode: accessbot is built with
+/// TLS, and sqlx's default (`prefer`) would encrypt every test connection to a server that
+/// offers TLS, which changes what the tests and the benchmark measure. The TLS tests ask for
+/// it (`tests/e2e/postgres_tls.rs`).
+pub fn admin_url() -> Option<String> {
+    let url = std::env::var("TEST_DATABASE_URL").ok()?;
+    Some(with_sslmode_unless_set(&url, "disable"))
+}
+
+/// `url` with `sslmode=<mode>` added, unless its query already has an `sslmode`.
+pub fn with_sslmode_unless_set(url: &str, mode: &str) -> String {
+    let mut parsed = url::Url::parse(url).expect("TEST_DATABASE_URL is a URL");
+    if !parsed.query_pairs().any(|(name, _)| name == "sslmode") {
+        parsed.query_pairs_mut().append_pair("sslmode", mode);
+    }
+    parsed.to_string()
+}
+
 impl TestDb {
     /// A database of `backend`; `None` when PostgreSQL is not configured (the test skips).
     pub async fn new(backend: Backend) -> Option<TestDb> {
@@ -52,7 +70,7 @@ impl TestDb {
 
     /// A new database on the server of `TEST_DATABASE_URL`, or `None` when it is unset.
     pub async fn postgres() -> Option<TestDb> {
-        let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
+        let Some(admin_url) = admin_url() else {
             eprintln!("skipped: TEST_DATABASE_URL is not set");
             return None;
         };
