@@ -11,6 +11,7 @@ use tokio::sync::{watch, Notify};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::foreground::Foreground;
+use crate::http::server::{self, HttpLimits};
 use crate::http::{self, AppState, SlackState};
 use crate::metrics::Metrics;
 use crate::scheduler::Scheduler;
@@ -20,8 +21,10 @@ use crate::store::{self, StoreError};
 use crate::supervisor::Supervisor;
 use crate::worker::Worker;
 
-/// How long in-flight deliveries may take to finish after a shutdown signal.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the shutdown may take, from the signal: HTTP requests in hand and the Slack calls
+/// the worker holds finish meanwhile; whatever is still going at the end is dropped (claimed
+/// calls then wait for their lease to expire).
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long `/readyz` answers 503 once the background loops kept panicking, before the
 /// shutdown starts: so a load balancer's probe sees it and stops sending traffic here
 /// before the port closes.
@@ -55,6 +58,7 @@ pub struct App {
     worker: Option<Worker>,
     scheduler: Arc<Scheduler>,
     scheduler_interval: Duration,
+    http_limits: HttpLimits,
 }
 
 /// Drives the scheduler and the delivery worker of an [`App`] that runs without its
@@ -154,7 +158,15 @@ impl App {
             worker: Some(worker),
             scheduler,
             scheduler_interval: config.scheduler_interval,
+            http_limits: HttpLimits::default(),
         })
+    }
+
+    /// Serves with other bounds than [`HttpLimits::default`]: for tests that would otherwise
+    /// wait out the real timeouts.
+    #[doc(hidden)]
+    pub fn set_http_limits(&mut self, limits: HttpLimits) {
+        self.http_limits = limits;
     }
 
     /// Hands the scheduler and the delivery worker to the caller: `run` then serves without
@@ -177,9 +189,9 @@ impl App {
     }
 
     /// Serves until `shutdown` resolves, then stops accepting, finishes in-flight requests
-    /// and lets the worker finish what it holds (bounded by a timeout). The scheduler and
-    /// the worker are restarted when they panic; when they panic too often, `/readyz`
-    /// answers 503 and the app stops as if `shutdown` had resolved.
+    /// and lets the worker finish what it holds, all within [`SHUTDOWN_TIMEOUT`]. The
+    /// scheduler and the worker are restarted when they panic; when they panic too often,
+    /// `/readyz` answers 503 and the app stops as if `shutdown` had resolved.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -204,26 +216,41 @@ impl App {
         let router = http::router(self.state);
         tracing::info!(addr = %self.listener.local_addr()?, "accessbot is listening");
         let gave_up = supervisor.clone();
-        let served = axum::serve(self.listener, router)
-            .with_graceful_shutdown(async move {
-                tokio::select! {
-                    _ = shutdown => {}
-                    _ = async {
-                        gave_up.given_up().await;
-                        tokio::time::sleep(UNREADY_BEFORE_EXIT).await;
-                    } => {}
-                }
-                tracing::info!("shutting down");
-            })
-            .await;
+        let (deadline_tx, deadline) = watch::channel(None);
+        let stopping = async {
+            tokio::select! {
+                _ = shutdown => {}
+                _ = async {
+                    gave_up.given_up().await;
+                    tokio::time::sleep(UNREADY_BEFORE_EXIT).await;
+                } => {}
+            }
+            tracing::info!("shutting down");
+            let deadline = tokio::time::Instant::now() + SHUTDOWN_TIMEOUT;
+            deadline_tx.send_replace(Some(deadline));
+            // The worker gives back what it holds while HTTP drains: a slow upload must not
+            // take its time.
+            let _ = stop_tx.send(true);
+            deadline
+        };
+        server::serve(self.listener, router, self.http_limits, stopping).await;
+        let deadline = deadline
+            .borrow()
+            .unwrap_or_else(|| tokio::time::Instant::now() + SHUTDOWN_TIMEOUT);
         let _ = stop_tx.send(true);
         if let Some((worker, scheduler)) = background {
-            let _ = scheduler.await;
-            if tokio::time::timeout(DRAIN_TIMEOUT, worker).await.is_err() {
-                tracing::warn!("the delivery worker did not stop in time; its claims will expire");
+            let stopped = tokio::time::timeout_at(deadline, async {
+                let _ = scheduler.await;
+                let _ = worker.await;
+            })
+            .await;
+            if stopped.is_err() {
+                tracing::warn!(
+                    "the delivery worker or the scheduler did not stop in time; claimed Slack \
+                     calls wait for their lease to expire"
+                );
             }
         }
-        served?;
         Ok(match supervisor.gave_up() {
             Some(_) => Stopped::TooManyPanics,
             None => Stopped::OnRequest,

@@ -23,6 +23,9 @@ pub enum ApiError {
     /// 404: unknown id or app.
     #[error("{0}")]
     NotFound(String),
+    /// 408: the request's body did not arrive in time.
+    #[error("{0}")]
+    TimedOut(String),
     /// 409: the request is not in a state that allows this.
     #[error("{0}")]
     Conflict(String),
@@ -47,6 +50,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::TimedOut(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,

@@ -7,6 +7,7 @@ use axum::response::IntoResponse;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use super::server::BodyTimedOut;
 
 pub struct JsonBody<T>(pub T);
 
@@ -21,13 +22,30 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
-/// Reads a raw body, turning an oversized one into a 413.
+/// Reads a raw body, turning an oversized one into a 413 and one that came too slowly into a
+/// 408.
 pub async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
     Bytes::from_request(req, state).await.map_err(|rejection| {
-        if rejection.into_response().status() == StatusCode::PAYLOAD_TOO_LARGE {
+        if let Some(timed_out) = cause_of::<BodyTimedOut>(&rejection) {
+            ApiError::TimedOut(timed_out)
+        } else if rejection.into_response().status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::TooLarge("the body is too large".into())
         } else {
             ApiError::BadRequest("the body could not be read".into())
         }
     })
+}
+
+/// The message of the `E` in the chain of causes of `error`, if one is there.
+fn cause_of<E: std::error::Error + 'static>(
+    error: &(dyn std::error::Error + 'static),
+) -> Option<String> {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if error.is::<E>() {
+            return Some(error.to_string());
+        }
+        cause = error.source();
+    }
+    None
 }

@@ -3,6 +3,7 @@
 mod api;
 mod error;
 mod json;
+pub mod server;
 mod slack;
 
 use std::sync::Arc;
@@ -38,7 +39,7 @@ pub struct AppState {
     pub metrics_token: Option<Arc<str>>,
     pub metrics: Arc<Metrics>,
     pub deliveries_waiting: Arc<Notify>,
-    /// Slack requests in hand; the delivery worker yields to them.
+    /// Slack requests in hand whose signature checked out; the delivery worker yields to them.
     pub foreground: Arc<Foreground>,
     /// Keeps the background loops running; `/readyz` says when it gave up on them.
     pub supervisor: Arc<Supervisor>,
@@ -67,7 +68,7 @@ pub fn router(state: AppState) -> Router {
         .route("/events", post(slack::events))
         .route("/interactivity", post(slack::interactivity))
         .route("/commands", post(slack::commands))
-        .route_layer(middleware::from_fn_with_state(state.clone(), in_foreground));
+        .route_layer(middleware::from_fn_with_state(state.clone(), time_ack));
     Router::new()
         .nest("/api/v1", api)
         .nest("/slack", slack)
@@ -79,12 +80,12 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Marks a Slack request as in hand and times its answer (Slack's 3 s acknowledgement
-/// budget). `Instant`, not the app's clock: this is the real time a user waits.
-async fn in_foreground(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// Times the answer to a Slack request (Slack's 3 s acknowledgement budget). `Instant`, not
+/// the app's clock: this is the real time a user waits. (The request counts as in hand for
+/// the worker only once its signature is checked: see `slack::verified_body`.)
+async fn time_ack(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let endpoint = SlackEndpoint::of_path(req.uri().path());
-    let _handling = state.foreground.enter();
     let response = next.run(req).await;
     if let Some(endpoint) = endpoint {
         state.metrics.slack_ack(endpoint, started.elapsed());

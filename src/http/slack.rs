@@ -13,6 +13,7 @@ use serde::Deserialize;
 use slack_morphism::prelude::SlackView;
 
 use crate::domain::{Action, Actor, Click, Command, Field, Refusal, ValidationError};
+use crate::foreground::Handling;
 use crate::service::{RequestInput, ServiceError};
 use crate::slack::client::{CallError, SlackApi};
 use crate::slack::events::{parse_event, SlackEvent};
@@ -20,8 +21,13 @@ use crate::slack::ids::{callback, field};
 use crate::slack::payload::{parse_interaction, ButtonClick, Interaction, Submission};
 use crate::slack::{blocks, signature, views};
 
-/// Checks Slack's signature over the raw body and returns the body.
-async fn verified_body(state: &AppState, req: Request) -> Result<axum::body::Bytes, ApiError> {
+/// Checks Slack's signature over the raw body and returns the body, with the request marked
+/// as in hand until the guard is dropped: the delivery worker yields to Slack's requests, but
+/// only to signed ones, so that anyone's unsigned or slow requests cannot slow it down.
+async fn verified_body(
+    state: &AppState,
+    req: Request,
+) -> Result<(axum::body::Bytes, Handling), ApiError> {
     let Some(slack) = &state.slack else {
         return Err(ApiError::Unavailable(
             "Slack is not configured: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET".into(),
@@ -38,7 +44,7 @@ async fn verified_body(state: &AppState, req: Request) -> Result<axum::body::Byt
         state.service.clock().now().timestamp(),
     )
     .map_err(|err| ApiError::Unauthorized(format!("invalid Slack request: {err}")))?;
-    Ok(body)
+    Ok((body, state.foreground.enter()))
 }
 
 /// `POST /slack/events`: the Events API, including the `url_verification` handshake.
@@ -46,7 +52,7 @@ async fn verified_body(state: &AppState, req: Request) -> Result<axum::body::Byt
 /// seen is acknowledged and dropped (thread replies are kept by their own message ts, so
 /// their relay is once-only even without the event id).
 pub async fn events(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
-    let body = verified_body(&state, req).await?;
+    let (body, _in_hand) = verified_body(&state, req).await?;
     let event = parse_event(&body).map_err(|err| ApiError::BadRequest(err.to_string()))?;
     match event {
         SlackEvent::UrlVerification { challenge } => {
@@ -79,7 +85,7 @@ pub async fn interactivity(
     State(state): State<AppState>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let body = verified_body(&state, req).await?;
+    let (body, _in_hand) = verified_body(&state, req).await?;
     let interaction =
         parse_interaction(&body).map_err(|err| ApiError::BadRequest(err.to_string()))?;
     match interaction {
@@ -101,7 +107,7 @@ struct SlashCommand {
 /// `POST /slack/commands`: `/access` opens the request modal; `/access list` and
 /// `/access help` answer privately.
 pub async fn commands(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
-    let body = verified_body(&state, req).await?;
+    let (body, _in_hand) = verified_body(&state, req).await?;
     let command: SlashCommand = serde_urlencoded::from_bytes(&body)
         .map_err(|_| ApiError::BadRequest("not a slash command form".into()))?;
     let private =
@@ -345,4 +351,101 @@ fn field_errors(errors: &[(&str, &str)]) -> Response {
         .map(|(field, message)| (field.to_string(), json!(message)))
         .collect();
     Json(json!({ "response_action": "errors", "errors": errors })).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use chrono::{TimeZone, Utc};
+    use futures::channel::mpsc;
+    use tokio::sync::Notify;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::foreground::Foreground;
+    use crate::http::SlackState;
+    use crate::metrics::Metrics;
+    use crate::service::Service;
+
+    const SECRET: &str = "signing-secret";
+
+    async fn state() -> AppState {
+        let store = crate::store::connect("sqlite::memory:").await.unwrap();
+        let now = Utc.with_ymd_and_hms(2026, 11, 27, 9, 0, 0).unwrap();
+        let clock = Arc::new(ManualClock::new(now));
+        let waiting = Arc::new(Notify::new());
+        let metrics = Arc::new(Metrics::default());
+        AppState {
+            service: Service::new(store, clock, waiting.clone()),
+            slack: Some(SlackState {
+                api: SlackApi::new("http://127.0.0.1:9/api", "xoxb-test", metrics.clone()),
+                signing_secret: SECRET.into(),
+            }),
+            api_token: None,
+            metrics_token: None,
+            metrics,
+            deliveries_waiting: waiting,
+            foreground: Arc::new(Foreground::default()),
+            supervisor: Default::default(),
+        }
+    }
+
+    /// A request whose body arrives when the test sends it, signed with `signature` (`None`:
+    /// the right one for `body`).
+    fn slow_request(
+        state: &AppState,
+        body: &'static str,
+        signature: Option<&str>,
+    ) -> (
+        Request,
+        mpsc::UnboundedSender<Result<&'static str, std::io::Error>>,
+    ) {
+        let timestamp = state.service.clock().now().timestamp().to_string();
+        let signature = signature
+            .map(str::to_string)
+            .unwrap_or_else(|| signature::sign(SECRET, &timestamp, body.as_bytes()));
+        let (chunks, stream) = mpsc::unbounded();
+        let request = Request::builder()
+            .method("POST")
+            .uri("/slack/interactivity")
+            .header("x-slack-request-timestamp", timestamp)
+            .header("x-slack-signature", signature)
+            .body(Body::from_stream(stream))
+            .unwrap();
+        (request, chunks)
+    }
+
+    #[tokio::test]
+    async fn a_slack_request_slows_the_worker_only_once_its_signature_checks_out() {
+        let state = state().await;
+        let body = "payload=%7B%7D";
+
+        let (request, chunks) = slow_request(&state, body, Some("v0=00"));
+        let reading = tokio::spawn({
+            let state = state.clone();
+            async move { verified_body(&state, request).await.map(|_| ()) }
+        });
+        chunks.unbounded_send(Ok(&body[..4])).unwrap();
+        tokio::task::yield_now().await;
+        assert!(!state.foreground.is_busy(), "busy while the body arrives");
+        chunks.unbounded_send(Ok(&body[4..])).unwrap();
+        drop(chunks);
+        let refused = reading.await.unwrap();
+        assert!(
+            matches!(refused, Err(ApiError::Unauthorized(_))),
+            "{refused:?}"
+        );
+        assert!(!state.foreground.is_busy(), "busy after a bad signature");
+
+        let (request, chunks) = slow_request(&state, body, None);
+        chunks.unbounded_send(Ok(body)).unwrap();
+        drop(chunks);
+        let (read, in_hand) = verified_body(&state, request).await.unwrap();
+        assert_eq!(&read[..], body.as_bytes());
+        assert!(state.foreground.is_busy(), "a signed request is in hand");
+        drop(in_hand);
+        assert!(!state.foreground.is_busy());
+    }
 }
