@@ -70,12 +70,15 @@ pub async fn serve(
     let (draining_tx, draining) = watch::channel(false);
     let mut connections = JoinSet::new();
     let mut saturated = false;
+    let lifted_at = (limits.max_connections / 10).max(1);
     tokio::pin!(stopping);
     let deadline = loop {
         while connections.try_join_next().is_some() {}
         let permit = match permits.clone().try_acquire_owned() {
             Ok(permit) => {
-                if saturated {
+                // A server at its cap frees and takes slots all the time: the episode ends
+                // (and the next one warns again) only once a tenth of the slots are free.
+                if saturated && permits.available_permits() + 1 >= lifted_at {
                     saturated = false;
                     tracing::info!("below the connection limit again: accepting connections");
                 }

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use accessbot::app::{Stepped, Stepper, Stopped};
+use accessbot::app::{HttpLimits, Stepped, Stepper, Stopped};
 use accessbot::clock::{Clock, ManualClock, SystemClock};
 use accessbot::Config;
 use chrono::{DateTime, Utc};
@@ -123,7 +123,27 @@ impl TestApp {
         extra_vars: &[(&str, &str)],
     ) -> TestApp {
         let vars = vars_with(db_url, slack, extra_vars);
-        Self::start(db_url, slack, clock, None, vars, false).await
+        Self::start(db_url, slack, clock, None, vars, false, None).await
+    }
+
+    /// Starts the app on the system clock with HTTP bounds other than the real ones, so a
+    /// test does not wait out the real timeouts.
+    pub async fn spawn_with_http_limits(
+        db_url: &str,
+        slack: &FakeSlack,
+        limits: HttpLimits,
+    ) -> TestApp {
+        let vars = vars_with(db_url, slack, &[]);
+        Self::start(
+            db_url,
+            slack,
+            Arc::new(SystemClock),
+            None,
+            vars,
+            false,
+            Some(limits),
+        )
+        .await
     }
 
     /// Starts the app on a manual clock and without its background loops: the scheduler and
@@ -150,7 +170,7 @@ impl TestApp {
             Some(manual) => manual.clone(),
             None => Arc::new(SystemClock),
         };
-        Self::start(db_url, slack, clock, manual_clock, vars, stepped).await
+        Self::start(db_url, slack, clock, manual_clock, vars, stepped, None).await
     }
 
     async fn start(
@@ -160,12 +180,16 @@ impl TestApp {
         manual_clock: Option<Arc<ManualClock>>,
         vars: HashMap<String, String>,
         stepped: bool,
+        http_limits: Option<HttpLimits>,
     ) -> TestApp {
         let config = Config::from_vars(&vars).unwrap_or_else(|e| panic!("test config: {e}"));
         let mut app = match accessbot::App::build(config, clock.clone()).await {
             Ok(app) => app,
             Err(error) => panic!("accessbot failed to start: {error:?}"),
         };
+        if let Some(limits) = http_limits {
+            app.set_http_limits(limits);
+        }
         let stepper = if stepped { app.stepper() } else { None };
         let addr = app.local_addr();
         let (shutdown, stopped) = oneshot::channel::<()>();
