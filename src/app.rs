@@ -26,6 +26,10 @@ use crate::worker::Worker;
 /// the worker holds finish meanwhile; whatever is still going at the end is dropped (claimed
 /// calls then wait for their lease to expire).
 pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Of [`SHUTDOWN_TIMEOUT`], what HTTP's drain leaves to the worker. The worker stops after
+/// HTTP: the database connections it opened live on its runtime and may be serving the last
+/// requests; and a slow upload must not leave it no time to give back its claims.
+const WORKER_SHUTDOWN_SHARE: Duration = Duration::from_secs(2);
 /// How long `/readyz` answers 503 once the background loops kept panicking, before the
 /// shutdown starts: so a load balancer's probe sees it and stops sending traffic here
 /// before the port closes.
@@ -229,10 +233,7 @@ impl App {
             tracing::info!("shutting down");
             let deadline = tokio::time::Instant::now() + SHUTDOWN_TIMEOUT;
             deadline_tx.send_replace(Some(deadline));
-            // The worker gives back what it holds while HTTP drains: a slow upload must not
-            // take its time.
-            let _ = stop_tx.send(true);
-            deadline
+            deadline - WORKER_SHUTDOWN_SHARE
         };
         server::serve(self.listener, router, self.http_limits, stopping).await;
         let deadline = deadline
