@@ -23,3 +23,5 @@ mod supervision;
 mod support;
 mod threads;
 mod upgrade;
+mod upgrade_e9f3a20;
+mod upgrade_fixture;

@@ -273,6 +273,20 @@ impl FakeSlack {
         ts
     }
 
+    /// The workspace as Slack would keep it across a restart of the bot: messages (with their
+    /// metadata and edits), ephemerals, views, Homes, and the counters `ts` and ids come from,
+    /// as JSON. Calls, faults and rate budgets are not part of it.
+    pub fn saved_messages(&self) -> Value {
+        self.shared().world().saved()
+    }
+
+    /// Replaces the workspace with one [`FakeSlack::saved_messages`] wrote, so the bot can
+    /// update, reply to and look up the messages it posted in an earlier life; new `ts` and
+    /// ids follow the saved ones.
+    pub fn restore_messages(&self, saved: &Value) {
+        self.shared().world().restore(saved);
+    }
+
     /// Every call received, oldest first.
     pub fn calls(&self) -> Vec<Call> {
         self.shared().world().calls.clone()
