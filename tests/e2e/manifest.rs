@@ -154,7 +154,13 @@ fn check(root: &Value, schema: &Value, value: &Value, at: &str, problems: &mut V
         }
         if schema.get("items").is_some() {
             for (i, item) in items.iter().enumerate() {
-                check(root, &schema["items"], item, &format!("{at}[{i}]"), problems);
+                check(
+                    root,
+                    &schema["items"],
+                    item,
+                    &format!("{at}[{i}]"),
+                    problems,
+                );
             }
         }
     }
