@@ -18,6 +18,7 @@ mod races;
 mod release;
 mod slack_edge;
 mod slack_requests;
+mod socket_mode;
 mod store_contract;
 mod supervision;
 mod support;

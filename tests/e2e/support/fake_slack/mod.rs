@@ -21,6 +21,7 @@ mod block_kit;
 mod chat;
 mod conversations;
 mod server;
+mod socket_mode;
 mod users;
 mod views;
 mod world;
@@ -30,6 +31,8 @@ mod world;
 pub use block_kit::{check_block_kit, Rejection, Surface};
 #[allow(unused_imports)]
 pub use server::{rate_budget, RateBudget, KNOWN_METHODS};
+#[allow(unused_imports)]
+pub use socket_mode::{Ack, Greeting, SocketConn, SocketModeFake, APP_TOKEN};
 pub use world::dm_channel_of;
 
 use server::{Running, Shared};
@@ -161,6 +164,7 @@ impl FakeSlack {
     pub async fn start_with_token(token: &str) -> FakeSlack {
         let world = World {
             token: token.to_string(),
+            socket_mode: Some(SocketModeFake::start().await),
             ..World::default()
         };
         FakeSlack {
@@ -184,6 +188,15 @@ impl FakeSlack {
 
     pub fn addr(&self) -> SocketAddr {
         self.running.addr
+    }
+
+    /// The fake Socket Mode server that `apps.connections.open` points at.
+    pub fn socket_mode(&self) -> SocketModeFake {
+        self.shared()
+            .world()
+            .socket_mode
+            .clone()
+            .expect("the fake has a Socket Mode server")
     }
 
     /// Makes the fake accept another bot token from now on.

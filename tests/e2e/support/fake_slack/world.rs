@@ -46,6 +46,8 @@ pub(super) struct World {
     pub(super) ts_counter: u64,
     pub(super) id_counter: u64,
     pub(super) last_modal: Option<String>,
+    /// The Socket Mode server `apps.connections.open` points at.
+    pub(super) socket_mode: Option<super::socket_mode::SocketModeFake>,
 }
 
 impl World {
