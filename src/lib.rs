@@ -9,6 +9,7 @@ pub mod domain;
 mod foreground;
 mod http;
 mod metrics;
+mod nul;
 mod scheduler;
 mod service;
 pub mod slack;

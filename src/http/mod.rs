@@ -80,8 +80,22 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .layer(middleware::from_fn(refuse_nul_in_url))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
+}
+
+/// Refuses a URL whose path or query decodes to a NUL, before any handler could look it up
+/// (see `nul`).
+async fn refuse_nul_in_url(req: Request, next: Next) -> Response {
+    let uri = req.uri();
+    let query = uri.query().unwrap_or_default();
+    if crate::nul::in_percent_encoded(uri.path().as_bytes())
+        || crate::nul::in_percent_encoded(query.as_bytes())
+    {
+        return ApiError::BadRequest(crate::nul::REFUSAL.into()).into_response();
+    }
+    next.run(req).await
 }
 
 /// Times the answer to a Slack request (Slack's 3 s acknowledgement budget). `Instant`, not

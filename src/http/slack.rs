@@ -149,6 +149,12 @@ pub async fn commands(State(state): State<AppState>, req: Request) -> Result<Res
 
 /// A slash command, over HTTP or Socket Mode; the reply is the private answer, if any.
 pub(crate) async fn on_command(state: &AppState, command: SlashCommand) -> Result<Reply, ApiError> {
+    if [&command.user_id, &command.trigger_id, &command.text]
+        .iter()
+        .any(|text| text.contains('\0'))
+    {
+        return Err(ApiError::BadRequest(crate::nul::REFUSAL.into()));
+    }
     let private = |text: String| Some(json!({ "response_type": "ephemeral", "text": text }));
     match command.text.trim().to_lowercase().as_str() {
         "help" => Ok(private(blocks::help_text())),

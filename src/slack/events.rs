@@ -22,8 +22,13 @@ pub enum SlackEvent {
     Ignored,
 }
 
-/// Parses an Events API body (JSON).
+/// Parses an Events API body (JSON). An event holding a NUL is ignored (Slack wants its 200,
+/// or it retries), since its text could be kept on one database and not on the other.
 pub fn parse_event(body: &[u8]) -> Result<SlackEvent, PayloadError> {
+    if crate::nul::in_json(body) {
+        tracing::warn!("ignored a Slack event holding a NUL character");
+        return Ok(SlackEvent::Ignored);
+    }
     let event: SlackPushEvent =
         serde_json::from_slice(body).map_err(|err| PayloadError::Malformed(err.to_string()))?;
     let callback = match event {

@@ -11,6 +11,8 @@ pub enum PayloadError {
     NoPayload,
     #[error("the payload is not a Slack interaction: {0}")]
     Malformed(String),
+    #[error("the payload holds text the bot cannot keep: {}", crate::nul::REFUSAL)]
+    Nul,
 }
 
 /// A click on a button, or a choice in a select, of a message, a modal or the Home tab.
@@ -106,6 +108,9 @@ pub fn parse_interaction(body: &[u8]) -> Result<Interaction, PayloadError> {
 /// Parses an interaction payload as JSON text: the HTTP form's `payload` field, or the
 /// `payload` of a Socket Mode `interactive` envelope.
 pub fn parse_interaction_json(payload: &str) -> Result<Interaction, PayloadError> {
+    if crate::nul::in_json(payload.as_bytes()) {
+        return Err(PayloadError::Nul);
+    }
     let kind: PayloadKind = serde_json::from_str(payload).map_err(malformed)?;
     Ok(match kind.kind.as_str() {
         "block_actions" => button_click(serde_json::from_str(payload).map_err(malformed)?),

@@ -10,6 +10,7 @@ mod faults;
 mod hostile;
 mod manifest;
 mod metrics;
+mod nul;
 mod postgres_tls;
 mod process;
 mod properties;
