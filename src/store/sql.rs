@@ -462,3 +462,46 @@ pub(super) static PG_APPLY_ALL: LazyLock<String> = LazyLock::new(|| {
         post_card = card_payload("post_card", "n.id"),
     )
 });
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    use super::*;
+    use crate::store::rows::to_json;
+    use crate::store::Delivery;
+
+    /// The SQL that writes card payloads writes what serde writes (and the worker reads).
+    #[test]
+    fn card_payloads_written_in_sql_are_serde_deliveries() {
+        let conn = Connection::open_in_memory().unwrap();
+        let sql_payload = |sql: String| -> String {
+            conn.query_row(&format!("SELECT {sql}"), [], |row| row.get(0))
+                .unwrap()
+        };
+        assert_eq!(
+            sql_payload(card_payload("update_card", "7")),
+            to_json(&Delivery::UpdateCard { card_id: 7 }).unwrap()
+        );
+        assert_eq!(
+            sql_payload(card_payload("post_card", "7")),
+            to_json(&Delivery::PostCard { card_id: 7 }).unwrap()
+        );
+    }
+
+    /// The generated statements number their placeholders from the column list: the
+    /// changing columns, then the key; the version guard points at `version`.
+    #[test]
+    fn generated_statements_number_placeholders_from_the_column_list() {
+        let changes = REQUESTS.written(Write::Change).count();
+        let inserted = REQUESTS.written(Write::Insert).count();
+        assert!(UPDATE_REQUEST.contains(&format!("WHERE id = ${}", changes + 1)));
+        let version = REQUESTS.change_number("version").unwrap();
+        assert!(UPDATE_REQUEST.ends_with(&format!("AND version = ${version} - 1")));
+        assert!(INSERT_REQUEST.contains(&format!("${}) RETURNING id", inserted + 1)));
+        // PostgreSQL: ids, keys, times, the changing columns, 5 event arrays, 9 list arrays.
+        let last = 3 + changes + 5 + 9;
+        assert!(PG_APPLY_ALL.contains(&format!("${last}::text[]")));
+        assert!(!PG_APPLY_ALL.contains(&format!("${}", last + 1)));
+    }
+}

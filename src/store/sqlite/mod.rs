@@ -554,3 +554,79 @@ fn lock_database(path: &Path) -> StoreResult<std::fs::File> {
         Err(std::fs::TryLockError::Error(err)) => Err(StoreError::Database(sqlx::Error::Io(err))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::super::sql;
+    use super::writer::tests::schema;
+
+    /// `bind` binds `$1…$n` by name: every SQLite statement prepares, and its parameters
+    /// are exactly `$1…$n`.
+    #[test]
+    fn every_statement_prepares_with_parameters_one_to_n() {
+        let conn = schema();
+        let statements: [&str; 48] = [
+            &sql::REQUEST,
+            &sql::REQUEST_BY_KEY,
+            &sql::INSERT_REQUEST,
+            &sql::UPDATE_REQUEST,
+            &sql::LIST_REQUESTS,
+            &sql::OPEN_TASKS,
+            &sql::DUE_EXPIRIES,
+            &sql::EXPIRING_BEFORE,
+            &sql::WAITING_SINCE,
+            sql::REQUEST_VERSION,
+            sql::COUNT_BY_STATUS,
+            &sql::APP,
+            &sql::APPS_BY_SLUG,
+            &sql::INSERT_APP,
+            &sql::UPDATE_APP,
+            sql::INSERT_EVENT,
+            sql::EVENTS,
+            &sql::CARD,
+            &sql::CARDS,
+            &sql::CARD_BY_MESSAGE,
+            &sql::CARD_WITH_REQUEST,
+            sql::INSERT_CARD,
+            sql::CARD_POSTED,
+            sql::CARD_SHOWN,
+            sql::INSERT_DELIVERY,
+            sql::PUBLISH_HOME,
+            sql::HOME_VIEWERS_AMONG,
+            &sql::REFRESH_CARDS,
+            sql::FINISH_REFRESH,
+            &sql::CLAIM,
+            sql::DEAD_LETTER,
+            sql::DELIVERY_DONE,
+            sql::POSTPONE,
+            sql::FAIL,
+            sql::FAILED_DELIVERIES,
+            sql::RETRY,
+            sql::NEXT_DUE,
+            sql::RELEASE_CLAIMS,
+            sql::RELEASE_ALL_CLAIMS,
+            sql::PRUNE_KEYS,
+            sql::PRUNE_DONE,
+            sql::COUNT_PENDING,
+            sql::COUNT_FAILED,
+            sql::CLAIM_KEY,
+            sql::INSERT_THREAD_MESSAGE,
+            sql::THREAD,
+            sql::OTHER_POSTED_CARDS,
+            sql::HOME_OPENED,
+        ];
+        for text in statements {
+            let statement = conn
+                .prepare(text)
+                .unwrap_or_else(|err| panic!("{err}: {text}"));
+            let count = statement.parameter_count();
+            let names: BTreeSet<String> = (1..=count)
+                .map(|i| statement.parameter_name(i).unwrap_or("?").to_string())
+                .collect();
+            let expected: BTreeSet<String> = (1..=count).map(|n| format!("${n}")).collect();
+            assert_eq!(names, expected, "{text}");
+        }
+    }
+}

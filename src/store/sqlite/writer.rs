@@ -172,3 +172,169 @@ fn commit_in_savepoints(conn: &mut Connection, batch: &mut [Box<dyn Job>]) -> St
     tx.commit()?;
     Ok(())
 }
+
+#[cfg(test)]
+pub(super) mod tests {
+    use chrono::Utc;
+
+    use super::super::writes;
+    use super::*;
+    use crate::domain::{self, AccessLength, AccessRequest, Actor, App, Command, RequestDraft};
+    use crate::store::columns::{Write, REQUESTS};
+    use crate::store::{sql, Change};
+
+    /// A database with the schema, in memory.
+    pub(crate) fn schema() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        for migration in [
+            include_str!("../../../migrations/sqlite/0001_init.sql"),
+            include_str!("../../../migrations/sqlite/0002_home_viewers.sql"),
+            include_str!("../../../migrations/sqlite/0003_outbox_indexes.sql"),
+            include_str!("../../../migrations/sqlite/0004_released.sql"),
+        ] {
+            conn.execute_batch(migration).unwrap();
+        }
+        conn
+    }
+
+    /// The first column of every row `sql` returns.
+    fn column<T: rusqlite::types::FromSql>(conn: &Connection, sql: &str) -> Vec<T> {
+        conn.prepare(sql)
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    /// A pending request for an app without approvers, stored in `conn`.
+    fn stored_request(conn: &Connection) -> AccessRequest {
+        let app = App {
+            slug: "figma".into(),
+            name: "Figma".into(),
+            admins: vec!["UADMIN1".into()],
+            permissions: vec!["Editor".into()],
+            ..App::default()
+        };
+        let draft = RequestDraft {
+            target_user: "UREQ".into(),
+            requester: "UREQ".into(),
+            permission: None,
+            groups: vec![],
+            comment: String::new(),
+            access_length: AccessLength::Unlimited,
+        };
+        let mut request = domain::file_request(&app, draft, Utc::now())
+            .unwrap()
+            .request;
+        let params = REQUESTS.params(&request, Write::Insert).unwrap();
+        let key: Option<String> = None;
+        request.id = super::super::query_first(
+            conn,
+            &sql::INSERT_REQUEST,
+            &super::super::with(&params, &[&key]),
+            |row| Ok(row.get::<_, i64>("id")?),
+        )
+        .unwrap()
+        .unwrap();
+        request
+    }
+
+    /// Confirming `request`, keyed by `key`, as a job of a batch.
+    fn confirm(
+        request: &AccessRequest,
+        key: &str,
+    ) -> (Box<dyn Job>, oneshot::Receiver<StoreResult<()>>) {
+        let actor = Actor::User("UADMIN1".into());
+        let decision =
+            domain::decide(request, &actor, &Command::ConfirmProvisioning, Utc::now()).unwrap();
+        let change = Change {
+            request: decision.request,
+            event: decision.event,
+            new_cards: vec![],
+            deliveries: vec![],
+            republish_homes: vec![],
+            dedup_key: Some(key.into()),
+        };
+        let (done, answer) = oneshot::channel();
+        let job = Box::new(Work {
+            work: move |conn: &Connection| writes::apply(conn, &change),
+            outcome: None,
+            done,
+        });
+        (job, answer)
+    }
+
+    /// A change that fails after its first write (its key is stored, then its version is
+    /// stale) is undone alone: the batch is run again in savepoints and the rest commits.
+    #[test]
+    fn a_change_failing_halfway_is_undone_alone() {
+        let mut conn = schema();
+        let request = stored_request(&conn);
+        let (first, mut first_answer) = confirm(&request, "click:1");
+        let (stale, mut stale_answer) = confirm(&request, "click:2");
+        let mut batch = vec![first, stale];
+
+        commit(&mut conn, &mut batch).unwrap();
+
+        assert!(batch.is_empty());
+        assert!(matches!(first_answer.try_recv(), Ok(Ok(()))));
+        assert!(matches!(
+            stale_answer.try_recv(),
+            Ok(Err(StoreError::Conflict))
+        ));
+        assert_eq!(
+            column::<String>(&conn, "SELECT key FROM processed_keys"),
+            ["click:1"]
+        );
+        let (version, events): (i64, i64) = conn
+            .query_row(
+                "SELECT version, (SELECT count(*) FROM events) FROM requests",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((version, events), (request.version + 1, 1));
+    }
+
+    /// Refused changes write nothing, so a batch of them needs no savepoints; each still
+    /// gets its own answer.
+    #[test]
+    fn a_batch_with_a_duplicate_key_commits_the_rest() {
+        let mut conn = schema();
+        let first = stored_request(&conn);
+        let second = stored_request(&conn);
+        let (job1, mut answer1) = confirm(&first, "click:1");
+        let (job2, mut answer2) = confirm(&second, "click:1");
+        let mut batch = vec![job1, job2];
+
+        commit(&mut conn, &mut batch).unwrap();
+
+        assert!(matches!(answer1.try_recv(), Ok(Ok(()))));
+        assert!(matches!(answer2.try_recv(), Ok(Err(StoreError::Duplicate))));
+        assert_eq!(
+            column::<i64>(&conn, "SELECT version FROM requests ORDER BY id"),
+            [first.version + 1, second.version]
+        );
+    }
+
+    /// A write that panics is answered with an error; the others of its batch commit.
+    #[test]
+    fn a_panicking_write_fails_alone() {
+        let mut conn = schema();
+        let request = stored_request(&conn);
+        let (job, mut answer) = confirm(&request, "click:1");
+        let (done, mut panicked) = oneshot::channel::<StoreResult<()>>();
+        let panicking: Box<dyn Job> = Box::new(Work {
+            work: |_: &Connection| -> StoreResult<()> { panic!("a bug") },
+            outcome: None,
+            done,
+        });
+        let mut batch = vec![panicking, job];
+
+        commit(&mut conn, &mut batch).unwrap();
+
+        assert!(matches!(panicked.try_recv(), Ok(Err(StoreError::Write(_)))));
+        assert!(matches!(answer.try_recv(), Ok(Ok(()))));
+    }
+}
