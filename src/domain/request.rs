@@ -159,6 +159,9 @@ pub struct AccessRequest {
     pub stage_reminded: bool,
     /// Grows by one with every change; guards against lost updates.
     pub version: i64,
+    /// The Slack user id of who claimed the current task (SPEC §8.1 "Claim"); nothing sets
+    /// it yet.
+    pub claimed_by: Option<String>,
 }
 
 impl AccessRequest {

@@ -388,6 +388,11 @@ pub(super) const REQUESTS: Table<AccessRequest> = Table {
             OptTime(|r| &r.released_at, |r| &mut r.released_at),
         ),
         column("version", Change, Int(|r| &r.version, |r| &mut r.version)),
+        column(
+            "claimed_by",
+            Change,
+            OptText(|r| &r.claimed_by, |r| &mut r.claimed_by),
+        ),
     ],
 };
 

@@ -183,16 +183,18 @@ pub(super) mod tests {
     use crate::store::columns::{Write, REQUESTS};
     use crate::store::{sql, Change};
 
-    /// A database with the schema, in memory.
+    /// A database with the schema, in memory: every migration, in order.
     pub(crate) fn schema() -> Connection {
         let conn = Connection::open_in_memory().unwrap();
-        for migration in [
-            include_str!("../../../migrations/sqlite/0001_init.sql"),
-            include_str!("../../../migrations/sqlite/0002_home_viewers.sql"),
-            include_str!("../../../migrations/sqlite/0003_outbox_indexes.sql"),
-            include_str!("../../../migrations/sqlite/0004_released.sql"),
-        ] {
-            conn.execute_batch(migration).unwrap();
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite");
+        let mut migrations: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .collect();
+        migrations.sort();
+        for migration in migrations {
+            conn.execute_batch(&std::fs::read_to_string(migration).unwrap())
+                .unwrap();
         }
         conn
     }
