@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
 
 use crate::clock::Clock;
+use crate::config::is_loopback_url;
 use crate::config::Config;
 use crate::foreground::Foreground;
 use crate::http::server;
@@ -18,6 +19,7 @@ use crate::metrics::Metrics;
 use crate::scheduler::Scheduler;
 use crate::service::{Service, ServiceError};
 use crate::slack::client::SlackApi;
+use crate::socket_mode::{SocketMode, SocketModeError, SocketStatus};
 use crate::store::{self, StoreError};
 use crate::supervisor::Supervisor;
 use crate::worker::Worker;
@@ -49,6 +51,8 @@ pub enum Stopped {
 pub enum StartupError {
     #[error("DATABASE_URL: {0}")]
     Database(#[from] StoreError),
+    #[error("Socket Mode: {0}")]
+    SocketMode(#[from] SocketModeError),
     #[error("ACCESSBOT_ADDR: cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -64,6 +68,8 @@ pub struct App {
     scheduler: Arc<Scheduler>,
     scheduler_interval: Duration,
     http_limits: HttpLimits,
+    /// Set when `SLACK_APP_TOKEN` is: the Socket Mode client, run beside HTTP.
+    socket_mode: Option<Arc<SocketMode>>,
 }
 
 /// Drives the scheduler and the delivery worker of an [`App`] that runs without its
@@ -115,12 +121,12 @@ impl App {
                 &credentials.bot_token,
                 metrics.clone(),
             ),
-            signing_secret: credentials.signing_secret.as_str().into(),
+            signing_secret: credentials.signing_secret.as_deref().map(Arc::from),
         });
         if slack.is_none() {
             tracing::warn!(
-                "SLACK_BOT_TOKEN or SLACK_SIGNING_SECRET is not set: the Slack endpoints answer 503 \
-                 and Slack calls wait until both are set"
+                "SLACK_BOT_TOKEN, or both SLACK_SIGNING_SECRET and SLACK_APP_TOKEN, are not set: \
+                 the Slack endpoints answer 503 and Slack calls wait until they are set"
             );
         }
         let deliveries_waiting = Arc::new(Notify::new());
@@ -156,6 +162,27 @@ impl App {
             deliveries_waiting,
             foreground,
             supervisor: Arc::new(Supervisor::default()),
+            socket: None,
+        };
+        let api = state.slack.as_ref().map(|slack| slack.api.clone());
+        let (state, socket_mode) = match (&config.socket_mode, api) {
+            (Some(socket), Some(api)) => {
+                let status = Arc::new(SocketStatus::default());
+                let state = AppState {
+                    socket: Some(status.clone()),
+                    ..state
+                };
+                let client = SocketMode::start(
+                    api.with_token(&socket.app_token),
+                    is_loopback_url(&config.slack_api_url),
+                    socket.backoff,
+                    state.clone(),
+                    status,
+                )
+                .await?;
+                (state, Some(Arc::new(client)))
+            }
+            _ => (state, None),
         };
         Ok(App {
             listener,
@@ -164,6 +191,7 @@ impl App {
             scheduler,
             scheduler_interval: config.scheduler_interval,
             http_limits: HttpLimits::default(),
+            socket_mode,
         })
     }
 
@@ -209,8 +237,12 @@ impl App {
                 let wake = self.state.deliveries_waiting.clone();
                 let worker =
                     supervise_worker(supervisor.clone(), worker, wake, interval, stop_rx.clone());
-                let scheduler =
-                    supervise_scheduler(supervisor.clone(), self.scheduler, interval, stop_rx);
+                let scheduler = supervise_scheduler(
+                    supervisor.clone(),
+                    self.scheduler,
+                    interval,
+                    stop_rx.clone(),
+                );
                 Some((
                     run_aside("accessbot-worker", worker)?,
                     tokio::spawn(scheduler),
@@ -218,6 +250,13 @@ impl App {
             }
             None => None,
         };
+        let socket_mode = self.socket_mode.map(|socket| {
+            tokio::spawn(supervise_socket_mode(
+                supervisor.clone(),
+                socket,
+                stop_rx.clone(),
+            ))
+        });
         let router = http::router(self.state);
         tracing::info!(addr = %self.listener.local_addr()?, "accessbot is listening");
         let gave_up = supervisor.clone();
@@ -240,6 +279,11 @@ impl App {
             .borrow()
             .unwrap_or_else(|| tokio::time::Instant::now() + SHUTDOWN_TIMEOUT);
         let _ = stop_tx.send(true);
+        if let Some(socket_mode) = socket_mode {
+            // It stops at once on the signal: its connections are dropped, and Slack
+            // redelivers what was not acknowledged to another replica or after a restart.
+            let _ = tokio::time::timeout_at(deadline, socket_mode).await;
+        }
         if let Some((worker, scheduler)) = background {
             let stopped = tokio::time::timeout_at(deadline, async {
                 let _ = scheduler.await;
@@ -270,6 +314,16 @@ async fn supervise_worker(
 ) {
     let run = || worker.run(wake.clone(), interval, stop.clone());
     supervisor.supervise("delivery worker", run).await;
+}
+
+/// The Socket Mode client's loop, started again whenever it panics (see `supervisor`).
+async fn supervise_socket_mode(
+    supervisor: Arc<Supervisor>,
+    socket: Arc<SocketMode>,
+    stop: watch::Receiver<bool>,
+) {
+    let run = || socket.clone().run(stop.clone());
+    supervisor.supervise("Socket Mode client", run).await;
 }
 
 /// The scheduler's loop, started again whenever it panics (see `supervisor`).

@@ -22,11 +22,17 @@ const LONGEST_DURATION: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
 /// The shortest interval accepted: anything shorter would spin the scheduler.
 const SHORTEST_INTERVAL: Duration = Duration::from_millis(10);
 
+/// The longest first wait between Socket Mode reconnections: the wait doubles from it up to
+/// [`crate::socket_mode`]'s cap, and a longer base would leave the bot deaf for too long.
+const LONGEST_SOCKET_BACKOFF: Duration = Duration::from_secs(60);
+
 /// The settings accessbot runs with. Secrets are redacted in `Debug`.
 #[derive(Clone)]
 pub struct Config {
     pub database_url: String,
     pub slack: Option<SlackCredentials>,
+    /// Set when `SLACK_APP_TOKEN` is: Slack is heard over Socket Mode.
+    pub socket_mode: Option<SocketModeConfig>,
     /// Base of the Web API, without a trailing slash.
     pub slack_api_url: String,
     pub api_token: Option<String>,
@@ -42,7 +48,17 @@ pub struct Config {
 #[derive(Clone)]
 pub struct SlackCredentials {
     pub bot_token: String,
-    pub signing_secret: String,
+    /// Needed by the HTTP endpoints only; Socket Mode has no signatures.
+    pub signing_secret: Option<String>,
+}
+
+/// Socket Mode: connections opened with the app-level token instead of Slack calling in.
+#[derive(Clone)]
+pub struct SocketModeConfig {
+    /// The app-level token (`xapp-…`) that `apps.connections.open` wants.
+    pub app_token: String,
+    /// The first wait before reconnecting (`ACCESSBOT_SOCKET_BACKOFF`); later ones grow.
+    pub backoff: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,11 +131,24 @@ impl Config {
                 message: "must start with sqlite:// or postgres://".into(),
             });
         }
-        let slack = match (get("SLACK_BOT_TOKEN"), get("SLACK_SIGNING_SECRET")) {
-            (Some(bot_token), Some(signing_secret)) => Some(SlackCredentials {
-                bot_token,
-                signing_secret,
-            }),
+        let socket_mode = match get("SLACK_APP_TOKEN") {
+            Some(app_token) => Some(socket_mode_config(
+                app_token,
+                get("ACCESSBOT_SOCKET_BACKOFF"),
+            )?),
+            None => None,
+        };
+        let signing_secret = get("SLACK_SIGNING_SECRET");
+        // Without Socket Mode, Slack can only reach the bot over HTTP, which needs the secret.
+        let slack = match (get("SLACK_BOT_TOKEN"), signing_secret) {
+            (Some(bot_token), signing_secret)
+                if signing_secret.is_some() || socket_mode.is_some() =>
+            {
+                Some(SlackCredentials {
+                    bot_token,
+                    signing_secret,
+                })
+            }
             _ => None,
         };
         let slack_api_url = get("SLACK_API_URL").unwrap_or_else(|| "https://slack.com/api".into());
@@ -167,6 +196,7 @@ impl Config {
         Ok(Config {
             database_url,
             slack,
+            socket_mode,
             slack_api_url: parsed_api_url.as_str().trim_end_matches('/').to_string(),
             api_token: get("ACCESSBOT_API_TOKEN"),
             metrics_token: get("ACCESSBOT_METRICS_TOKEN"),
@@ -176,6 +206,37 @@ impl Config {
             remind_after,
         })
     }
+}
+
+/// Socket Mode's settings: an app-level token, and the first reconnection wait.
+fn socket_mode_config(
+    app_token: String,
+    backoff: Option<String>,
+) -> Result<SocketModeConfig, ConfigError> {
+    // A bot token here would be refused by Slack with `not_allowed_token_type`; say so now.
+    if !app_token.starts_with("xapp-") {
+        return Err(ConfigError {
+            variable: "SLACK_APP_TOKEN",
+            message: "must be an app-level token (xapp-…) with the connections:write scope".into(),
+        });
+    }
+    let backoff_text = backoff.unwrap_or_else(|| "1s".into());
+    let backoff = parse_interval(&backoff_text).map_err(|err| ConfigError {
+        variable: "ACCESSBOT_SOCKET_BACKOFF",
+        message: err.to_string(),
+    })?;
+    if backoff > LONGEST_SOCKET_BACKOFF {
+        return Err(ConfigError {
+            variable: "ACCESSBOT_SOCKET_BACKOFF",
+            message: format!("{backoff_text:?} is longer than 1m"),
+        });
+    }
+    Ok(SocketModeConfig { app_token, backoff })
+}
+
+/// `127.0.0.0/8`, `::1` or `localhost`, for a URL given as text; false when it is no URL.
+pub fn is_loopback_url(text: &str) -> bool {
+    Url::parse(text).is_ok_and(|url| is_loopback(&url))
 }
 
 fn parse_http_url(variable: &'static str, text: &str) -> Result<Url, ConfigError> {
@@ -323,6 +384,13 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("database_url", &redact_url(&self.database_url))
             .field("slack", &self.slack.as_ref().map(|_| "<configured>"))
+            .field(
+                "socket_mode",
+                &self
+                    .socket_mode
+                    .as_ref()
+                    .map(|socket| format!("<app token>, backoff {:?}", socket.backoff)),
+            )
             .field("slack_api_url", &self.slack_api_url)
             .field("api_token", &self.api_token.as_ref().map(|_| "<redacted>"))
             .field(
@@ -528,10 +596,52 @@ mod tests {
     }
 
     #[test]
+    fn socket_mode_needs_no_signing_secret_but_http_alone_does() {
+        let config = Config::from_vars(&vars(&[
+            ("SLACK_BOT_TOKEN", "xoxb-1"),
+            ("SLACK_APP_TOKEN", "xapp-1"),
+        ]))
+        .unwrap();
+        let slack = config.slack.expect("Slack is configured");
+        assert!(slack.signing_secret.is_none());
+        let socket = config.socket_mode.expect("Socket Mode is on");
+        assert_eq!(socket.backoff, Duration::from_secs(1));
+
+        let config = Config::from_vars(&vars(&[("SLACK_BOT_TOKEN", "xoxb-1")])).unwrap();
+        assert!(config.slack.is_none() && config.socket_mode.is_none());
+    }
+
+    #[test]
+    fn socket_mode_settings_are_checked() {
+        let err = Config::from_vars(&vars(&[("SLACK_APP_TOKEN", "xoxb-1")])).unwrap_err();
+        assert_eq!(err.variable, "SLACK_APP_TOKEN");
+        assert!(err.to_string().contains("xapp-"), "{err}");
+        for (backoff, expected) in [("5ms", "shorter"), ("2m", "longer than 1m"), ("x", "not")] {
+            let err = Config::from_vars(&vars(&[
+                ("SLACK_APP_TOKEN", "xapp-1"),
+                ("ACCESSBOT_SOCKET_BACKOFF", backoff),
+            ]))
+            .unwrap_err();
+            assert_eq!(err.variable, "ACCESSBOT_SOCKET_BACKOFF");
+            assert!(err.to_string().contains(expected), "{err}");
+        }
+        let config = Config::from_vars(&vars(&[
+            ("SLACK_APP_TOKEN", "xapp-1"),
+            ("ACCESSBOT_SOCKET_BACKOFF", "20ms"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            config.socket_mode.map(|s| s.backoff),
+            Some(Duration::from_millis(20))
+        );
+    }
+
+    #[test]
     fn debug_output_hides_secrets() {
         let config = Config::from_vars(&vars(&[
             ("SLACK_BOT_TOKEN", "xoxb-secret-token"),
             ("SLACK_SIGNING_SECRET", "signing-secret-value"),
+            ("SLACK_APP_TOKEN", "xapp-secret-app-token"),
             ("ACCESSBOT_API_TOKEN", "api-secret-value"),
             ("DATABASE_URL", "postgres://u:hunter2@db/x"),
         ]))
@@ -540,6 +650,7 @@ mod tests {
         for secret in [
             "xoxb-secret-token",
             "signing-secret-value",
+            "xapp-secret-app-token",
             "api-secret-value",
             "hunter2",
         ] {

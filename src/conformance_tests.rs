@@ -176,7 +176,7 @@ async fn app() -> axum::Router {
         service: Service::new(store, clock, deliveries_waiting.clone()),
         slack: Some(SlackState {
             api: SlackApi::new("http://127.0.0.1:9/api", "xoxb-test", metrics.clone()),
-            signing_secret: "signing-secret".into(),
+            signing_secret: Some("signing-secret".into()),
         }),
         api_token: Some(TOKEN.into()),
         metrics_token: None,
@@ -184,6 +184,7 @@ async fn app() -> axum::Router {
         deliveries_waiting,
         foreground: Arc::new(Foreground::default()),
         supervisor: Default::default(),
+        socket: None,
     })
 }
 

@@ -12,6 +12,7 @@ mod metrics;
 mod scheduler;
 mod service;
 pub mod slack;
+mod socket_mode;
 pub mod store;
 mod supervisor;
 mod time_format;

@@ -93,6 +93,11 @@ struct EndpointLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EnvelopeLabels {
+    r#type: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabels {
     status: &'static str,
 }
@@ -114,6 +119,9 @@ pub struct Metrics {
     slack_calls: Family<CallLabels, Counter>,
     slack_call_seconds: HistogramFamily<MethodLabels>,
     ack_seconds: HistogramFamily<EndpointLabels>,
+    socket_unparsed: Family<EnvelopeLabels, Counter>,
+    socket_connections: Counter,
+    socket_reconnects: Counter,
     requests: Family<StatusLabels, Gauge>,
     calls_waiting: Gauge,
     calls_failed: Gauge,
@@ -162,6 +170,25 @@ impl Metrics {
             Unit::Seconds,
             ack_seconds.clone(),
         );
+        let socket_unparsed = Family::<EnvelopeLabels, Counter>::default();
+        registry.register(
+            "accessbot_socket_envelopes_unparsed",
+            "Socket Mode frames the bot could not parse (acknowledged when they had an id, \
+             not handled), by type",
+            socket_unparsed.clone(),
+        );
+        let socket_connections = Counter::default();
+        registry.register(
+            "accessbot_socket_connections_opened",
+            "Socket Mode connections opened (Slack said hello)",
+            socket_connections.clone(),
+        );
+        let socket_reconnects = Counter::default();
+        registry.register(
+            "accessbot_socket_reconnects",
+            "Socket Mode connections lost or refused and tried again after a backoff",
+            socket_reconnects.clone(),
+        );
         let calls_waiting = Gauge::default();
         registry.register(
             "accessbot_slack_calls_waiting",
@@ -187,6 +214,9 @@ impl Metrics {
             slack_calls,
             slack_call_seconds,
             ack_seconds,
+            socket_unparsed,
+            socket_connections,
+            socket_reconnects,
             requests,
             calls_waiting,
             calls_failed,
@@ -217,6 +247,25 @@ impl Metrics {
                 endpoint: endpoint.as_str(),
             })
             .observe(took.as_secs_f64());
+    }
+
+    /// Counts a Socket Mode frame that could not be parsed; `kind` is its `type` as sent (cut
+    /// short, so that a hostile server cannot grow the label set's memory without bound).
+    pub fn socket_unparsed(&self, kind: &str) {
+        let kind: String = kind.chars().take(40).collect();
+        self.socket_unparsed
+            .get_or_create(&EnvelopeLabels { r#type: kind })
+            .inc();
+    }
+
+    /// Counts a Socket Mode connection that Slack greeted.
+    pub fn socket_connected(&self) {
+        self.socket_connections.inc();
+    }
+
+    /// Counts a Socket Mode reconnection after a loss or a refusal.
+    pub fn socket_reconnect(&self) {
+        self.socket_reconnects.inc();
     }
 
     /// The exposition of every metric, with the database's counts `status` (counted at

@@ -4,7 +4,7 @@ mod api;
 mod error;
 mod json;
 pub mod server;
-mod slack;
+pub(crate) mod slack;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -24,6 +24,7 @@ use crate::foreground::Foreground;
 use crate::metrics::{self as metric, Metrics, SlackEndpoint};
 use crate::service::Service;
 use crate::slack::client::SlackApi;
+use crate::socket_mode::SocketStatus;
 use crate::supervisor::Supervisor;
 
 /// Slack sends small payloads and the API takes small documents; anything bigger is refused.
@@ -43,12 +44,15 @@ pub struct AppState {
     pub foreground: Arc<Foreground>,
     /// Keeps the background loops running; `/readyz` says when it gave up on them.
     pub supervisor: Arc<Supervisor>,
+    /// Set with Socket Mode: whether it still listens (`/readyz` reads it).
+    pub socket: Option<Arc<SocketStatus>>,
 }
 
 #[derive(Clone)]
 pub struct SlackState {
     pub api: SlackApi,
-    pub signing_secret: Arc<str>,
+    /// `None` when Slack is heard over Socket Mode only: the HTTP endpoints answer 503.
+    pub signing_secret: Option<Arc<str>>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -118,11 +122,27 @@ async fn require_token(State(state): State<AppState>, req: Request, next: Next) 
     }
 }
 
+/// 200 when the bot can do its job; 503 when the database does not answer, when the
+/// background loops keep panicking, or when Socket Mode stopped (`link_disabled`, a refused
+/// token) and no signing secret lets Slack reach the bot over HTTP instead: the bot would
+/// hear nothing from Slack. HTTP (the API, metrics) keeps serving in every case.
 async fn readyz(State(state): State<AppState>) -> Response {
     if let Some(reason) = state.supervisor.gave_up() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("shutting down: {reason}"),
+        )
+            .into_response();
+    }
+    let http_for_slack = state
+        .slack
+        .as_ref()
+        .is_some_and(|slack| slack.signing_secret.is_some());
+    let socket_stopped = state.socket.as_ref().and_then(|socket| socket.stopped());
+    if let (Some(reason), false) = (socket_stopped, http_for_slack) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("Socket Mode stopped ({reason}) and no SLACK_SIGNING_SECRET is set: Slack cannot reach the bot"),
         )
             .into_response();
     }

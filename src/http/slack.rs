@@ -21,6 +21,10 @@ use crate::slack::ids::{callback, field};
 use crate::slack::payload::{parse_interaction, ButtonClick, Interaction, Submission};
 use crate::slack::{blocks, signature, views};
 
+/// What a handler answers Slack: `None` is an empty 200 (over HTTP) or a bare ack (over
+/// Socket Mode); `Some` is a JSON body (HTTP) or the ack's `payload` (Socket Mode).
+pub(crate) type Reply = Option<Value>;
+
 /// Checks Slack's signature over the raw body and returns the body, with the request marked
 /// as in hand until the guard is dropped: the delivery worker yields to Slack's requests, but
 /// only to signed ones, so that anyone's unsigned or slow requests cannot slow it down.
@@ -33,11 +37,18 @@ async fn verified_body(
             "Slack is not configured: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET".into(),
         ));
     };
+    let Some(signing_secret) = &slack.signing_secret else {
+        return Err(ApiError::Unavailable(
+            "Slack is heard over Socket Mode: set SLACK_SIGNING_SECRET to accept its HTTP \
+             requests too"
+                .into(),
+        ));
+    };
     let headers = req.headers().clone();
     let body = read_body(req, &()).await?;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     signature::verify(
-        &slack.signing_secret,
+        signing_secret,
         header("x-slack-request-timestamp"),
         header("x-slack-signature"),
         &body,
@@ -47,16 +58,29 @@ async fn verified_body(
     Ok((body, state.foreground.enter()))
 }
 
+/// A handler's reply as the HTTP answer: an empty 200, or the JSON body.
+fn respond(reply: Reply) -> Response {
+    match reply {
+        Some(body) => Json(body).into_response(),
+        None => ().into_response(),
+    }
+}
+
 /// `POST /slack/events`: the Events API, including the `url_verification` handshake.
-/// Each event is handled once: a retried delivery (`X-Slack-Retry-Num`) of an event already
-/// seen is acknowledged and dropped (thread replies are kept by their own message ts, so
-/// their relay is once-only even without the event id).
 pub async fn events(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let (body, _in_hand) = verified_body(&state, req).await?;
     let event = parse_event(&body).map_err(|err| ApiError::BadRequest(err.to_string()))?;
+    on_event(&state, event).await.map(respond)
+}
+
+/// An event from Slack, over HTTP or Socket Mode. Each event is handled once: a retried
+/// delivery (`X-Slack-Retry-Num`, or an envelope's `retry_attempt`) of an event already seen
+/// is acknowledged and dropped (Home tab openings by their event id; thread replies are kept
+/// by their own message ts, so their relay is once-only even without the event id).
+pub(crate) async fn on_event(state: &AppState, event: SlackEvent) -> Result<Reply, ApiError> {
     match event {
         SlackEvent::UrlVerification { challenge } => {
-            return Ok(Json(json!({ "challenge": challenge })).into_response())
+            return Ok(Some(json!({ "challenge": challenge })))
         }
         SlackEvent::ThreadReply {
             channel,
@@ -77,7 +101,7 @@ pub async fn events(State(state): State<AppState>, req: Request) -> Result<Respo
         }
         SlackEvent::Ignored => {}
     }
-    Ok(().into_response())
+    Ok(None)
 }
 
 /// `POST /slack/interactivity`: button clicks and modal submissions.
@@ -88,16 +112,26 @@ pub async fn interactivity(
     let (body, _in_hand) = verified_body(&state, req).await?;
     let interaction =
         parse_interaction(&body).map_err(|err| ApiError::BadRequest(err.to_string()))?;
+    on_interaction(&state, interaction).await.map(respond)
+}
+
+/// A click or a submitted modal, over HTTP or Socket Mode; a submission's reply carries its
+/// `response_action`.
+pub(crate) async fn on_interaction(
+    state: &AppState,
+    interaction: Interaction,
+) -> Result<Reply, ApiError> {
     match interaction {
-        Interaction::Button(click) => on_click(&state, click).await,
-        Interaction::Submission(submission) => on_submission(&state, submission).await,
-        Interaction::Ignored => Ok(().into_response()),
+        Interaction::Button(click) => on_click(state, click).await,
+        Interaction::Submission(submission) => on_submission(state, submission).await,
+        Interaction::Ignored => Ok(None),
     }
 }
 
-/// The fields of a slash command the bot uses.
-#[derive(Deserialize)]
-struct SlashCommand {
+/// The fields of a slash command the bot uses: a form over HTTP, a JSON object over
+/// Socket Mode.
+#[derive(Debug, Deserialize)]
+pub(crate) struct SlashCommand {
     user_id: String,
     trigger_id: String,
     #[serde(default)]
@@ -110,8 +144,12 @@ pub async fn commands(State(state): State<AppState>, req: Request) -> Result<Res
     let (body, _in_hand) = verified_body(&state, req).await?;
     let command: SlashCommand = serde_urlencoded::from_bytes(&body)
         .map_err(|_| ApiError::BadRequest("not a slash command form".into()))?;
-    let private =
-        |text: String| Json(json!({ "response_type": "ephemeral", "text": text })).into_response();
+    on_command(&state, command).await.map(respond)
+}
+
+/// A slash command, over HTTP or Socket Mode; the reply is the private answer, if any.
+pub(crate) async fn on_command(state: &AppState, command: SlashCommand) -> Result<Reply, ApiError> {
+    let private = |text: String| Some(json!({ "response_type": "ephemeral", "text": text }));
     match command.text.trim().to_lowercase().as_str() {
         "help" => Ok(private(blocks::help_text())),
         "list" => {
@@ -121,10 +159,10 @@ pub async fn commands(State(state): State<AppState>, req: Request) -> Result<Res
         "" | "request" => {
             let apps = state.service.apps().await?;
             let view = views::request_modal(&apps, None, &command.user_id);
-            spawn_view_call(&state, move |api| async move {
+            spawn_view_call(state, move |api| async move {
                 api.open_view(&command.trigger_id, view).await
             });
-            Ok(().into_response())
+            Ok(None)
         }
         _ => Ok(private(blocks::help_text())),
     }
@@ -145,16 +183,16 @@ where
     }
 }
 
-async fn on_click(state: &AppState, click: ButtonClick) -> Result<Response, ApiError> {
+async fn on_click(state: &AppState, click: ButtonClick) -> Result<Reply, ApiError> {
     if click.action_id == field::APP {
         return on_app_chosen(state, &click).await;
     }
     let Some(request_id) = click.value.as_deref().and_then(|v| v.parse::<i64>().ok()) else {
-        return Ok(().into_response());
+        return Ok(None);
     };
     let actor = Actor::User(click.user.clone());
     let Some(on_click) = Action::from_action_id(&click.action_id).and_then(Action::on_click) else {
-        return Ok(().into_response());
+        return Ok(None);
     };
     let command = match on_click {
         Click::Run(command) => command,
@@ -177,7 +215,7 @@ async fn on_click(state: &AppState, click: ButtonClick) -> Result<Response, ApiE
     match result {
         // A double click: the first click already did what this one asks.
         Err(ServiceError::Refused(Refusal::AlreadyDecided { by, .. })) if by == click.user => {
-            Ok(().into_response())
+            Ok(None)
         }
         other => explain_failure(state, &click, request_id, other.map(|_| ())).await,
     }
@@ -189,7 +227,7 @@ async fn open_modal(
     click: &ButtonClick,
     request_id: i64,
     view: Result<SlackView, ServiceError>,
-) -> Result<Response, ApiError> {
+) -> Result<Reply, ApiError> {
     let view = match view {
         Ok(view) => view,
         Err(err) => return explain_failure(state, click, request_id, Err(err)).await,
@@ -198,13 +236,13 @@ async fn open_modal(
     spawn_view_call(state, move |api| async move {
         api.open_view(&trigger_id, view).await
     });
-    Ok(().into_response())
+    Ok(None)
 }
 
 /// The app select of the `/access` modal changed: show that app's permissions and groups.
-async fn on_app_chosen(state: &AppState, click: &ButtonClick) -> Result<Response, ApiError> {
+async fn on_app_chosen(state: &AppState, click: &ButtonClick) -> Result<Reply, ApiError> {
     let (Some(view), Some(slug)) = (click.view.clone(), click.selected.as_deref()) else {
-        return Ok(().into_response());
+        return Ok(None);
     };
     let apps = state.service.apps().await?;
     let chosen = apps.iter().find(|app| app.slug == slug);
@@ -212,7 +250,7 @@ async fn on_app_chosen(state: &AppState, click: &ButtonClick) -> Result<Response
     spawn_view_call(state, move |api| async move {
         api.update_view(&view.id, view.hash.as_deref(), modal).await
     });
-    Ok(().into_response())
+    Ok(None)
 }
 
 /// Tells the person who clicked why nothing happened.
@@ -221,9 +259,9 @@ async fn explain_failure(
     click: &ButtonClick,
     request_id: i64,
     result: Result<(), ServiceError>,
-) -> Result<Response, ApiError> {
+) -> Result<Reply, ApiError> {
     let text = match result {
-        Ok(()) => return Ok(().into_response()),
+        Ok(()) => return Ok(None),
         Err(ServiceError::Refused(refusal)) => blocks::refusal(&refusal),
         Err(ServiceError::UnknownRequest(_)) => "That request no longer exists.".to_string(),
         Err(err) => return Err(ApiError::from(err)),
@@ -234,15 +272,15 @@ async fn explain_failure(
         .service
         .tell(Some(request_id), &channel, &click.user, &text)
         .await?;
-    Ok(().into_response())
+    Ok(None)
 }
 
-async fn on_submission(state: &AppState, submission: Submission) -> Result<Response, ApiError> {
+async fn on_submission(state: &AppState, submission: Submission) -> Result<Reply, ApiError> {
     if submission.callback_id == callback::NEW_REQUEST {
         return on_new_request(state, submission).await;
     }
     let Ok(request_id) = submission.private_metadata.parse::<i64>() else {
-        return Ok(().into_response());
+        return Ok(None);
     };
     let actor = Actor::User(submission.user.clone());
     let values = &submission.values;
@@ -278,10 +316,10 @@ async fn on_submission(state: &AppState, submission: Submission) -> Result<Respo
                 .await;
             (result.map(|_| ()), field::FEEDBACK)
         }
-        _ => return Ok(().into_response()),
+        _ => return Ok(None),
     };
     match result {
-        Ok(()) | Err(ServiceError::Refused(Refusal::NothingChanged)) => Ok(().into_response()),
+        Ok(()) | Err(ServiceError::Refused(Refusal::NothingChanged)) => Ok(None),
         Err(ServiceError::Invalid(invalid)) => {
             Ok(field_errors(&[(error_field, &invalid.to_string())]))
         }
@@ -297,7 +335,7 @@ async fn on_submission(state: &AppState, submission: Submission) -> Result<Respo
 }
 
 /// The `/access` modal was submitted: file the request exactly as the API would.
-async fn on_new_request(state: &AppState, submission: Submission) -> Result<Response, ApiError> {
+async fn on_new_request(state: &AppState, submission: Submission) -> Result<Reply, ApiError> {
     let values = &submission.values;
     let Some(app) = values
         .selected(field::APP)
@@ -317,7 +355,7 @@ async fn on_new_request(state: &AppState, submission: Submission) -> Result<Resp
         access_length: values.text(field::ACCESS_LENGTH),
     };
     match state.service.file_request_from_slack(input).await {
-        Ok(_) => Ok(().into_response()),
+        Ok(_) => Ok(None),
         Err(ServiceError::UnknownApp(_)) => Ok(field_errors(&[(
             field::APP,
             "That app is no longer in the catalog.",
@@ -345,12 +383,12 @@ fn input_of(invalid: &ValidationError, otherwise: &'static str) -> &'static str 
 }
 
 /// `response_action: errors`, shown under the named inputs of the open modal.
-fn field_errors(errors: &[(&str, &str)]) -> Response {
+fn field_errors(errors: &[(&str, &str)]) -> Reply {
     let errors: serde_json::Map<String, Value> = errors
         .iter()
         .map(|(field, message)| (field.to_string(), json!(message)))
         .collect();
-    Json(json!({ "response_action": "errors", "errors": errors })).into_response()
+    Some(json!({ "response_action": "errors", "errors": errors }))
 }
 
 #[cfg(test)]
@@ -381,7 +419,7 @@ mod tests {
             service: Service::new(store, clock, waiting.clone()),
             slack: Some(SlackState {
                 api: SlackApi::new("http://127.0.0.1:9/api", "xoxb-test", metrics.clone()),
-                signing_secret: SECRET.into(),
+                signing_secret: Some(SECRET.into()),
             }),
             api_token: None,
             metrics_token: None,
@@ -389,6 +427,7 @@ mod tests {
             deliveries_waiting: waiting,
             foreground: Arc::new(Foreground::default()),
             supervisor: Default::default(),
+            socket: None,
         }
     }
 

@@ -90,6 +90,29 @@ impl SlackApi {
         result
     }
 
+    /// The same client with another token: Socket Mode's `apps.connections.open` wants the
+    /// app-level token, not the bot's.
+    pub fn with_token(&self, token: &str) -> SlackApi {
+        SlackApi {
+            client: self.client.clone(),
+            token: SlackApiToken::new(token.to_string().into()),
+            metrics: self.metrics.clone(),
+        }
+    }
+
+    /// apps.connections.open (with an app-level token): the URL of a new Socket Mode
+    /// connection, good once and for a short time.
+    pub async fn open_socket_connection(&self) -> Result<String, CallError> {
+        let session = self.client.open_session(&self.token);
+        let response = self
+            .call(
+                "apps.connections.open",
+                session.apps_connections_open(&SlackApiAppsConnectionOpenRequest::new()),
+            )
+            .await?;
+        Ok(response.url.0.to_string())
+    }
+
     /// chat.postMessage; `channel` may be a user id, which posts to the bot's DM with them.
     /// The message carries `delivery_id` in its metadata, so that a post whose outcome was
     /// unknown can be found again ([`SlackApi::find_posted`]) instead of being sent twice.

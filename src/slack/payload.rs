@@ -100,10 +100,16 @@ pub fn parse_interaction(body: &[u8]) -> Result<Interaction, PayloadError> {
         .into_iter()
         .find_map(|(name, value)| (name == "payload").then_some(value))
         .ok_or(PayloadError::NoPayload)?;
-    let kind: PayloadKind = serde_json::from_str(&payload).map_err(malformed)?;
+    parse_interaction_json(&payload)
+}
+
+/// Parses an interaction payload as JSON text: the HTTP form's `payload` field, or the
+/// `payload` of a Socket Mode `interactive` envelope.
+pub fn parse_interaction_json(payload: &str) -> Result<Interaction, PayloadError> {
+    let kind: PayloadKind = serde_json::from_str(payload).map_err(malformed)?;
     Ok(match kind.kind.as_str() {
-        "block_actions" => button_click(serde_json::from_str(&payload).map_err(malformed)?),
-        "view_submission" => match serde_json::from_str(&payload).map_err(malformed)? {
+        "block_actions" => button_click(serde_json::from_str(payload).map_err(malformed)?),
+        "view_submission" => match serde_json::from_str(payload).map_err(malformed)? {
             SlackInteractionEvent::ViewSubmission(submission) => submission_of(submission),
             _ => Interaction::Ignored,
         },

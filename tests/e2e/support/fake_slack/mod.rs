@@ -21,6 +21,7 @@ mod block_kit;
 mod chat;
 mod conversations;
 mod server;
+mod socket_mode;
 mod users;
 mod views;
 mod world;
@@ -30,6 +31,8 @@ mod world;
 pub use block_kit::{check_block_kit, Rejection, Surface};
 #[allow(unused_imports)]
 pub use server::{rate_budget, RateBudget, KNOWN_METHODS};
+#[allow(unused_imports)]
+pub use socket_mode::{Ack, Greeting, SocketConn, SocketModeFake, APP_TOKEN};
 pub use world::dm_channel_of;
 
 use server::{Running, Shared};
@@ -161,6 +164,7 @@ impl FakeSlack {
     pub async fn start_with_token(token: &str) -> FakeSlack {
         let world = World {
             token: token.to_string(),
+            socket_mode: Some(SocketModeFake::start().await),
             ..World::default()
         };
         FakeSlack {
@@ -184,6 +188,15 @@ impl FakeSlack {
 
     pub fn addr(&self) -> SocketAddr {
         self.running.addr
+    }
+
+    /// The fake Socket Mode server that `apps.connections.open` points at.
+    pub fn socket_mode(&self) -> SocketModeFake {
+        self.shared()
+            .world()
+            .socket_mode
+            .clone()
+            .expect("the fake has a Socket Mode server")
     }
 
     /// Makes the fake accept another bot token from now on.
@@ -271,6 +284,20 @@ impl FakeSlack {
             .or_default()
             .push(message);
         ts
+    }
+
+    /// The workspace as Slack would keep it across a restart of the bot: messages (with their
+    /// metadata and edits), ephemerals, views, Homes, and the counters `ts` and ids come from,
+    /// as JSON. Calls, faults and rate budgets are not part of it.
+    pub fn saved_messages(&self) -> Value {
+        self.shared().world().saved()
+    }
+
+    /// Replaces the workspace with one [`FakeSlack::saved_messages`] wrote, so the bot can
+    /// update, reply to and look up the messages it posted in an earlier life; new `ts` and
+    /// ids follow the saved ones.
+    pub fn restore_messages(&self, saved: &Value) {
+        self.shared().world().restore(saved);
     }
 
     /// Every call received, oldest first.

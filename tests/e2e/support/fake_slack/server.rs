@@ -16,11 +16,13 @@ use serde_json::{json, Map, Value};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::socket_mode::APP_TOKEN;
 use super::world::{str_arg, World};
 use super::{Call, Fault, BOT_ID, BOT_USER_ID, TEAM_DOMAIN, TEAM_ID};
 
 /// Every method the fake knows; anything else is `unknown_method`.
 pub const KNOWN_METHODS: &[&str] = &[
+    "apps.connections.open",
     "auth.test",
     "chat.postMessage",
     "chat.update",
@@ -74,6 +76,10 @@ impl World {
 
     pub(super) fn dispatch(&mut self, method: &str, args: &Value) -> Value {
         match method {
+            "apps.connections.open" => match &self.socket_mode {
+                Some(socket) => json!({"ok": true, "url": socket.connection_url()}),
+                None => error("socket_mode_not_enabled"),
+            },
             "auth.test" => json!({
                 "ok": true,
                 "url": format!("https://{TEAM_DOMAIN}.slack.com/"),
@@ -256,7 +262,17 @@ async fn handle(
             Planned::Answer(StatusCode::OK, error("unknown_method"), None)
         } else if token.is_none() {
             Planned::Answer(StatusCode::OK, error("not_authed"), None)
-        } else if token.as_deref() != Some(world.token.as_str()) {
+        } else if method == "apps.connections.open" && token.as_deref() != Some(APP_TOKEN) {
+            // Only an app-level token opens connections; Slack names a bot token's mistake.
+            let code = if token.as_deref().is_some_and(|t| t.starts_with("xoxb-")) {
+                "not_allowed_token_type"
+            } else {
+                "invalid_auth"
+            };
+            Planned::Answer(StatusCode::OK, error(code), None)
+        } else if method != "apps.connections.open"
+            && token.as_deref() != Some(world.token.as_str())
+        {
             Planned::Answer(StatusCode::OK, error("invalid_auth"), None)
         } else if args.get("__invalid_json").is_some() {
             Planned::Answer(StatusCode::OK, error("invalid_json"), None)

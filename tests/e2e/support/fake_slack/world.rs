@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::{Call, Fault};
 
@@ -46,6 +46,8 @@ pub(super) struct World {
     pub(super) ts_counter: u64,
     pub(super) id_counter: u64,
     pub(super) last_modal: Option<String>,
+    /// The Socket Mode server `apps.connections.open` points at.
+    pub(super) socket_mode: Option<super::socket_mode::SocketModeFake>,
 }
 
 impl World {
@@ -70,6 +72,33 @@ impl World {
             1_700_000_000 + n,
             n.wrapping_mul(2_654_435_761) as u32
         )
+    }
+
+    /// What the workspace holds that outlives a process of the bot: messages, ephemerals,
+    /// views, Homes and the counters their ids come from (not calls, faults or budgets).
+    pub(super) fn saved(&self) -> Value {
+        json!({
+            "messages": self.messages,
+            "ephemerals": self.ephemerals,
+            "views": self.views,
+            "homes": self.homes,
+            "ts_counter": self.ts_counter,
+            "id_counter": self.id_counter,
+        })
+    }
+
+    /// Puts back what [`World::saved`] wrote, replacing what the workspace held.
+    pub(super) fn restore(&mut self, saved: &Value) {
+        fn field<T: serde::de::DeserializeOwned>(saved: &Value, name: &str) -> T {
+            serde_json::from_value(saved[name].clone())
+                .unwrap_or_else(|e| panic!("saved fake Slack state: {name}: {e}"))
+        }
+        self.messages = field(saved, "messages");
+        self.ephemerals = field(saved, "ephemerals");
+        self.views = field(saved, "views");
+        self.homes = field(saved, "homes");
+        self.ts_counter = field(saved, "ts_counter");
+        self.id_counter = field(saved, "id_counter");
     }
 
     pub(super) fn message_mut(&mut self, channel: &str, ts: &str) -> Option<&mut Value> {
