@@ -134,10 +134,15 @@ fn bind(statement: &mut Statement<'_>, params: &[&dyn ToSql]) -> StoreResult<()>
             params.len()
         )));
     }
-    for (name, param) in PARAMETER_NAMES.iter().zip(params) {
-        let index = statement
-            .parameter_index(name)?
-            .ok_or_else(|| StoreError::Write(format!("a statement has no parameter {name}")))?;
+    for (at, (name, param)) in PARAMETER_NAMES.iter().zip(params).enumerate() {
+        // SQLite numbers `$N` parameters in the order they first appear, which is mostly N:
+        // that is checked first, by name, before looking the name up.
+        let index = match statement.parameter_name(at + 1) {
+            Some(found) if found == name => at + 1,
+            _ => statement
+                .parameter_index(name)?
+                .ok_or_else(|| StoreError::Write(format!("a statement has no parameter {name}")))?,
+        };
         statement.raw_bind_parameter(index, param)?;
     }
     Ok(())

@@ -7,7 +7,7 @@ use rusqlite::Connection;
 use super::{query, query_first};
 use crate::domain::{AccessRequest, App, AuditEvent, ThreadMessage};
 use crate::store::columns::{APPS, REQUESTS};
-use crate::store::rows;
+use crate::store::rows::{self, InOrder};
 use crate::store::{sql, Card, FailedDelivery, RequestFilter, StoreResult, StoreStats};
 
 pub(super) fn ping(conn: &Connection) -> StoreResult<()> {
@@ -16,20 +16,26 @@ pub(super) fn ping(conn: &Connection) -> StoreResult<()> {
 }
 
 pub(super) fn app(conn: &Connection, slug: &str) -> StoreResult<Option<App>> {
-    query_first(conn, &sql::APP, &[&slug], |row| APPS.read(row))
+    query_first(conn, &sql::APP, &[&slug], |row| {
+        APPS.read(&InOrder::new(row))
+    })
 }
 
 pub(super) fn apps(conn: &Connection) -> StoreResult<Vec<App>> {
-    query(conn, &sql::APPS_BY_SLUG, &[], |row| APPS.read(row))
+    query(conn, &sql::APPS_BY_SLUG, &[], |row| {
+        APPS.read(&InOrder::new(row))
+    })
 }
 
 pub(super) fn request(conn: &Connection, id: i64) -> StoreResult<Option<AccessRequest>> {
-    query_first(conn, &sql::REQUEST, &[&id], |row| REQUESTS.read(row))
+    query_first(conn, &sql::REQUEST, &[&id], |row| {
+        REQUESTS.read(&InOrder::new(row))
+    })
 }
 
 pub(super) fn request_by_key(conn: &Connection, key: &str) -> StoreResult<Option<AccessRequest>> {
     query_first(conn, &sql::REQUEST_BY_KEY, &[&key], |row| {
-        REQUESTS.read(row)
+        REQUESTS.read(&InOrder::new(row))
     })
 }
 
@@ -49,7 +55,7 @@ pub(super) fn requests(
             &filter.before_id,
             &limit,
         ],
-        |row| REQUESTS.read(row),
+        |row| REQUESTS.read(&InOrder::new(row)),
     )
 }
 
@@ -61,7 +67,9 @@ pub(super) fn requests_at(
     limit: u32,
 ) -> StoreResult<Vec<AccessRequest>> {
     let (at, limit) = (rows::millis(at), i64::from(limit));
-    query(conn, sql, &[&at, &limit], |row| REQUESTS.read(row))
+    query(conn, sql, &[&at, &limit], |row| {
+        REQUESTS.read(&InOrder::new(row))
+    })
 }
 
 pub(super) fn open_tasks(
@@ -75,16 +83,20 @@ pub(super) fn open_tasks(
         conn,
         &sql::OPEN_TASKS,
         &[&quoted, &i64::from(limit)],
-        |row| REQUESTS.read(row),
+        |row| REQUESTS.read(&InOrder::new(row)),
     )
 }
 
 pub(super) fn events(conn: &Connection, request_id: i64) -> StoreResult<Vec<AuditEvent>> {
-    query(conn, sql::EVENTS, &[&request_id], |row| rows::event(row))
+    query(conn, sql::EVENTS, &[&request_id], |row| {
+        rows::event(&InOrder::new(row))
+    })
 }
 
 pub(super) fn card(conn: &Connection, card_id: i64) -> StoreResult<Option<Card>> {
-    query_first(conn, &sql::CARD, &[&card_id], |row| rows::card(row, ""))
+    query_first(conn, &sql::CARD, &[&card_id], |row| {
+        rows::card(&InOrder::new(row), "")
+    })
 }
 
 pub(super) fn card_with_request(
@@ -92,12 +104,17 @@ pub(super) fn card_with_request(
     card_id: i64,
 ) -> StoreResult<Option<(Card, AccessRequest)>> {
     query_first(conn, &sql::CARD_WITH_REQUEST, &[&card_id], |row| {
-        Ok((rows::card(row, sql::CARD_PREFIX)?, REQUESTS.read(row)?))
+        Ok((
+            rows::card(&InOrder::new(row), sql::CARD_PREFIX)?,
+            REQUESTS.read(&InOrder::new(row))?,
+        ))
     })
 }
 
 pub(super) fn cards(conn: &Connection, request_id: i64) -> StoreResult<Vec<Card>> {
-    query(conn, &sql::CARDS, &[&request_id], |row| rows::card(row, ""))
+    query(conn, &sql::CARDS, &[&request_id], |row| {
+        rows::card(&InOrder::new(row), "")
+    })
 }
 
 pub(super) fn card_by_message(
@@ -106,18 +123,20 @@ pub(super) fn card_by_message(
     ts: &str,
 ) -> StoreResult<Option<Card>> {
     query_first(conn, &sql::CARD_BY_MESSAGE, &[&channel, &ts], |row| {
-        rows::card(row, "")
+        rows::card(&InOrder::new(row), "")
     })
 }
 
 pub(super) fn thread(conn: &Connection, request_id: i64) -> StoreResult<Vec<ThreadMessage>> {
     query(conn, sql::THREAD, &[&request_id], |row| {
-        rows::thread_message(row)
+        rows::thread_message(&InOrder::new(row))
     })
 }
 
 pub(super) fn failed_deliveries(conn: &Connection) -> StoreResult<Vec<FailedDelivery>> {
-    query(conn, sql::FAILED_DELIVERIES, &[], |row| rows::failed(row))
+    query(conn, sql::FAILED_DELIVERIES, &[], |row| {
+        rows::failed(&InOrder::new(row))
+    })
 }
 
 pub(super) fn next_delivery_due(conn: &Connection) -> StoreResult<Option<DateTime<Utc>>> {

@@ -7,7 +7,7 @@ use rusqlite::Connection;
 use super::{execute, query, query_first, reads, with};
 use crate::domain::{App, EventKind, NewEvent};
 use crate::store::columns::{Write, APPS, REQUESTS};
-use crate::store::rows::{self, millis, to_json};
+use crate::store::rows::{self, millis, to_json, InOrder};
 use crate::store::{
     sql, Change, Decide, Decided, Delivery, Filed, NewCard, NewRequest, OutboxItem, StoreError,
     StoreResult, ThreadPost,
@@ -231,7 +231,7 @@ pub(super) fn claim_deliveries(
         conn,
         &sql::CLAIM,
         &[&owner, &until, &now, &i64::from(limit)],
-        |row| rows::claimed(row),
+        |row| rows::claimed(&InOrder::new(row)),
     )?;
     claimed.sort_by_key(|(id, _)| *id);
     let mut items = Vec::with_capacity(claimed.len());
