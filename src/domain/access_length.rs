@@ -11,10 +11,14 @@ use thiserror::Error;
 /// `expires_at` never overflows.
 const MAX_SECONDS: i64 = 10 * 366 * 24 * 3600;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AccessLength {
+    #[default]
     Unlimited,
-    Limited { amount: u32, unit: TimeUnit },
+    Limited {
+        amount: u32,
+        unit: TimeUnit,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,7 +9,8 @@ const MAX_ID_LEN: usize = 80;
 /// At most this many people or catalog entries per list, so cards stay inside Block Kit limits.
 pub const MAX_LIST_LEN: usize = 100;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `Default` lets the store read an app column by column (`store/columns.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct App {
     pub slug: String,
     pub name: String,

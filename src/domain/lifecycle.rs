@@ -252,6 +252,7 @@ pub fn file_request(
         expiry_reminded: false,
         stage_reminded: false,
         version: 1,
+        claimed_by: None,
     };
     let first_stage = stage_cards(&request);
     let receipt = Effect::PostCards {

@@ -47,6 +47,7 @@ fn filed() -> AccessRequest {
         expiry_reminded: false,
         stage_reminded: false,
         version: 1,
+        claimed_by: None,
     }
 }
 

@@ -8,9 +8,11 @@ use serde::{Deserialize, Serialize};
 
 use super::AccessLength;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
+    /// The default only so that a stored request can be read field by field.
+    #[default]
     PendingApproval,
     PendingProvisioning,
     Provisioned,
@@ -120,7 +122,9 @@ impl CardKind {
 
 /// An access request as stored. Assignees are copied from the app when the request is
 /// filed, so later catalog edits never change who may decide an open request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// `Default` lets the store read a request column by column (`store/columns.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AccessRequest {
     pub id: i64,
     pub app: String,
@@ -155,6 +159,9 @@ pub struct AccessRequest {
     pub stage_reminded: bool,
     /// Grows by one with every change; guards against lost updates.
     pub version: i64,
+    /// The Slack user id of who claimed the current task (SPEC §8.1 "Claim"); nothing sets
+    /// it yet.
+    pub claimed_by: Option<String>,
 }
 
 impl AccessRequest {

@@ -89,6 +89,16 @@ impl From<StoreError> for ApiError {
                 tracing::warn!(error = %err, "the database is not answering");
                 ApiError::Unavailable("the database is not answering; try again shortly".into())
             }
+            // SQLite stayed locked past its busy timeout (another process holds it).
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(ref failure, _))
+                if matches!(
+                    failure.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) =>
+            {
+                tracing::warn!(error = %err, "the database is not answering");
+                ApiError::Unavailable("the database is not answering; try again shortly".into())
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -124,6 +134,10 @@ mod tests {
             StoreError::Unavailable("connection refused".into()),
             StoreError::Database(sqlx::Error::PoolTimedOut),
             StoreError::Database(sqlx::Error::Io(std::io::ErrorKind::ConnectionReset.into())),
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                None,
+            )),
         ] {
             assert_eq!(
                 ApiError::from(err).status(),
@@ -135,5 +149,10 @@ mod tests {
             ApiError::from(broken).status(),
             StatusCode::INTERNAL_SERVER_ERROR
         );
+        // Never the SQL or the driver's words to a user.
+        let bad_sql = StoreError::Sqlite(rusqlite::Error::InvalidColumnName("secret".into()));
+        let answer = ApiError::from(bad_sql);
+        assert_eq!(answer.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(answer.to_string(), "internal error");
     }
 }

@@ -118,6 +118,7 @@ pub(crate) mod testing {
             expiry_reminded: false,
             stage_reminded: false,
             version: 1,
+            claimed_by: None,
         }
     }
 

@@ -13,12 +13,10 @@ use crate::domain::{
     AccessRequest, App, AuditEvent, CardKind, NewEvent, Notice, Refusal, Status, ThreadMessage,
 };
 
-mod checkpoint;
-mod group_commit;
-mod pg_apply;
-mod pg_decisions;
+mod columns;
 mod postgres;
 mod rows;
+mod sql;
 mod sqlite;
 
 pub use postgres::PostgresStore;
@@ -38,6 +36,9 @@ pub enum StoreError {
     UnknownScheme(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// An error of the SQLite driver (rusqlite), which runs every SQLite statement.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     /// The database could not be reached; nothing was written.
     #[error("the database cannot be reached: {0}")]
     Unavailable(String),
@@ -188,9 +189,6 @@ pub struct Change {
     pub dedup_key: Option<String>,
 }
 
-/// How often [`Store::decide`] decides again when other changes keep winning the race.
-const MAX_CONFLICT_RETRIES: usize = 16;
-
 /// Turns a request as stored into the change to apply, or refuses (the domain's decision).
 pub type Decide = Arc<dyn Fn(AccessRequest) -> Result<Change, Refusal> + Send + Sync>;
 
@@ -221,33 +219,6 @@ async fn ask<J, T>(
 fn decide_caught(decide: &Decide, request: AccessRequest) -> StoreResult<Result<Change, Refusal>> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decide(request)))
         .map_err(|_| StoreError::Write("deciding a change panicked".into()))
-}
-
-/// `Store::decide` by reading, deciding and applying, again while other changes win the
-/// race to the request.
-async fn decide_with_retries(
-    store: &(impl Store + ?Sized),
-    id: i64,
-    key: Option<String>,
-    decide: Decide,
-) -> StoreResult<Decided> {
-    for _ in 0..MAX_CONFLICT_RETRIES {
-        let Some(request) = store.request(id).await? else {
-            return Ok(Decided::NotFound);
-        };
-        let mut change = match decide(request) {
-            Ok(change) => change,
-            Err(refusal) => return Ok(Decided::Refused(refusal)),
-        };
-        change.dedup_key.clone_from(&key);
-        let updated = change.request.clone();
-        match store.apply(change).await {
-            Ok(()) => return Ok(Decided::Applied(Box::new(updated))),
-            Err(StoreError::Conflict) => continue,
-            Err(err) => return Err(err),
-        }
-    }
-    Err(StoreError::Conflict)
 }
 
 /// A request to file, with its first event, cards and messages.

@@ -190,5 +190,6 @@ fn request_with(comment: String, groups: usize, admins: usize, status: Status) -
         expiry_reminded: false,
         stage_reminded: false,
         version: 3,
+        claimed_by: None,
     }
 }

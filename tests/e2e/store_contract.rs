@@ -1432,3 +1432,35 @@ async fn decisions_go_on_after_the_server_drops_their_connection() {
     let stored = store.request(second.id).await.unwrap().unwrap();
     assert_eq!(stored.status, Status::Provisioned);
 }
+
+story! {
+    async fn who_claimed_a_request_is_stored_and_read_back(store: Arc<dyn Store>) {
+        let mut new = new_request(&github(), "UREQ", None);
+        new.request.claimed_by = Some("UAPPROVER".into());
+        let filed = file(&store, new).await;
+        let stored = store.request(filed.id).await.unwrap().unwrap();
+        assert_eq!(stored.claimed_by.as_deref(), Some("UAPPROVER"));
+        assert_eq!(stored, filed);
+
+        // A change writes it, through `apply` and through `decide`.
+        let mut approve = change(&stored, "UAPPROVER", Command::Approve, t0());
+        approve.request.claimed_by = Some("UADMIN1".into());
+        store.apply(approve).await.unwrap();
+        let stored = store.request(filed.id).await.unwrap().unwrap();
+        assert_eq!(stored.claimed_by.as_deref(), Some("UADMIN1"));
+
+        let release: Decide = Arc::new(|request: AccessRequest| {
+            let mut change = try_change(&request, "UADMIN1", &Command::ConfirmProvisioning, t0())?;
+            change.request.claimed_by = None;
+            Ok(change)
+        });
+        let Decided::Applied(decided) = store.decide(filed.id, None, release).await.unwrap() else {
+            panic!("the confirmation was not applied");
+        };
+        assert_eq!(decided.claimed_by, None);
+        let stored = store.request(filed.id).await.unwrap().unwrap();
+        assert_eq!(stored, *decided);
+        let listed = store.requests(&RequestFilter::default()).await.unwrap();
+        assert_eq!(listed, [stored]);
+    }
+}

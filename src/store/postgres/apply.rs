@@ -11,8 +11,10 @@ use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
 use sqlx::{Postgres, Row};
 
-use super::rows::{self, Param};
-use super::{Change, Delivery, StoreError, StoreResult};
+use crate::store::columns::{Param, SqlType, Write, REQUESTS};
+use crate::store::rows::{self, to_json};
+use crate::store::sql::{CHANGED_MEANWHILE, PG_APPLY_ALL};
+use crate::store::{Change, Delivery, StoreError, StoreResult};
 
 /// Applies `changes`, each as `Store::apply` would, and says for each whether it was
 /// applied or a `Duplicate`. Their requests must be distinct: one statement cannot apply
@@ -36,26 +38,31 @@ pub(super) async fn apply_all<'e>(
             "one statement cannot apply two changes to one request".into(),
         ));
     }
-    let values = changes
-        .iter()
-        .map(|change| rows::RequestValues::new(&change.request))
-        .collect::<StoreResult<Vec<_>>>()?;
     let events = changes
         .iter()
-        .map(|change| rows::EventValues::new(&change.event))
+        .map(|change| {
+            let event = &change.event;
+            Ok((
+                event.before.as_ref().map(to_json).transpose()?,
+                event.after.as_ref().map(to_json).transpose()?,
+            ))
+        })
         .collect::<StoreResult<Vec<_>>>()?;
     let lists = Lists::new(changes)?;
 
-    let mut changeable: Vec<Column> = Vec::new();
-    for request in &values {
-        for (at, param) in request.changeable().into_iter().enumerate() {
-            if changeable.len() == at {
-                changeable.push(Column::for_param(param));
-            }
-            changeable[at].push(param)?;
+    // One array per changing column of `requests`, in list order, as the statement
+    // `unnest`s them.
+    let mut columns: Vec<Column> = REQUESTS
+        .written(Write::Change)
+        .map(|column| Column::new(column.access.sql_type(), changes.len()))
+        .collect();
+    for change in changes {
+        let params = REQUESTS.params(&change.request, Write::Change)?;
+        for (column, param) in columns.iter_mut().zip(params) {
+            column.push(param)?;
         }
     }
-    let query = sqlx::query(APPLY_ALL)
+    let query = sqlx::query(&PG_APPLY_ALL)
         .bind(changes.iter().map(|c| c.request.id).collect::<Vec<i64>>())
         .bind(
             changes
@@ -63,8 +70,13 @@ pub(super) async fn apply_all<'e>(
                 .map(|c| c.dedup_key.as_deref())
                 .collect::<Vec<_>>(),
         )
-        .bind(events.iter().map(|e| e.at).collect::<Vec<i64>>());
-    let query = changeable
+        .bind(
+            changes
+                .iter()
+                .map(|c| rows::millis(c.event.at))
+                .collect::<Vec<i64>>(),
+        );
+    let query = columns
         .into_iter()
         .fold(query, |query, column| column.bind_to(query));
     let outcomes: Vec<(i64, bool)> = query
@@ -83,13 +95,13 @@ pub(super) async fn apply_all<'e>(
         .bind(
             events
                 .iter()
-                .map(|e| e.before.as_deref())
+                .map(|(before, _)| before.as_deref())
                 .collect::<Vec<_>>(),
         )
         .bind(
             events
                 .iter()
-                .map(|e| e.after.as_deref())
+                .map(|(_, after)| after.as_deref())
                 .collect::<Vec<_>>(),
         )
         .bind(
@@ -163,48 +175,48 @@ impl<'a> Lists<'a> {
             for delivery in &change.deliveries {
                 lists.delivery_of.push(k);
                 lists.delivery_methods.push(delivery.method());
-                lists.delivery_payloads.push(rows::to_json(delivery)?);
+                lists.delivery_payloads.push(to_json(delivery)?);
             }
             for user in &change.republish_homes {
                 lists.home_of.push(k);
                 lists.home_users.push(user);
                 lists
                     .home_payloads
-                    .push(rows::to_json(&Delivery::PublishHome {
-                        user: user.clone(),
-                    })?);
+                    .push(to_json(&Delivery::PublishHome { user: user.clone() })?);
             }
         }
         Ok(lists)
     }
 }
 
-/// One changeable column of the changes' requests, as the array bound for it.
+/// One changing column of the changes' requests, as the array bound for it.
 enum Column<'a> {
-    Text(Vec<Option<&'a str>>),
+    Text(Vec<Option<std::borrow::Cow<'a, str>>>),
     Int(Vec<Option<i64>>),
     Bool(Vec<bool>),
 }
 
 impl<'a> Column<'a> {
-    fn for_param(param: Param<'a>) -> Column<'a> {
-        match param {
-            Param::Text(_) | Param::OptText(_) => Column::Text(Vec::new()),
-            Param::Int(_) | Param::OptInt(_) => Column::Int(Vec::new()),
-            Param::Bool(_) => Column::Bool(Vec::new()),
+    fn new(sql_type: SqlType, capacity: usize) -> Column<'a> {
+        match sql_type {
+            SqlType::Text => Column::Text(Vec::with_capacity(capacity)),
+            SqlType::BigInt => Column::Int(Vec::with_capacity(capacity)),
+            SqlType::Boolean => Column::Bool(Vec::with_capacity(capacity)),
         }
     }
 
     fn push(&mut self, param: Param<'a>) -> StoreResult<()> {
         match (self, param) {
             (Column::Text(values), Param::Text(value)) => values.push(Some(value)),
-            (Column::Text(values), Param::OptText(value)) => values.push(value),
+            (Column::Text(values), Param::OptText(value)) => {
+                values.push(value.map(std::borrow::Cow::Borrowed))
+            }
             (Column::Int(values), Param::Int(value)) => values.push(Some(value)),
             (Column::Int(values), Param::OptInt(value)) => values.push(value),
             (Column::Bool(values), Param::Bool(value)) => values.push(value),
             _ => {
                 return Err(StoreError::Write(
-                    "a request column changed type between changes".into(),
+                    "a request column's value is not of the column's type".into(),
                 ))
             }
         }
@@ -219,89 +231,6 @@ impl<'a> Column<'a> {
         }
     }
 }
-
-/// `Store::apply` for many changes, as one statement. Data-modifying CTEs all run, once,
-/// on one snapshot and in no set order, so every write but the key's is made conditional on
-/// `updated`: a change is applied only if its key is new and its request still has the
-/// version it was decided on. Outbox rows are queued change by change, in the order
-/// `apply_in_transaction` queues them.
-///
-/// The key is looked up by inserting it: the unique index decides, whatever plan the
-/// server has cached. A plan with a join instead, cached while `processed_keys` was
-/// nearly empty, scanned the whole table for every statement after. So the key of a
-/// change whose request moved on is recorded all the same, and the statement must not
-/// stand: the last `SELECT` raises `accessbot_changed_meanwhile()` for such a change.
-///
-/// `$1` request ids, `$2` keys, `$3` times, `$4`…`$22` the changeable columns, `$23`…`$27`
-/// the events; then the flattened lists, each as (change number, …): `$28`…`$30` new
-/// cards (kind, recipient), `$31`…`$33` deliveries (method, payload), `$34`…`$36` Home
-/// tabs to republish (user, payload).
-const APPLY_ALL: &str = concat!(
-    "WITH c AS ( \
-         SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], \
-         $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
-         $21, $22, $23::text[], $24::text[], $25::text[], $26::text[], $27::text[]) \
-         WITH ORDINALITY \
-         AS c(id, key, at, ",
-    rows::request_changeable!(),
-    ", actor, kind, before_json, after_json, detail, k) \
-     ), fresh AS ( \
-         INSERT INTO processed_keys (key, at) SELECT c.key, c.at FROM c \
-         WHERE c.key IS NOT NULL ON CONFLICT DO NOTHING RETURNING key \
-     ), updated AS ( \
-         UPDATE requests r SET (",
-    rows::request_changeable!(),
-    ") = (",
-    rows::request_changeable!("c."),
-    ") FROM c WHERE r.id = c.id AND r.version = c.version - 1 \
-         AND (c.key IS NULL OR c.key IN (SELECT key FROM fresh)) \
-         RETURNING c.k, c.id, c.at \
-     ), event AS ( \
-         INSERT INTO events (request_id, at, actor, kind, before_json, after_json, detail) \
-         SELECT c.id, c.at, c.actor, c.kind, c.before_json, c.after_json, c.detail \
-         FROM c JOIN updated u ON u.k = c.k ORDER BY c.k \
-     ), new_cards AS ( \
-         INSERT INTO cards (request_id, kind, recipient, rendered_version) \
-         SELECT u.id, n.kind, n.recipient, 0 \
-         FROM unnest($28::bigint[], $29::text[], $30::text[]) WITH ORDINALITY \
-         AS n(k, kind, recipient, i) JOIN updated u ON u.k = n.k \
-         ORDER BY n.k, n.i RETURNING id, request_id \
-     ), queued AS ( \
-         INSERT INTO outbox (request_id, method, payload, status, attempts, not_before, \
-         created_at, updated_at) \
-         SELECT q.request_id, q.method, q.payload, 'pending', 0, q.at, q.at, q.at FROM ( \
-             SELECT u.k, 1 AS part, n.id AS i, n.request_id, \
-             'chat.postMessage' AS method, ",
-    rows::card_payload!("post_card", "n.id"),
-    " AS payload, u.at \
-             FROM new_cards n JOIN updated u ON u.id = n.request_id \
-             UNION ALL \
-             SELECT u.k, 2, d.i, u.id, d.method, d.payload, u.at \
-             FROM unnest($31::bigint[], $32::text[], $33::text[]) WITH ORDINALITY \
-             AS d(k, method, payload, i) JOIN updated u ON u.k = d.k \
-             UNION ALL \
-             SELECT h.k, 3, h.i, NULL, 'views.publish', h.payload, h.at FROM ( \
-                 SELECT DISTINCT ON (h.payload) u.k, h.i, h.payload, u.at \
-                 FROM unnest($34::bigint[], $35::text[], $36::text[]) WITH ORDINALITY \
-                 AS h(k, user_id, payload, i) JOIN updated u ON u.k = h.k \
-                 JOIN home_viewers v ON v.user_id = h.user_id \
-                 WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.status = 'pending' \
-                 AND o.method = 'views.publish' AND o.payload = h.payload \
-                 AND o.lease_owner IS NULL) \
-                 ORDER BY h.payload, u.k, h.i \
-             ) h \
-         ) q ORDER BY q.k, q.part, q.i \
-     ) \
-     SELECT o.k, o.duplicate, \
-     CASE WHEN o.applied OR o.duplicate THEN o.applied \
-     ELSE accessbot_changed_meanwhile() END AS applied FROM ( \
-         SELECT c.k, c.key IS NOT NULL AND c.key NOT IN (SELECT key FROM fresh) AS duplicate, \
-         EXISTS (SELECT 1 FROM updated u WHERE u.k = c.k) AS applied FROM c \
-     ) o ORDER BY o.k"
-);
-
-/// The SQLSTATE `accessbot_changed_meanwhile()` raises (migration 0004).
-const CHANGED_MEANWHILE: &str = "AB409";
 
 /// `Conflict` for the error raised when a request changed since it was read.
 fn conflict_or(err: sqlx::Error) -> StoreError {

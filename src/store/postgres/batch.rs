@@ -3,7 +3,7 @@
 //! Each commit waits for its WAL flush, and every round trip for two busy cores to wake its
 //! ends; one transaction per decision set the pace of a replica. Here one thread per
 //! replica takes the decisions queued meanwhile, reads their requests without locks, decides
-//! each, and applies the changes in one statement that commits by itself (see `pg_apply`):
+//! each, and applies the changes in one statement that commits by itself (see `apply.rs`):
 //! two round trips a batch. The statement applies a change only on the version it was
 //! decided on and fails as a whole otherwise; the jobs left undecided are then made again
 //! one by one, each under a row lock, so a click that lost a race is decided on the state
@@ -19,11 +19,11 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection};
 use tokio::sync::{mpsc, oneshot};
 
-use super::pg_apply::apply_all;
-use super::postgres::CONNECT_TIMEOUT;
-use super::rows::{self, RequestRow};
-use super::{Change, Decide, Decided, StoreError, StoreResult};
+use super::apply::apply_all;
+use super::CONNECT_TIMEOUT;
 use crate::domain::AccessRequest;
+use crate::store::columns::REQUESTS;
+use crate::store::{sql, Change, Decide, Decided, StoreError, StoreResult};
 
 /// How the batching thread's connection shows in `pg_stat_activity`.
 const APPLICATION_NAME: &str = "accessbot-decisions";
@@ -75,7 +75,7 @@ impl DecisionBatches {
             decide,
             done,
         };
-        super::ask(&self.jobs, job, stopped).await
+        crate::store::ask(&self.jobs, job, stopped).await
     }
 }
 
@@ -192,7 +192,7 @@ async fn decide_unlocked(
     batch: &[Job],
     outcomes: &mut [Option<StoreResult<Decided>>],
 ) -> StoreResult<()> {
-    conn.with(async |conn| decide_rounds(conn, READ_REQUESTS, batch, outcomes).await)
+    conn.with(async |conn| decide_rounds(conn, &sql::PG_READ_REQUESTS, batch, outcomes).await)
         .await
 }
 
@@ -204,7 +204,7 @@ async fn decide_locked(conn: &mut Reconnecting, job: &Job) -> StoreResult<Decide
         let mut tx = conn.begin().await?;
         decide_rounds(
             &mut tx,
-            LOCK_REQUESTS,
+            &sql::PG_LOCK_REQUESTS,
             std::slice::from_ref(job),
             &mut outcome,
         )
@@ -218,7 +218,7 @@ async fn decide_locked(conn: &mut Reconnecting, job: &Job) -> StoreResult<Decide
 }
 
 /// Reads the requests of `batch` with `read`, decides each job and applies the changes,
-/// in rounds: a request changes at most once a round (one statement, see `pg_apply`), so a
+/// in rounds: a request changes at most once a round (one statement, see `apply.rs`), so a
 /// later job on it waits for the next round and decides on the state the earlier one left.
 /// Changes go in request id order, so that statements of different replicas take their
 /// row locks in one order.
@@ -231,13 +231,10 @@ async fn decide_rounds(
     let mut ids: Vec<i64> = batch.iter().map(|job| job.id).collect();
     ids.sort_unstable();
     ids.dedup();
-    let rows: Vec<RequestRow> = sqlx::query_as(read)
-        .bind(&ids)
-        .fetch_all(&mut *conn)
-        .await?;
+    let rows = sqlx::query(read).bind(&ids).fetch_all(&mut *conn).await?;
     let mut requests = HashMap::with_capacity(rows.len());
     for row in rows {
-        let request = row.into_request()?;
+        let request = REQUESTS.read(&row)?;
         requests.insert(request.id, request);
     }
     let mut waiting: Vec<usize> = (0..batch.len()).collect();
@@ -281,30 +278,12 @@ async fn decide_rounds(
 
 /// The job's change to `request`, or what became of the job when there is none.
 fn decide(job: &Job, request: AccessRequest) -> Result<Change, StoreResult<Decided>> {
-    match super::decide_caught(&job.decide, request) {
+    match crate::store::decide_caught(&job.decide, request) {
         Ok(Ok(change)) => Ok(change),
         Ok(Err(refusal)) => Err(Ok(Decided::Refused(refusal))),
         Err(err) => Err(Err(err)),
     }
 }
-
-/// `SELECT` of the requests `$1`, then `$tail`.
-macro_rules! select_requests {
-    ($tail:literal) => {
-        concat!(
-            "SELECT ",
-            rows::request_columns!(),
-            " FROM requests WHERE id = ANY($1)",
-            $tail
-        )
-    };
-}
-
-/// The requests `$1` as they are now.
-const READ_REQUESTS: &str = select_requests!("");
-
-/// The requests `$1`, locked in id order until the transaction ends.
-const LOCK_REQUESTS: &str = select_requests!(" ORDER BY id FOR UPDATE");
 
 #[cfg(test)]
 mod tests {

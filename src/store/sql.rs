@@ -1,0 +1,507 @@
+//! Every statement of both stores, in one place.
+//!
+//! Statements about requests and apps are generated once from their column lists
+//! (`columns.rs`), placeholders included; the rest are short enough to read. Placeholders
+//! are `$N` everywhere, bound by number: on PostgreSQL sqlx binds the N-th value to `$N`;
+//! on SQLite `sqlite::bind` binds `params[N-1]` to the parameter named `$N` (looked up with
+//! `parameter_index`), after checking the statement has exactly as many parameters. Where
+//! the two databases differ (row locks, lists of ids) a statement exists once per backend,
+//! named for it.
+
+use std::sync::LazyLock;
+
+use super::columns::{Write, APPS, REQUESTS};
+
+/// SQL for the outbox payload of a `Delivery` about one card (`kind` is its serde tag,
+/// `update_card` or `post_card`), from the card id expression `id`: serde's exact shape,
+/// so the worker reads these rows like any other.
+pub(super) fn card_payload(kind: &str, id: &str) -> String {
+    format!("'{{\"type\":\"{kind}\",\"card_id\":' || {id} || '}}'")
+}
+
+/// Every column of `requests`, for a SELECT; `prefix` qualifies them (`"r."`).
+fn request_columns(prefix: &str) -> String {
+    REQUESTS.select_list(prefix)
+}
+
+/// `SELECT` of every request column `FROM requests WHERE {condition}`.
+fn select_requests(condition: &str) -> String {
+    format!(
+        "SELECT {} FROM requests WHERE {condition}",
+        request_columns("")
+    )
+}
+
+// ---- requests ----
+
+pub(super) static REQUEST: LazyLock<String> = LazyLock::new(|| select_requests("id = $1"));
+
+pub(super) static REQUEST_BY_KEY: LazyLock<String> =
+    LazyLock::new(|| select_requests("idempotency_key = $1"));
+
+/// Files a request: the columns written on insert, then the idempotency key.
+pub(super) static INSERT_REQUEST: LazyLock<String> =
+    LazyLock::new(|| format!("{} RETURNING id", REQUESTS.insert(&["idempotency_key"])));
+
+/// Writes the columns a decision changes (in list order) to the request whose id follows
+/// them, if it still has the version the change was decided on. The columns fixed at
+/// filing are left alone, and so are their indexes.
+pub(super) static UPDATE_REQUEST: LazyLock<String> = LazyLock::new(|| {
+    let version = REQUESTS
+        .change_number("version")
+        .expect("requests has a version column");
+    format!(
+        "{} AND version = ${version} - 1",
+        REQUESTS.update("id", &[])
+    )
+});
+
+/// `$1` status, `$2` app, `$3` requester or target user, `$4` before this id, `$5` limit.
+pub(super) static LIST_REQUESTS: LazyLock<String> = LazyLock::new(|| {
+    select_requests(
+        "($1 IS NULL OR status = $1) AND ($2 IS NULL OR app = $2) \
+         AND ($3 IS NULL OR requester = $3 OR target_user = $3) \
+         AND ($4 IS NULL OR id < $4) ORDER BY id DESC LIMIT $5",
+    )
+});
+
+/// Lists are JSON text; Slack ids are [A-Z0-9] only, so the quoted id `$1` (`%"U1"%`) is an
+/// exact element match. `$2` limit.
+pub(super) static OPEN_TASKS: LazyLock<String> = LazyLock::new(|| {
+    select_requests(
+        "(status = 'pending_approval' AND approvers LIKE $1) OR \
+         (status IN ('pending_provisioning', 'pending_deprovisioning') \
+         AND app_admins LIKE $1) ORDER BY id LIMIT $2",
+    )
+});
+
+/// `$1` now, `$2` limit.
+pub(super) static DUE_EXPIRIES: LazyLock<String> = LazyLock::new(|| {
+    select_requests("status = 'provisioned' AND expires_at <= $1 ORDER BY id LIMIT $2")
+});
+
+/// `$1` the end of the window, `$2` limit.
+pub(super) static EXPIRING_BEFORE: LazyLock<String> = LazyLock::new(|| {
+    select_requests(
+        "status = 'provisioned' AND NOT expiry_reminded AND expires_at <= $1 \
+         ORDER BY id LIMIT $2",
+    )
+});
+
+/// `$1` since, `$2` limit.
+pub(super) static WAITING_SINCE: LazyLock<String> = LazyLock::new(|| {
+    select_requests(
+        "NOT stage_reminded AND (\
+         (status = 'pending_approval' AND created_at <= $1) OR \
+         (status = 'pending_provisioning' AND COALESCE(approved_at, created_at) <= $1) \
+         OR (status = 'pending_deprovisioning' \
+         AND COALESCE(released_at, expires_at) <= $1)) ORDER BY id LIMIT $2",
+    )
+});
+
+/// PostgreSQL: the requests `$1` as they are now.
+pub(super) static PG_READ_REQUESTS: LazyLock<String> =
+    LazyLock::new(|| select_requests("id = ANY($1)"));
+
+/// PostgreSQL: the requests `$1`, locked in id order until the transaction ends.
+pub(super) static PG_LOCK_REQUESTS: LazyLock<String> =
+    LazyLock::new(|| select_requests("id = ANY($1) ORDER BY id FOR UPDATE"));
+
+pub(super) const REQUEST_VERSION: &str = "SELECT version FROM requests WHERE id = $1";
+
+/// PostgreSQL: a request's version, its row locked against a concurrent card post or
+/// thread reply until the transaction ends.
+pub(super) const PG_LOCK_REQUEST_VERSION: &str =
+    "SELECT version FROM requests WHERE id = $1 FOR UPDATE";
+
+pub(super) const COUNT_BY_STATUS: &str = "SELECT status, COUNT(*) FROM requests GROUP BY status";
+
+// ---- apps ----
+
+pub(super) static APP: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {} FROM apps WHERE slug = $1", APPS.select_list("")));
+
+pub(super) static APPS_BY_SLUG: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {} FROM apps ORDER BY slug", APPS.select_list("")));
+
+/// The app's columns, then `updated_at`; nothing when the slug exists.
+pub(super) static INSERT_APP: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{} ON CONFLICT (slug) DO NOTHING",
+        APPS.insert(&["updated_at"])
+    )
+});
+
+/// The app's changing columns, then `updated_at`, then the slug.
+pub(super) static UPDATE_APP: LazyLock<String> =
+    LazyLock::new(|| APPS.update("slug", &["updated_at"]));
+
+// ---- events ----
+
+pub(super) const INSERT_EVENT: &str =
+    "INSERT INTO events (request_id, at, actor, kind, before_json, after_json, detail) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+pub(super) const EVENTS: &str =
+    "SELECT id, request_id, at, actor, kind, before_json, after_json, detail \
+     FROM events WHERE request_id = $1 ORDER BY id";
+
+// ---- cards ----
+
+const CARD_COLUMNS: &str = "id, request_id, kind, recipient, channel, ts, rendered_version";
+
+pub(super) static CARD: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {CARD_COLUMNS} FROM cards WHERE id = $1"));
+
+pub(super) static CARDS: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {CARD_COLUMNS} FROM cards WHERE request_id = $1 ORDER BY id"));
+
+pub(super) static CARD_BY_MESSAGE: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {CARD_COLUMNS} FROM cards WHERE channel = $1 AND ts = $2"));
+
+/// The prefix of the card's columns in [`CARD_WITH_REQUEST`].
+pub(super) const CARD_PREFIX: &str = "card_";
+
+/// Card `$1` with its request: the card's columns named `card_…`, the request's by their
+/// own names.
+pub(super) static CARD_WITH_REQUEST: LazyLock<String> = LazyLock::new(|| {
+    let card = CARD_COLUMNS
+        .split(", ")
+        .map(|name| format!("c.{name} AS {CARD_PREFIX}{name}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "SELECT {card}, {} FROM cards c JOIN requests r ON r.id = c.request_id WHERE c.id = $1",
+        request_columns("r.")
+    )
+});
+
+pub(super) const INSERT_CARD: &str =
+    "INSERT INTO cards (request_id, kind, recipient, rendered_version) VALUES ($1, $2, $3, 0) \
+     RETURNING id";
+
+/// Records where card `$1` was posted (`$2` channel, `$3` ts) showing version `$4`.
+pub(super) const CARD_POSTED: &str =
+    "UPDATE cards SET channel = $2, ts = $3, rendered_version = $4 WHERE id = $1 \
+     RETURNING request_id";
+
+/// SQLite: card `$1` shows version `$2`, unless it already shows a newer one (updates can
+/// finish out of order).
+pub(super) const CARD_SHOWN: &str =
+    "UPDATE cards SET rendered_version = $2 WHERE id = $1 AND rendered_version < $2";
+
+/// PostgreSQL: [`CARD_SHOWN`] for the cards `$1` and versions `$2`, in one statement.
+pub(super) const PG_CARDS_SHOWN: &str = "UPDATE cards SET rendered_version = shown.version \
+     FROM unnest($1::bigint[], $2::bigint[]) AS shown (id, version) \
+     WHERE cards.id = shown.id AND cards.rendered_version < shown.version";
+
+// ---- outbox ----
+
+/// Queues one delivery: request `$1`, method `$2`, payload `$3`, at `$4`.
+pub(super) const INSERT_DELIVERY: &str =
+    "INSERT INTO outbox (request_id, method, payload, status, attempts, not_before, \
+     created_at, updated_at) VALUES ($1, $2, $3, 'pending', 0, $4, $4, $4)";
+
+/// PostgreSQL: queues deliveries of request `$1` (methods `$2`, payloads `$3`) at `$4`,
+/// in order, in one statement.
+pub(super) const PG_INSERT_DELIVERIES: &str =
+    "INSERT INTO outbox (request_id, method, payload, status, attempts, not_before, \
+     created_at, updated_at) \
+     SELECT $1, d.method, d.payload, 'pending', 0, $4, $4, $4 \
+     FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS d(method, payload, i) ORDER BY d.i";
+
+/// Queues a republish of a Home tab (payload `$1`, at `$2`) unless one is already
+/// waiting: it renders the latest state when it is sent.
+pub(super) const PUBLISH_HOME: &str =
+    "INSERT INTO outbox (request_id, method, payload, status, attempts, not_before, \
+     created_at, updated_at) \
+     SELECT NULL, 'views.publish', $1, 'pending', 0, $2, $2, $2 WHERE NOT EXISTS \
+     (SELECT 1 FROM outbox WHERE status = 'pending' AND method = 'views.publish' \
+     AND payload = $1 AND lease_owner IS NULL)";
+
+/// SQLite: which of the users in the JSON list `$1` use their Home tab.
+pub(super) const HOME_VIEWERS_AMONG: &str =
+    "SELECT user_id FROM home_viewers WHERE user_id IN (SELECT value FROM json_each($1))";
+
+/// PostgreSQL: which of the users `$1` use their Home tab.
+pub(super) const PG_HOME_VIEWERS_AMONG: &str =
+    "SELECT user_id FROM home_viewers WHERE user_id = ANY($1)";
+
+/// Queues an update of every card of request `$1`, at `$2`.
+pub(super) static REFRESH_CARDS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO outbox (request_id, method, payload, status, attempts, not_before, \
+         created_at, updated_at) \
+         SELECT $1, 'chat.update', {}, 'pending', 0, $2, $2, $2 \
+         FROM cards WHERE request_id = $1 ORDER BY id",
+        card_payload("update_card", "id")
+    )
+});
+
+/// Finishes refresh `$1` if `$2` still holds it (a lease that ran out may have let
+/// another worker expand it already), at `$3`.
+pub(super) const FINISH_REFRESH: &str =
+    "UPDATE outbox SET status = 'done', lease_owner = NULL, lease_until = NULL, \
+     updated_at = $3 WHERE id = $1 AND status = 'pending' AND lease_owner = $2";
+
+/// PostgreSQL: [`FINISH_REFRESH`] for the refreshes `$1` (of requests `$2`) held by `$3`,
+/// and [`REFRESH_CARDS`] for each, refresh by refresh, card by card, at `$4`, in one
+/// statement. Written so that any cached plan finds rows by index: `= ANY` on the key,
+/// and cards looked up per refresh (a join was planned as a scan of every card).
+pub(super) static PG_EXPAND_REFRESHES: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH finished AS ( \
+             UPDATE outbox SET status = 'done', lease_owner = NULL, lease_until = NULL, \
+             updated_at = $4 WHERE id = ANY($1) AND status = 'pending' AND lease_owner = $3 \
+             RETURNING id \
+         ) \
+         INSERT INTO outbox (request_id, method, payload, status, attempts, not_before, \
+         created_at, updated_at) \
+         SELECT r.request_id, 'chat.update', {}, 'pending', 0, $4, $4, $4 \
+         FROM unnest($1::bigint[], $2::bigint[]) AS r(id, request_id) \
+         JOIN finished f ON f.id = r.id, \
+         LATERAL (SELECT id FROM cards WHERE request_id = r.request_id ORDER BY id) c \
+         ORDER BY r.id, c.id",
+        card_payload("update_card", "c.id")
+    )
+});
+
+/// Claims for `$1` until `$2` up to `$4` deliveries due at `$3`, followed by `lock` (the
+/// row lock of the picking query).
+fn claim(lock: &str) -> String {
+    format!(
+        "UPDATE outbox SET lease_owner = $1, lease_until = $2, attempts = attempts + 1, \
+         updated_at = $3 \
+         WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND not_before <= $3 \
+         AND (lease_until IS NULL OR lease_until <= $3) ORDER BY id LIMIT $4{lock}) \
+         RETURNING id, request_id, payload, attempts, last_error"
+    )
+}
+
+/// SQLite's single writer already serializes every claim.
+pub(super) static CLAIM: LazyLock<String> = LazyLock::new(|| claim(""));
+
+/// PostgreSQL: replicas claim side by side, each skipping the rows another is claiming.
+pub(super) static PG_CLAIM: LazyLock<String> = LazyLock::new(|| claim(" FOR UPDATE SKIP LOCKED"));
+
+/// Dead-letters claimed delivery `$1` whose payload cannot be read, with error `$2`.
+pub(super) const DEAD_LETTER: &str =
+    "UPDATE outbox SET status = 'failed', last_error = $2, lease_owner = NULL, \
+     lease_until = NULL WHERE id = $1";
+
+/// SQLite: delivery `$1` is done.
+pub(super) const DELIVERY_DONE: &str =
+    "UPDATE outbox SET status = 'done', lease_owner = NULL, lease_until = NULL WHERE id = $1";
+
+/// PostgreSQL: the deliveries `$1` are done.
+pub(super) const PG_DELIVERIES_DONE: &str =
+    "UPDATE outbox SET status = 'done', lease_owner = NULL, lease_until = NULL \
+     WHERE id = ANY($1)";
+
+/// Delivery `$1` waits until `$2` after error `$3`; `$4` is 1 when the attempt does not
+/// count.
+pub(super) const POSTPONE: &str =
+    "UPDATE outbox SET status = 'pending', not_before = $2, last_error = $3, \
+     lease_owner = NULL, lease_until = NULL, attempts = attempts - $4 WHERE id = $1";
+
+/// Dead-letters delivery `$1` with error `$2` at `$3`.
+pub(super) const FAIL: &str =
+    "UPDATE outbox SET status = 'failed', last_error = $2, updated_at = $3, \
+     lease_owner = NULL, lease_until = NULL WHERE id = $1 RETURNING request_id, method";
+
+pub(super) const FAILED_DELIVERIES: &str =
+    "SELECT id, request_id, method, last_error, attempts, created_at, updated_at \
+     FROM outbox WHERE status = 'failed' ORDER BY id";
+
+/// A retry asked for by a person starts afresh: its attempts count from zero.
+pub(super) const RETRY: &str =
+    "UPDATE outbox SET status = 'pending', not_before = $2, updated_at = $2, attempts = 0, \
+     lease_owner = NULL, lease_until = NULL WHERE id = $1 AND status = 'failed'";
+
+/// A leased delivery is due again when its lease runs out.
+pub(super) const NEXT_DUE: &str =
+    "SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > not_before \
+     THEN lease_until ELSE not_before END) FROM outbox WHERE status = 'pending'";
+
+pub(super) const RELEASE_CLAIMS: &str = "UPDATE outbox SET lease_owner = NULL, lease_until = NULL \
+     WHERE lease_owner = $1 AND status = 'pending'";
+
+/// SQLite, at open: the file lock makes this the only process, so claims left by one that
+/// died are free now, not when their leases run out.
+pub(super) const RELEASE_ALL_CLAIMS: &str =
+    "UPDATE outbox SET lease_owner = NULL, lease_until = NULL \
+     WHERE status = 'pending' AND lease_owner IS NOT NULL";
+
+pub(super) const PRUNE_KEYS: &str = "DELETE FROM processed_keys WHERE at < $1";
+
+pub(super) const PRUNE_DONE: &str = "DELETE FROM outbox WHERE status = 'done' AND updated_at < $1";
+
+/// Literal statuses, so that each count uses its partial index.
+pub(super) const COUNT_PENDING: &str = "SELECT COUNT(*) FROM outbox WHERE status = 'pending'";
+
+pub(super) const COUNT_FAILED: &str = "SELECT COUNT(*) FROM outbox WHERE status = 'failed'";
+
+// ---- keys, threads, homes ----
+
+/// Records key `$1` at `$2`; no row when it was seen before.
+pub(super) const CLAIM_KEY: &str =
+    "INSERT INTO processed_keys (key, at) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+
+pub(super) const INSERT_THREAD_MESSAGE: &str =
+    "INSERT INTO thread_messages (request_id, at, user_id, text, source_channel, source_ts) \
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (source_channel, source_ts) DO NOTHING";
+
+pub(super) const THREAD: &str =
+    "SELECT at, user_id, text FROM thread_messages WHERE request_id = $1 ORDER BY id";
+
+/// The posted cards of request `$1` other than `$2`: cards not posted yet get the
+/// conversation as a summary when they are.
+pub(super) const OTHER_POSTED_CARDS: &str =
+    "SELECT id FROM cards WHERE request_id = $1 AND id <> $2 AND ts IS NOT NULL ORDER BY id";
+
+pub(super) const HOME_OPENED: &str =
+    "INSERT INTO home_viewers (user_id, opened_at) VALUES ($1, $2) \
+     ON CONFLICT (user_id) DO UPDATE SET opened_at = excluded.opened_at";
+
+// ---- PostgreSQL: a batch of decisions in one statement ----
+
+/// The SQLSTATE `accessbot_changed_meanwhile()` raises (PostgreSQL migration 0004).
+pub(super) const CHANGED_MEANWHILE: &str = "AB409";
+
+/// `Store::apply` for many changes, as one statement (see `postgres/batch.rs`).
+///
+/// Data-modifying CTEs all run, once, on one snapshot and in no set order, so every write
+/// but the key's is made conditional on `updated`: a change is applied only if its key is
+/// new and its request still has the version it was decided on. Outbox rows are queued
+/// change by change, in the order the SQLite writer queues them.
+///
+/// The key is looked up by inserting it: the unique index decides, whatever plan the
+/// server has cached. A plan with a join instead, cached while `processed_keys` was nearly
+/// empty, scanned the whole table for every statement after. So the key of a change whose
+/// request moved on is recorded all the same, and the statement must not stand: the last
+/// `SELECT` raises `accessbot_changed_meanwhile()` for such a change.
+///
+/// Arrays, numbered in this order: request ids, keys, times; the changing columns of
+/// `requests` in list order; the events (actor, kind, before, after, detail); then the
+/// flattened lists, each as (change number, …): new cards (kind, recipient), deliveries
+/// (method, payload), Home tabs to republish (user, payload).
+pub(super) static PG_APPLY_ALL: LazyLock<String> = LazyLock::new(|| {
+    let changes = REQUESTS.written(Write::Change).count();
+    let event = 4 + changes;
+    let cards = event + 5;
+    let deliveries = cards + 3;
+    let homes = deliveries + 3;
+    let typed = |first: usize, types: &[&str]| {
+        types
+            .iter()
+            .enumerate()
+            .map(|(at, ty)| format!("${}::{ty}", first + at))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "WITH c AS ( \
+             SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], {columns}, {events}) \
+             WITH ORDINALITY \
+             AS c(id, key, at, {change_list}, actor, kind, before_json, after_json, detail, k) \
+         ), fresh AS ( \
+             INSERT INTO processed_keys (key, at) SELECT c.key, c.at FROM c \
+             WHERE c.key IS NOT NULL ON CONFLICT DO NOTHING RETURNING key \
+         ), updated AS ( \
+             UPDATE requests r SET ({change_list}) = ({change_values}) \
+             FROM c WHERE r.id = c.id AND r.version = c.version - 1 \
+             AND (c.key IS NULL OR c.key IN (SELECT key FROM fresh)) \
+             RETURNING c.k, c.id, c.at \
+         ), event AS ( \
+             INSERT INTO events (request_id, at, actor, kind, before_json, after_json, detail) \
+             SELECT c.id, c.at, c.actor, c.kind, c.before_json, c.after_json, c.detail \
+             FROM c JOIN updated u ON u.k = c.k ORDER BY c.k \
+         ), new_cards AS ( \
+             INSERT INTO cards (request_id, kind, recipient, rendered_version) \
+             SELECT u.id, n.kind, n.recipient, 0 \
+             FROM unnest({cards}) WITH ORDINALITY \
+             AS n(k, kind, recipient, i) JOIN updated u ON u.k = n.k \
+             ORDER BY n.k, n.i RETURNING id, request_id \
+         ), queued AS ( \
+             INSERT INTO outbox (request_id, method, payload, status, attempts, not_before, \
+             created_at, updated_at) \
+             SELECT q.request_id, q.method, q.payload, 'pending', 0, q.at, q.at, q.at FROM ( \
+                 SELECT u.k, 1 AS part, n.id AS i, n.request_id, \
+                 'chat.postMessage' AS method, {post_card} AS payload, u.at \
+                 FROM new_cards n JOIN updated u ON u.id = n.request_id \
+                 UNION ALL \
+                 SELECT u.k, 2, d.i, u.id, d.method, d.payload, u.at \
+                 FROM unnest({deliveries}) WITH ORDINALITY \
+                 AS d(k, method, payload, i) JOIN updated u ON u.k = d.k \
+                 UNION ALL \
+                 SELECT h.k, 3, h.i, NULL, 'views.publish', h.payload, h.at FROM ( \
+                     SELECT DISTINCT ON (h.payload) u.k, h.i, h.payload, u.at \
+                     FROM unnest({homes}) WITH ORDINALITY \
+                     AS h(k, user_id, payload, i) JOIN updated u ON u.k = h.k \
+                     JOIN home_viewers v ON v.user_id = h.user_id \
+                     WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.status = 'pending' \
+                     AND o.method = 'views.publish' AND o.payload = h.payload \
+                     AND o.lease_owner IS NULL) \
+                     ORDER BY h.payload, u.k, h.i \
+                 ) h \
+             ) q ORDER BY q.k, q.part, q.i \
+         ) \
+         SELECT o.k, o.duplicate, \
+         CASE WHEN o.applied OR o.duplicate THEN o.applied \
+         ELSE accessbot_changed_meanwhile() END AS applied FROM ( \
+             SELECT c.k, c.key IS NOT NULL AND c.key NOT IN (SELECT key FROM fresh) \
+             AS duplicate, EXISTS (SELECT 1 FROM updated u WHERE u.k = c.k) AS applied FROM c \
+         ) o ORDER BY o.k",
+        columns = REQUESTS.unnest_changes(4),
+        events = typed(event, &["text[]"; 5]),
+        change_list = REQUESTS.change_list(""),
+        change_values = REQUESTS.change_list("c."),
+        cards = typed(cards, &["bigint[]", "text[]", "text[]"]),
+        deliveries = typed(deliveries, &["bigint[]", "text[]", "text[]"]),
+        homes = typed(homes, &["bigint[]", "text[]", "text[]"]),
+        post_card = card_payload("post_card", "n.id"),
+    )
+});
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    use super::*;
+    use crate::store::rows::to_json;
+    use crate::store::Delivery;
+
+    /// The SQL that writes card payloads writes what serde writes (and the worker reads).
+    #[test]
+    fn card_payloads_written_in_sql_are_serde_deliveries() {
+        let conn = Connection::open_in_memory().unwrap();
+        let sql_payload = |sql: String| -> String {
+            conn.query_row(&format!("SELECT {sql}"), [], |row| row.get(0))
+                .unwrap()
+        };
+        assert_eq!(
+            sql_payload(card_payload("update_card", "7")),
+            to_json(&Delivery::UpdateCard { card_id: 7 }).unwrap()
+        );
+        assert_eq!(
+            sql_payload(card_payload("post_card", "7")),
+            to_json(&Delivery::PostCard { card_id: 7 }).unwrap()
+        );
+    }
+
+    /// The generated statements number their placeholders from the column list: the
+    /// changing columns, then the key; the version guard points at `version`.
+    #[test]
+    fn generated_statements_number_placeholders_from_the_column_list() {
+        let changes = REQUESTS.written(Write::Change).count();
+        let inserted = REQUESTS.written(Write::Insert).count();
+        assert!(UPDATE_REQUEST.contains(&format!("WHERE id = ${}", changes + 1)));
+        let version = REQUESTS.change_number("version").unwrap();
+        assert!(UPDATE_REQUEST.ends_with(&format!("AND version = ${version} - 1")));
+        assert!(INSERT_REQUEST.contains(&format!("${}) RETURNING id", inserted + 1)));
+        // PostgreSQL: ids, keys, times, the changing columns, 5 event arrays, 9 list arrays.
+        let last = 3 + changes + 5 + 9;
+        assert!(PG_APPLY_ALL.contains(&format!("${last}::text[]")));
+        assert!(!PG_APPLY_ALL.contains(&format!("${}", last + 1)));
+    }
+}
