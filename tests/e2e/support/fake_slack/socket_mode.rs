@@ -338,13 +338,16 @@ async fn serve(inner: Arc<Inner>, stream: tokio::net::TcpStream) {
         "debug_info": {"host": "applink-fake", "build_number": 1, "approximate_connection_time": 18060},
         "connection_info": {"app_id": "A0ACCESS01"},
     });
+    // Taken before the send: once `hello` is on the wire the bot may close its old
+    // connection, and the fake must not record that close as earlier than this hello.
+    let hello_sent = Instant::now();
     if socket.send(Message::text(hello.to_string())).await.is_err() {
         return;
     }
     // Envelopes never acknowledged on earlier connections come again, as Slack's retries.
     let redeliver: Vec<Value> = {
         let mut state = inner.state();
-        state.conns[id].greeted = Some(Instant::now());
+        state.conns[id].greeted = Some(hello_sent);
         let mut again = Vec::new();
         let state = &mut *state;
         for (envelope, conn) in state.unacked.iter_mut() {
