@@ -6,6 +6,7 @@
 //! against the full fake Slack with Slack's rate tiers enforced.
 #![allow(dead_code)]
 
+mod common;
 #[path = "../tests/e2e/support/fake_slack/mod.rs"]
 mod fake_slack;
 #[path = "../tests/e2e/support/signer.rs"]
@@ -15,31 +16,24 @@ mod sink;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use reqwest::header::{HeaderValue, CONTENT_TYPE};
+use reqwest::header::CONTENT_TYPE;
 use serde_json::{json, Value};
 use sqlx::Connection;
-use tokio::process::{Child, Command};
 
-use fake_slack::{dm_channel_of, FakeSlack, DEFAULT_BOT_TOKEN};
-use signer::{ButtonClick, FORM, TEST_SIGNING_SECRET};
+use common::{
+    api, env_or, fail, metrics, pg_db_url, plaintext_unless_asked, sign_click, AnyError,
+    RawConnection, Replica, Res, Signed,
+};
+use fake_slack::{dm_channel_of, FakeSlack};
+use signer::{ButtonClick, FORM};
 use sink::Sink;
 
-const API_TOKEN: &str = "bench-api-token";
 const CONFIRM: &str = "confirm_provisioning";
 const PG_DB: &str = "accessbot_bench";
-
-type AnyError = Box<dyn std::error::Error + Send + Sync>;
-type Res<T> = Result<T, AnyError>;
-
-fn fail(msg: impl Into<String>) -> AnyError {
-    msg.into().into()
-}
 
 #[derive(Debug, Clone)]
 struct Opts {
@@ -57,10 +51,6 @@ struct Opts {
     fanout_admins: usize,
     fanout_timeout: Duration,
     work_dir: PathBuf,
-}
-
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_string())
 }
 
 fn parse_opts() -> Res<Opts> {
@@ -136,99 +126,6 @@ impl Opts {
         let per_second = if name == "sqlite" { 18_000.0 } else { 8_000.0 };
         (self.duration.as_secs_f64() * per_second).ceil() as usize
     }
-}
-
-fn free_port() -> Res<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-/// One accessbot process.
-struct Replica {
-    child: Child,
-    pid: u32,
-    base: String,
-}
-
-impl Replica {
-    async fn start(opts: &Opts, database_url: &str, slack_api: &str, name: &str) -> Res<Replica> {
-        let port = free_port()?;
-        std::fs::create_dir_all(&opts.work_dir)?;
-        let log = std::fs::File::create(opts.work_dir.join(format!("{name}.log")))?;
-        let child = Command::new(&opts.bin)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("DATABASE_URL", database_url)
-            .env("SLACK_BOT_TOKEN", DEFAULT_BOT_TOKEN)
-            .env("SLACK_SIGNING_SECRET", TEST_SIGNING_SECRET)
-            .env("SLACK_API_URL", slack_api)
-            .env("ACCESSBOT_API_TOKEN", API_TOKEN)
-            .env("ACCESSBOT_ADDR", format!("127.0.0.1:{port}"))
-            .env("ACCESSBOT_SCHEDULER_INTERVAL", "30s")
-            .env("RUST_LOG", env_or("BENCH_RUST_LOG", "info"))
-            .current_dir(&opts.work_dir)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| fail(format!("cannot start {}: {e}", opts.bin.display())))?;
-        let pid = child.id().ok_or_else(|| fail("accessbot exited at once"))?;
-        let replica = Replica {
-            child,
-            pid,
-            base: format!("http://127.0.0.1:{port}"),
-        };
-        let client = reqwest::Client::new();
-        let started = Instant::now();
-        loop {
-            if let Ok(resp) = client.get(format!("{}/readyz", replica.base)).send().await {
-                if resp.status().is_success() {
-                    return Ok(replica);
-                }
-            }
-            if started.elapsed() > Duration::from_secs(30) {
-                return Err(fail(format!(
-                    "accessbot {name} not ready after 30 s; see {}",
-                    opts.work_dir.join(format!("{name}.log")).display()
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// (VmHWM, VmRSS) in kB.
-    fn memory(&self) -> (u64, u64) {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find(|l| l.starts_with(name))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
-        };
-        (field("VmHWM:"), field("VmRSS:"))
-    }
-
-    async fn stop(mut self) {
-        let _ = std::process::Command::new("kill")
-            .arg("-TERM")
-            .arg(self.pid.to_string())
-            .status();
-        if tokio::time::timeout(Duration::from_secs(15), self.child.wait())
-            .await
-            .is_err()
-        {
-            let _ = self.child.kill().await;
-        }
-    }
-}
-
-fn api(client: &reqwest::Client, method: reqwest::Method, url: String) -> reqwest::RequestBuilder {
-    client.request(method, url).bearer_auth(API_TOKEN)
 }
 
 async fn put_app(base: &str, slug: &str, admins: &[String]) -> Res<()> {
@@ -320,24 +217,6 @@ async fn create_requests(
     Ok(ids)
 }
 
-/// The gauges of `/metrics` this benchmark reads.
-async fn metrics(client: &reqwest::Client, base: &str) -> Res<BTreeMap<String, f64>> {
-    let text = client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await?
-        .text()
-        .await?;
-    Ok(text
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let (name, value) = l.rsplit_once(' ')?;
-            Some((name.to_string(), value.parse().ok()?))
-        })
-        .collect())
-}
-
 /// Polls `/metrics` until no Slack call waits; the time it took.
 async fn wait_drained(base: &str, timeout: Duration) -> Res<Duration> {
     let client = reqwest::Client::new();
@@ -379,109 +258,6 @@ async fn fresh_metrics(base: &str) -> Res<BTreeMap<String, f64>> {
             )));
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-/// A click, signed before the timed phase.
-struct Signed {
-    body: Bytes,
-    timestamp: HeaderValue,
-    signature: HeaderValue,
-}
-
-impl Signed {
-    /// The whole HTTP/1.1 request to `host`.
-    fn request(&self, host: &str) -> Vec<u8> {
-        let mut request = format!(
-            "POST /slack/interactivity HTTP/1.1\r\nhost: {host}\r\ncontent-type: {FORM}\r\n\
-             x-slack-request-timestamp: {}\r\nx-slack-signature: {}\r\n\
-             content-length: {}\r\n\r\n",
-            self.timestamp.to_str().unwrap_or_default(),
-            self.signature.to_str().unwrap_or_default(),
-            self.body.len()
-        )
-        .into_bytes();
-        request.extend_from_slice(&self.body);
-        request
-    }
-}
-
-/// One keep-alive HTTP/1.1 connection, reopened if the server closes it.
-struct RawConnection {
-    stream: tokio::net::TcpStream,
-    buffer: Vec<u8>,
-}
-
-impl RawConnection {
-    async fn open(addr: &str) -> Res<RawConnection> {
-        let stream = tokio::net::TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
-        Ok(RawConnection {
-            stream,
-            buffer: Vec::with_capacity(4096),
-        })
-    }
-
-    /// Sends `request` and reads the answer: its status and body.
-    async fn exchange(&mut self, addr: &str, request: &[u8]) -> Res<(u16, Vec<u8>)> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        if self.stream.write_all(request).await.is_err() {
-            *self = RawConnection::open(addr).await?;
-            self.stream.write_all(request).await?;
-        }
-        self.buffer.clear();
-        loop {
-            if let Some((status, length, head)) = parse_head(&self.buffer)? {
-                while self.buffer.len() < head + length {
-                    if self.stream.read_buf(&mut self.buffer).await? == 0 {
-                        return Err(fail("connection closed in an answer's body"));
-                    }
-                }
-                return Ok((status, self.buffer[head..head + length].to_vec()));
-            }
-            if self.stream.read_buf(&mut self.buffer).await? == 0 {
-                return Err(fail("connection closed before an answer"));
-            }
-        }
-    }
-}
-
-/// The status, content length and head length of an HTTP/1.1 answer, once its head is in.
-fn parse_head(buffer: &[u8]) -> Res<Option<(u16, usize, usize)>> {
-    let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return Ok(None);
-    };
-    let head = std::str::from_utf8(&buffer[..end])?;
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|line| line.split(' ').nth(1))
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| fail(format!("not an HTTP answer: {head:?}")))?;
-    let length = lines
-        .filter_map(|line| line.split_once(':'))
-        .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
-        .map(|(_, value)| value.trim().parse())
-        .transpose()?
-        .unwrap_or(0);
-    Ok(Some((status, length, end + 4)))
-}
-
-fn sign_click(
-    user: &str,
-    channel: &str,
-    ts: &str,
-    message: Option<&Value>,
-    click: &ButtonClick,
-) -> Signed {
-    let payload = signer::block_actions_in_message(user, channel, ts, message, click);
-    let body = signer::interactivity_form(&payload);
-    let now = signer::unix_now();
-    let signature = signer::sign(TEST_SIGNING_SECRET, now, &body);
-    Signed {
-        body: Bytes::from(body),
-        timestamp: HeaderValue::from_str(&now.to_string()).expect("digits"),
-        signature: HeaderValue::from_str(&signature).expect("hex"),
     }
 }
 
@@ -620,7 +396,14 @@ async fn throughput_case(opts: &Opts, name: &str, replicas: usize) -> Res<CaseRe
     let mut procs = Vec::new();
     for r in 0..replicas {
         procs.push(
-            Replica::start(opts, &database_url, &sink.api_url(), &format!("{name}-{r}")).await?,
+            Replica::start(
+                &opts.bin,
+                &opts.work_dir,
+                &database_url,
+                &sink.api_url(),
+                &format!("{name}-{r}"),
+            )
+            .await?,
         );
     }
     let bases: Vec<String> = procs.iter().map(|p| p.base.clone()).collect();
@@ -786,23 +569,6 @@ async fn throughput_case(opts: &Opts, name: &str, replicas: usize) -> Res<CaseRe
     })
 }
 
-/// `url` with `sslmode=disable` unless it names a mode: accessbot is built with TLS, and sqlx's
-/// default (`prefer`) would encrypt every connection to a server that offers TLS, so numbers
-/// measured before and after TLS support would not compare. Ask for TLS in the URL to measure it.
-fn plaintext_unless_asked(url: &str) -> Res<String> {
-    let mut parsed = url::Url::parse(url)?;
-    if !parsed.query_pairs().any(|(name, _)| name == "sslmode") {
-        parsed.query_pairs_mut().append_pair("sslmode", "disable");
-    }
-    Ok(parsed.to_string())
-}
-
-fn pg_db_url(base: &str, db: &str) -> Res<String> {
-    let mut url = url::Url::parse(base)?;
-    url.set_path(&format!("/{db}"));
-    Ok(url.to_string())
-}
-
 async fn recreate_pg(admin_url: &str) -> Res<String> {
     let mut conn = sqlx::PgConnection::connect(admin_url).await?;
     sqlx::query(&format!("DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)"))
@@ -857,7 +623,8 @@ async fn fanout_case(opts: &Opts) -> Res<FanoutReport> {
     let slack = FakeSlack::start().await;
     slack.enforce_tiers(true);
     let proc = Replica::start(
-        opts,
+        &opts.bin,
+        &opts.work_dir,
         &format!("sqlite://{}/bench.db", dir.display()),
         &slack.api_url(),
         "fanout",
@@ -1308,6 +1075,16 @@ async fn run() -> Res<bool> {
         if let Some(appendix) = &opts.appendix {
             report.push('\n');
             report.push_str(&std::fs::read_to_string(appendix)?);
+        }
+        // The history benchmark's section (bench/history.rs) is kept: it is measured apart.
+        let old = std::fs::read_to_string(path).unwrap_or_default();
+        if let (Some(a), Some(b)) = (
+            old.find("<!-- history:start -->"),
+            old.find("<!-- history:end -->"),
+        ) {
+            report.push('\n');
+            report.push_str(old[a..b].trim_end());
+            report.push_str("\n<!-- history:end -->\n");
         }
         std::fs::write(path, report)?;
         eprintln!("report written to {}", path.display());

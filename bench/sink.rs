@@ -1,4 +1,4 @@
-//! A counting fake of the few Slack Web API methods the throughput cases cause
+//! A counting fake of the few Slack Web API methods the benchmarks cause
 //! (chat.postMessage, chat.update, chat.postEphemeral, views.publish).
 //!
 //! The stateful fake of the e2e tests (`tests/e2e/support/fake_slack.rs`) keeps every call
@@ -46,6 +46,9 @@ pub struct Counts {
     /// Messages without a request button (notices to requesters), per channel.
     pub notices: HashMap<String, u32>,
     pub ephemerals: u64,
+    /// user → when each views.publish of their Home arrived (the history benchmark times
+    /// App Home by it).
+    pub home_publishes: HashMap<String, Vec<Instant>>,
     /// Any method other than the four above, and auth failures.
     pub other: HashMap<String, u64>,
     pub calls: u64,
@@ -113,6 +116,8 @@ struct Args {
     thread_ts: Option<String>,
     #[serde(default)]
     blocks: Option<Value>,
+    #[serde(default)]
+    user_id: Option<String>,
 }
 
 /// The request id a card carries: the `value` of its first button that is a number.
@@ -205,6 +210,15 @@ async fn handle(
             counts.ephemerals += 1;
             let ts = counts.next_ts();
             json!({"ok": true, "message_ts": ts})
+        }
+        "views.publish" => {
+            let user = args.user_id.unwrap_or_default();
+            counts
+                .home_publishes
+                .entry(user)
+                .or_default()
+                .push(Instant::now());
+            json!({"ok": true, "view": {"id": "V0BENCH"}})
         }
         other => {
             *counts.other.entry(other.to_string()).or_default() += 1;

@@ -395,7 +395,9 @@ pub trait Store: Send + Sync {
     /// Records `key` as processed; false when it was already (a retried event, a replay).
     async fn claim_key(&self, key: &str, now: DateTime<Utc>) -> StoreResult<bool>;
     /// Forgets processed keys recorded before `keys_before` and finished deliveries older
-    /// than `done_before`; Slack retries and replays come within minutes.
+    /// than `done_before`; Slack retries and replays come within minutes. Also folds the
+    /// status changes recorded since the last prune into the counts [`Store::stats`] reads,
+    /// so that what it adds up stays as short as the time between two prunes.
     async fn prune(
         &self,
         keys_before: DateTime<Utc>,

@@ -10,7 +10,8 @@
 
 use std::sync::LazyLock;
 
-use super::columns::{Write, APPS, REQUESTS};
+use super::columns::{Param, Write, APPS, REQUESTS};
+use super::RequestFilter;
 
 /// SQL for the outbox payload of a `Delivery` about one card (`kind` is its serde tag,
 /// `update_card` or `post_card`), from the card id expression `id`: serde's exact shape,
@@ -56,14 +57,69 @@ pub(super) static UPDATE_REQUEST: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// `$1` status, `$2` app, `$3` requester or target user, `$4` before this id, `$5` limit.
-pub(super) static LIST_REQUESTS: LazyLock<String> = LazyLock::new(|| {
-    select_requests(
-        "($1 IS NULL OR status = $1) AND ($2 IS NULL OR app = $2) \
-         AND ($3 IS NULL OR requester = $3 OR target_user = $3) \
-         AND ($4 IS NULL OR id < $4) ORDER BY id DESC LIMIT $5",
-    )
+/// A page of [`RequestFilter`], as its statement and values: see [`list_requests`].
+pub(super) fn requests_page(filter: &RequestFilter) -> (&'static str, Vec<Param<'_>>) {
+    let shape = usize::from(filter.status.is_some())
+        | usize::from(filter.app.is_some()) << 1
+        | usize::from(filter.user.is_some()) << 2;
+    let mut params = Vec::with_capacity(5);
+    params.extend(filter.status.map(|s| Param::Text(s.as_str().into())));
+    params.extend(filter.app.as_deref().map(|a| Param::Text(a.into())));
+    params.extend(filter.user.as_deref().map(|u| Param::Text(u.into())));
+    // No cursor is a cursor past every id, so that one statement serves both pages.
+    params.push(Param::Int(filter.before_id.unwrap_or(i64::MAX)));
+    let limit = if filter.limit == 0 { 50 } else { filter.limit };
+    params.push(Param::Int(i64::from(limit)));
+    (&LIST_REQUESTS[shape], params)
+}
+
+/// One statement per combination of filters (bit 0 status, 1 app, 2 user), each written
+/// so that an index finds the page without reading the rows of other pages: a single
+/// statement with `($1 IS NULL OR status = $1)` terms was planned as a walk of every
+/// request from the newest, which for a user with few requests meant the whole table.
+pub(super) static LIST_REQUESTS: LazyLock<Vec<String>> = LazyLock::new(|| {
+    (0..8)
+        .map(|shape| list_requests(shape & 1 != 0, shape & 2 != 0, shape & 4 != 0))
+        .collect()
 });
+
+/// Newest first, below the cursor: the filters present, in the order status, app, user,
+/// then the cursor and the limit, numbered `$1`… in that order. A user's requests (as
+/// requester or target) are the union of the newest page on each of the two user indexes.
+fn list_requests(status: bool, app: bool, user: bool) -> String {
+    let mut numbered = 0;
+    let mut next = || {
+        numbered += 1;
+        format!("${numbered}")
+    };
+    let mut conditions = Vec::new();
+    if status {
+        conditions.push(format!("status = {}", next()));
+    }
+    if app {
+        conditions.push(format!("app = {}", next()));
+    }
+    let user = user.then(&mut next);
+    conditions.push(format!("id < {}", next()));
+    let limit = next();
+    let conditions = conditions.join(" AND ");
+    match user {
+        None => select_requests(&format!("{conditions} ORDER BY id DESC LIMIT {limit}")),
+        Some(user) => {
+            let newest = |column: &str| {
+                format!(
+                    "SELECT id FROM (SELECT id FROM requests WHERE {column} = {user} \
+                     AND {conditions} ORDER BY id DESC LIMIT {limit}) AS {column}_page"
+                )
+            };
+            select_requests(&format!(
+                "id IN ({} UNION {}) ORDER BY id DESC LIMIT {limit}",
+                newest("requester"),
+                newest("target_user")
+            ))
+        }
+    }
+}
 
 /// Lists are JSON text; Slack ids are [A-Z0-9] only, so the quoted id `$1` (`%"U1"%`) is an
 /// exact element match. `$2` limit.
@@ -114,7 +170,37 @@ pub(super) const REQUEST_VERSION: &str = "SELECT version FROM requests WHERE id 
 pub(super) const PG_LOCK_REQUEST_VERSION: &str =
     "SELECT version FROM requests WHERE id = $1 FOR UPDATE";
 
-pub(super) const COUNT_BY_STATUS: &str = "SELECT status, COUNT(*) FROM requests GROUP BY status";
+/// Requests by status: the folded counts plus the changes recorded since (migrations
+/// sqlite 0007, postgres 0008), read in one statement so that a fold running meanwhile is
+/// seen either whole or not at all. Counting the requests themselves read every row.
+pub(super) const COUNT_BY_STATUS: &str = "SELECT status, CAST(SUM(requests) AS BIGINT) FROM ( \
+     SELECT status, requests FROM request_status_counts UNION ALL \
+     SELECT status, delta FROM request_status_changes) AS counted GROUP BY status";
+
+/// SQLite: adds the recorded status changes to the counts; [`CLEAR_STATUS_CHANGES`]
+/// follows in the same transaction (the single writer makes the pair atomic). `WHERE true`
+/// tells SQLite's parser that `ON CONFLICT` belongs to the `INSERT`.
+pub(super) const FOLD_STATUS_CHANGES: &str =
+    "INSERT INTO request_status_counts (status, requests) \
+     SELECT status, SUM(delta) FROM request_status_changes WHERE true GROUP BY status \
+     ON CONFLICT (status) DO UPDATE \
+     SET requests = request_status_counts.requests + excluded.requests";
+
+pub(super) const CLEAR_STATUS_CHANGES: &str = "DELETE FROM request_status_changes";
+
+/// PostgreSQL: whether this transaction is the one folding status changes; another
+/// replica folding at the same moment skips it (they would wait on each other's rows).
+pub(super) const PG_TRY_FOLD_LOCK: &str = "SELECT pg_try_advisory_xact_lock(7413260017)";
+
+/// PostgreSQL: moves the status changes committed so far into the counts, in one
+/// statement; changes committed meanwhile stay for the next fold. Counts are upserted in
+/// status order, like any other writer of them would.
+pub(super) const PG_FOLD_STATUS_CHANGES: &str =
+    "WITH moved AS (DELETE FROM request_status_changes RETURNING status, delta) \
+     INSERT INTO request_status_counts (status, requests) \
+     SELECT status, SUM(delta) FROM moved GROUP BY status ORDER BY status \
+     ON CONFLICT (status) DO UPDATE \
+     SET requests = request_status_counts.requests + excluded.requests";
 
 // ---- apps ----
 
@@ -487,6 +573,26 @@ mod tests {
             sql_payload(card_payload("post_card", "7")),
             to_json(&Delivery::PostCard { card_id: 7 }).unwrap()
         );
+    }
+
+    /// Each list statement has exactly the placeholders `requests_page` binds values for,
+    /// whatever the filters (a gap or an extra one fails at run time, on one backend only).
+    #[test]
+    fn each_request_list_has_a_placeholder_per_value() {
+        for shape in 0..8 {
+            let filter = RequestFilter {
+                status: (shape & 1 != 0).then_some(crate::domain::Status::Denied),
+                app: (shape & 2 != 0).then(|| "github".into()),
+                user: (shape & 4 != 0).then(|| "U1".into()),
+                before_id: None,
+                limit: 0,
+            };
+            let (sql, params) = requests_page(&filter);
+            for n in 1..=params.len() {
+                assert!(sql.contains(&format!("${n}")), "{sql} lacks ${n}");
+            }
+            assert!(!sql.contains(&format!("${}", params.len() + 1)), "{sql}");
+        }
     }
 
     /// The generated statements number their placeholders from the column list: the

@@ -296,15 +296,8 @@ impl Store for PostgresStore {
     }
 
     async fn requests(&self, filter: &RequestFilter) -> StoreResult<Vec<AccessRequest>> {
-        let limit = if filter.limit == 0 { 50 } else { filter.limit };
-        let found = sqlx::query(&sql::LIST_REQUESTS)
-            .bind(filter.status.map(|s| s.as_str()))
-            .bind(&filter.app)
-            .bind(&filter.user)
-            .bind(filter.before_id)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
+        let (sql, params) = sql::requests_page(filter);
+        let found = bind(sqlx::query(sql), params).fetch_all(&self.pool).await?;
         found.iter().map(|row| REQUESTS.read(row)).collect()
     }
 
@@ -609,6 +602,14 @@ impl Store for PostgresStore {
         done_before: DateTime<Utc>,
     ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
+        let folding: bool = sqlx::query_scalar(sql::PG_TRY_FOLD_LOCK)
+            .fetch_one(&mut *tx)
+            .await?;
+        if folding {
+            sqlx::query(sql::PG_FOLD_STATUS_CHANGES)
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query(sql::PRUNE_KEYS)
             .bind(millis(keys_before))
             .execute(&mut *tx)

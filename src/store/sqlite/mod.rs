@@ -572,12 +572,11 @@ mod tests {
     #[test]
     fn every_statement_prepares_with_parameters_one_to_n() {
         let conn = schema();
-        let statements: [&str; 48] = [
+        let statements: [&str; 49] = [
             &sql::REQUEST,
             &sql::REQUEST_BY_KEY,
             &sql::INSERT_REQUEST,
             &sql::UPDATE_REQUEST,
-            &sql::LIST_REQUESTS,
             &sql::OPEN_TASKS,
             &sql::DUE_EXPIRIES,
             &sql::EXPIRING_BEFORE,
@@ -621,8 +620,11 @@ mod tests {
             sql::THREAD,
             sql::OTHER_POSTED_CARDS,
             sql::HOME_OPENED,
+            sql::FOLD_STATUS_CHANGES,
+            sql::CLEAR_STATUS_CHANGES,
         ];
-        for text in statements {
+        let lists = sql::LIST_REQUESTS.iter().map(String::as_str);
+        for text in statements.into_iter().chain(lists) {
             let statement = conn
                 .prepare(text)
                 .unwrap_or_else(|err| panic!("{err}: {text}"));

@@ -43,20 +43,9 @@ pub(super) fn requests(
     conn: &Connection,
     filter: &RequestFilter,
 ) -> StoreResult<Vec<AccessRequest>> {
-    let limit = i64::from(if filter.limit == 0 { 50 } else { filter.limit });
-    let status = filter.status.map(|s| s.as_str());
-    query(
-        conn,
-        &sql::LIST_REQUESTS,
-        &[
-            &status,
-            &filter.app,
-            &filter.user,
-            &filter.before_id,
-            &limit,
-        ],
-        |row| REQUESTS.read(&InOrder::new(row)),
-    )
+    let (sql, params) = sql::requests_page(filter);
+    let params: Vec<&dyn rusqlite::ToSql> = params.iter().map(|p| p as _).collect();
+    query(conn, sql, &params, |row| REQUESTS.read(&InOrder::new(row)))
 }
 
 /// The requests of `sql` (`$1` a time, `$2` a limit): expiries and reminders.

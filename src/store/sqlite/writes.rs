@@ -340,6 +340,8 @@ pub(super) fn prune(
     keys_before: DateTime<Utc>,
     done_before: DateTime<Utc>,
 ) -> StoreResult<()> {
+    execute(conn, sql::FOLD_STATUS_CHANGES, &[])?;
+    execute(conn, sql::CLEAR_STATUS_CHANGES, &[])?;
     execute(conn, sql::PRUNE_KEYS, &[&millis(keys_before)])?;
     execute(conn, sql::PRUNE_DONE, &[&millis(done_before)])?;
     Ok(())
