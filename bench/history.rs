@@ -112,6 +112,9 @@ fn parse_opts() -> Res<Opts> {
         return Err(fail(format!("each size must be at least {}", 2 * PENDING)));
     }
     opts.pg_url = plaintext_unless_asked(&opts.pg_url)?;
+    // accessbot runs in the work directory: a relative path would be looked up there.
+    opts.bin = std::fs::canonicalize(&opts.bin)
+        .map_err(|e| fail(format!("{}: {e}", opts.bin.display())))?;
     Ok(opts)
 }
 
