@@ -655,7 +655,9 @@ async fn case(opts: &Opts, backend: &str, n: i64) -> Res<(Samples, Duration)> {
         replica.stop().await;
     }
     measure_sweep(&database_url, &sink, &mut samples).await?;
-    if backend != "sqlite" {
+    if std::env::var_os("BENCH_KEEP_DATABASE").is_some() {
+        eprintln!("   kept {database_url} (BENCH_KEEP_DATABASE)");
+    } else if backend != "sqlite" {
         drop_pg(&opts.pg_url).await?;
     } else if let Some(path) = database_url.strip_prefix("sqlite://") {
         let _ = std::fs::remove_dir_all(Path::new(path).parent().unwrap_or(Path::new(path)));
