@@ -65,6 +65,8 @@ struct Opts {
     bin: PathBuf,
     samples: usize,
     report: Option<PathBuf>,
+    /// Hand-written analysis put after the table in the report's section.
+    appendix: Option<PathBuf>,
     command: String,
     work_dir: PathBuf,
 }
@@ -84,6 +86,7 @@ fn parse_opts() -> Res<Opts> {
         bin: PathBuf::from(env_or("BENCH_BIN", "target/release/accessbot")),
         samples: env_or("BENCH_SAMPLES", "20").parse()?,
         report: None,
+        appendix: None,
         command: env_or("BENCH_COMMAND", "cargo run --release --example history"),
         work_dir: std::env::temp_dir().join(format!("accessbot-history-{}", std::process::id())),
     };
@@ -101,6 +104,7 @@ fn parse_opts() -> Res<Opts> {
             "--bin" => opts.bin = PathBuf::from(value()?),
             "--samples" => opts.samples = value()?.parse()?,
             "--report" => opts.report = Some(PathBuf::from(value()?)),
+            "--appendix" => opts.appendix = Some(PathBuf::from(value()?)),
             other => return Err(fail(format!("unknown flag {other}; see bench/README.md"))),
         }
     }
@@ -826,9 +830,13 @@ async fn run() -> Res<bool> {
         }
     }
     let load_after = loadavg();
-    let (section, pass) = render(&opts, &results, (&load_before, &load_after));
+    let (mut section, pass) = render(&opts, &results, (&load_before, &load_after));
     println!("{section}");
     if let Some(path) = &opts.report {
+        if let Some(appendix) = &opts.appendix {
+            section.push('\n');
+            section.push_str(&std::fs::read_to_string(appendix)?);
+        }
         write_section(path, &section)?;
         eprintln!("wrote the section into {}", path.display());
     }

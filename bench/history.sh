@@ -15,4 +15,5 @@ cargo build --release --bin accessbot --example history
 exec env BENCH_COMMAND="bench/history.sh${*:+ $*}" target/release/examples/history \
     --bin target/release/accessbot \
     --report bench/REPORT.md \
+    --appendix bench/history-analysis.md \
     "$@"
