@@ -3,6 +3,9 @@
 
 use std::sync::Arc;
 
+use chrono::Duration;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 
 use crate::clock::Clock;
@@ -11,8 +14,8 @@ use crate::domain::{
     Effect, EventKind, NewEvent, Refusal, RequestDraft, ThreadMessage, ValidationError,
 };
 use crate::store::{
-    Change, Decide, Decided, Delivery, FailedDelivery, Filed, NewCard, NewRequest, RequestFilter,
-    Store, StoreError, StoreStats, ThreadPost,
+    Change, Decide, Decided, Delivery, FailedDelivery, Filed, IdempotencyKey, NewCard, NewRequest,
+    RequestFilter, Store, StoreError, StoreStats, ThreadPost,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -25,12 +28,19 @@ pub enum ServiceError {
     Invalid(#[from] ValidationError),
     #[error(transparent)]
     Refused(#[from] Refusal),
+    /// The idempotency key was used with another request within its lifetime.
+    #[error("this idempotency key was used for a different request in the last 24 hours")]
+    KeyUsedForAnotherBody,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
+/// How long an idempotency key binds: within it the same key and body return the first
+/// request and another body is refused; after it the key files anew.
+pub const IDEMPOTENCY_KEY_LIFETIME: Duration = Duration::hours(24);
+
 /// What a caller asks for when filing a request; defaults are filled in here.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct RequestInput {
     pub app: String,
     pub target_user: String,
@@ -39,6 +49,28 @@ pub struct RequestInput {
     pub groups: Vec<String>,
     pub comment: String,
     pub access_length: Option<String>,
+}
+
+impl RequestInput {
+    /// SHA-256 (hex) of the request as asked, which an idempotency key is bound to. It is
+    /// taken over the parsed fields rather than the raw bytes (Stripe's choice), so that a
+    /// retry matches whatever its key order or whitespace, and a Slack form replayed with
+    /// another view hash too; a field given or left out is a different request even where
+    /// its default is the same.
+    pub fn fingerprint(&self) -> String {
+        // The fields in declaration order, as JSON: strings and lists only, so the text is
+        // the same for the same request in every release that keeps these fields.
+        let canonical = serde_json::to_vec(self).unwrap_or_default();
+        hex::encode(Sha256::digest(canonical))
+    }
+}
+
+/// How a request was filed; a repeat of an idempotent filing is not filed again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Filing {
+    Created(AccessRequest),
+    /// The key was used with this body within its lifetime: the request it filed.
+    Replayed(AccessRequest),
 }
 
 #[derive(Clone)]
@@ -117,9 +149,13 @@ impl Service {
         Ok(self.store.events(id).await?)
     }
 
-    /// Slack calls that failed for good.
-    pub async fn failed_deliveries(&self) -> Result<Vec<FailedDelivery>, ServiceError> {
-        Ok(self.store.failed_deliveries().await?)
+    /// Slack calls that failed for good, oldest first: up to `limit` after `after_id`.
+    pub async fn failed_deliveries(
+        &self,
+        after_id: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<FailedDelivery>, ServiceError> {
+        Ok(self.store.failed_deliveries(after_id, limit).await?)
     }
 
     /// Queues a failed Slack call again; false when there is no such failed call.
@@ -152,12 +188,45 @@ impl Service {
         Ok(self.store.claim_key(key, self.clock.now()).await?)
     }
 
-    /// Files a request; with an idempotency key, a repeat returns the first request.
+    /// Files a request; with an idempotency key (an API client's `Idempotency-Key`), a repeat
+    /// with the same body returns the first request.
     pub async fn file_request(
         &self,
         input: RequestInput,
         idempotency_key: Option<String>,
-    ) -> Result<Filed, ServiceError> {
+    ) -> Result<Filing, ServiceError> {
+        let key = idempotency_key.map(|key| IdempotencyKey {
+            key: format!("api:{key}"),
+            body_hash: input.fingerprint(),
+            legacy_key: Some(key),
+            live_after: self.clock.now() - IDEMPOTENCY_KEY_LIFETIME,
+        });
+        self.file_keyed(input, key).await
+    }
+
+    /// Files a request on behalf of a Slack user (the `/access` modal `view_id`). Keyed on
+    /// the view, as clicks are on their `action_ts`: a submission Slack (or anyone holding
+    /// a signed copy, within its five minutes) sends again files nothing twice, while each
+    /// new modal has a view of its own.
+    pub async fn file_request_from_slack(
+        &self,
+        input: RequestInput,
+        view_id: &str,
+    ) -> Result<Filing, ServiceError> {
+        let key = IdempotencyKey {
+            key: format!("slack-view:{view_id}"),
+            body_hash: input.fingerprint(),
+            legacy_key: None,
+            live_after: self.clock.now() - IDEMPOTENCY_KEY_LIFETIME,
+        };
+        self.file_keyed(input, Some(key)).await
+    }
+
+    async fn file_keyed(
+        &self,
+        input: RequestInput,
+        idempotency: Option<IdempotencyKey>,
+    ) -> Result<Filing, ServiceError> {
         let app = self.app(&input.app).await?;
         let access_length = match input.access_length.as_deref() {
             None => AccessLength::Unlimited,
@@ -181,11 +250,17 @@ impl Service {
                 new_cards: change.new_cards,
                 deliveries: change.deliveries,
                 republish_homes: change.republish_homes,
-                idempotency_key,
+                idempotency,
             })
             .await?;
-        self.deliveries_waiting.notify_one();
-        Ok(filed)
+        match filed {
+            Filed::Created(request) => {
+                self.deliveries_waiting.notify_one();
+                Ok(Filing::Created(request))
+            }
+            Filed::Existing(request) => Ok(Filing::Replayed(request)),
+            Filed::KeyUsedForAnotherBody => Err(ServiceError::KeyUsedForAnotherBody),
+        }
     }
 
     /// Lets `actor` do `command` to request `id`, exactly once even when others act at the
@@ -267,16 +342,6 @@ impl Service {
         let request = self.request(id).await?;
         domain::permit(&request, actor, Action::SendFeedback, self.clock.now())?;
         Ok(request)
-    }
-
-    /// Files a request on behalf of a Slack user (the `/access` modal).
-    pub async fn file_request_from_slack(
-        &self,
-        input: RequestInput,
-    ) -> Result<AccessRequest, ServiceError> {
-        match self.file_request(input, None).await? {
-            Filed::Created(request) | Filed::Existing(request) => Ok(request),
-        }
     }
 
     /// Relays a reply written in the thread of one of a request's cards into the threads of

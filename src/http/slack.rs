@@ -360,8 +360,23 @@ async fn on_new_request(state: &AppState, submission: Submission) -> Result<Repl
         comment: values.text(field::COMMENT).unwrap_or_default(),
         access_length: values.text(field::ACCESS_LENGTH),
     };
-    match state.service.file_request_from_slack(input).await {
+    match state
+        .service
+        .file_request_from_slack(input, &submission.view_id)
+        .await
+    {
+        // A replay (Slack's or anyone's, within the signature's five minutes) filed nothing
+        // again; it closes the modal like the first.
         Ok(_) => Ok(None),
+        // The same view, submitted after it filed, with other values: Slack closed the
+        // modal at the first, so this is no person's form; nothing is filed.
+        Err(ServiceError::KeyUsedForAnotherBody) => {
+            tracing::warn!(
+                view = %submission.view_id,
+                "a request form was submitted again with other values; nothing filed"
+            );
+            Ok(None)
+        }
         Err(ServiceError::UnknownApp(_)) => Ok(field_errors(&[(
             field::APP,
             "That app is no longer in the catalog.",

@@ -231,15 +231,46 @@ pub struct NewRequest {
     pub deliveries: Vec<Delivery>,
     /// Users whose Home tab shows this request; it is republished for those who use it.
     pub republish_homes: Vec<String>,
-    /// A client's `Idempotency-Key`: filing twice with the same key returns the first request.
-    pub idempotency_key: Option<String>,
+    /// Makes filing again with the same key and body return the first request.
+    pub idempotency: Option<IdempotencyKey>,
+}
+
+/// An idempotency key with the body it came with: the same key with the same body finds the
+/// request it filed; with another body it files nothing ([`Filed::KeyUsedForAnotherBody`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    /// Named after the door it came through (`api:…`, `slack-view:…`), so that a key sent
+    /// through one door never answers with a request filed through another.
+    pub key: String,
+    /// SHA-256 (hex) of what was asked with the key.
+    pub body_hash: String,
+    /// The key as releases before keys had bodies kept it, on the request it filed
+    /// (`requests.idempotency_key`, read and never written now): such a key has no body to
+    /// compare, and replays as it did.
+    pub legacy_key: Option<String>,
+    /// Keys recorded at or before this moment are forgotten: the key files anew.
+    pub live_after: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Filed {
     Created(AccessRequest),
-    /// The idempotency key was used before; this is the request it filed.
+    /// The idempotency key was used before with the same body (or before bodies were kept);
+    /// this is the request it filed.
     Existing(AccessRequest),
+    /// The idempotency key is live and was used with another body; nothing was filed.
+    KeyUsedForAnotherBody,
+}
+
+impl IdempotencyKey {
+    /// What filing with this key answers, given what the key found: its stored body hash
+    /// (`None` for a key of an earlier release) and its request.
+    fn replay(&self, found: (Option<String>, AccessRequest)) -> Filed {
+        match found {
+            (Some(hash), _) if hash != self.body_hash => Filed::KeyUsedForAnotherBody,
+            (_, request) => Filed::Existing(request),
+        }
+    }
 }
 
 /// A reply in the thread of one card, to keep and relay to the threads of the others.
@@ -311,6 +342,9 @@ pub trait Store: Send + Sync {
     /// The catalog, by slug.
     async fn apps(&self) -> StoreResult<Vec<App>>;
 
+    /// Files a request, unless its idempotency key is live: then the request the key filed
+    /// (same body) or nothing (another body). The key is recorded with the request, in one
+    /// transaction.
     async fn file_request(&self, new: NewRequest) -> StoreResult<Filed>;
     async fn request(&self, id: i64) -> StoreResult<Option<AccessRequest>>;
     async fn requests(&self, filter: &RequestFilter) -> StoreResult<Vec<AccessRequest>>;
@@ -381,7 +415,12 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<()>;
     /// Dead-letters a delivery and notes it in the request's audit trail.
     async fn delivery_failed(&self, id: i64, error: &str, now: DateTime<Utc>) -> StoreResult<()>;
-    async fn failed_deliveries(&self) -> StoreResult<Vec<FailedDelivery>>;
+    /// Failed deliveries by id, the first `limit` with an id above `after_id` (a page).
+    async fn failed_deliveries(
+        &self,
+        after_id: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<FailedDelivery>>;
     /// Puts a failed delivery back in the queue; false if there is no such failed delivery.
     async fn retry_delivery(&self, id: i64, now: DateTime<Utc>) -> StoreResult<bool>;
     /// The earliest time a waiting delivery becomes due, if any.
@@ -394,8 +433,9 @@ pub trait Store: Send + Sync {
 
     /// Records `key` as processed; false when it was already (a retried event, a replay).
     async fn claim_key(&self, key: &str, now: DateTime<Utc>) -> StoreResult<bool>;
-    /// Forgets processed keys recorded before `keys_before` and finished deliveries older
-    /// than `done_before`; Slack retries and replays come within minutes.
+    /// Forgets processed keys and idempotency keys recorded before `keys_before` and
+    /// finished deliveries older than `done_before`; Slack retries and replays come within
+    /// minutes, and idempotency keys are ignored once their day is over anyway.
     async fn prune(
         &self,
         keys_before: DateTime<Utc>,

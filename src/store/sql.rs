@@ -36,12 +36,33 @@ fn select_requests(condition: &str) -> String {
 
 pub(super) static REQUEST: LazyLock<String> = LazyLock::new(|| select_requests("id = $1"));
 
-pub(super) static REQUEST_BY_KEY: LazyLock<String> =
-    LazyLock::new(|| select_requests("idempotency_key = $1"));
+/// The request an earlier release filed with idempotency key `$1`, if filed after `$2`:
+/// those releases kept the key on the request, without its body.
+pub(super) static REQUEST_BY_LEGACY_KEY: LazyLock<String> =
+    LazyLock::new(|| select_requests("idempotency_key = $1 AND created_at > $2"));
 
-/// Files a request: the columns written on insert, then the idempotency key.
+/// The body hash of idempotency key `$1` recorded after `$2`, with the request it filed.
+pub(super) static REQUEST_BY_KEY: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT k.body_hash, {} FROM idempotency_keys k JOIN requests r ON r.id = k.request_id \
+         WHERE k.key = $1 AND k.at > $2",
+        request_columns("r.")
+    )
+});
+
+/// Records idempotency key `$1` with body hash `$2` for request `$3` at `$4`, taking over a
+/// key recorded at or before `$5` (forgotten, if not swept yet); no row when the key is live.
+pub(super) const RECORD_KEY: &str =
+    "INSERT INTO idempotency_keys (key, body_hash, request_id, at) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (key) DO UPDATE SET body_hash = excluded.body_hash, \
+     request_id = excluded.request_id, at = excluded.at WHERE idempotency_keys.at <= $5";
+
+pub(super) const PRUNE_IDEMPOTENCY_KEYS: &str = "DELETE FROM idempotency_keys WHERE at < $1";
+
+/// Files a request: the columns written on insert (its idempotency key goes to
+/// `idempotency_keys`).
 pub(super) static INSERT_REQUEST: LazyLock<String> =
-    LazyLock::new(|| format!("{} RETURNING id", REQUESTS.insert(&["idempotency_key"])));
+    LazyLock::new(|| format!("{} RETURNING id", REQUESTS.insert(&[])));
 
 /// Writes the columns a decision changes (in list order) to the request whose id follows
 /// them, if it still has the version the change was decided on. The columns fixed at
@@ -309,9 +330,11 @@ pub(super) const FAIL: &str =
     "UPDATE outbox SET status = 'failed', last_error = $2, updated_at = $3, \
      lease_owner = NULL, lease_until = NULL WHERE id = $1 RETURNING request_id, method";
 
+/// A page of failed deliveries: ids above `$1`, at most `$2` (the partial index
+/// `outbox_failed` walks them in order).
 pub(super) const FAILED_DELIVERIES: &str =
     "SELECT id, request_id, method, last_error, attempts, created_at, updated_at \
-     FROM outbox WHERE status = 'failed' ORDER BY id";
+     FROM outbox WHERE status = 'failed' AND id > $1 ORDER BY id LIMIT $2";
 
 /// A retry asked for by a person starts afresh: its attempts count from zero.
 pub(super) const RETRY: &str =
@@ -498,7 +521,7 @@ mod tests {
         assert!(UPDATE_REQUEST.contains(&format!("WHERE id = ${}", changes + 1)));
         let version = REQUESTS.change_number("version").unwrap();
         assert!(UPDATE_REQUEST.ends_with(&format!("AND version = ${version} - 1")));
-        assert!(INSERT_REQUEST.contains(&format!("${}) RETURNING id", inserted + 1)));
+        assert!(INSERT_REQUEST.contains(&format!("${inserted}) RETURNING id")));
         // PostgreSQL: ids, keys, times, the changing columns, 5 event arrays, 9 list arrays.
         let last = 3 + changes + 5 + 9;
         assert!(PG_APPLY_ALL.contains(&format!("${last}::text[]")));

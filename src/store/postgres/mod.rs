@@ -23,8 +23,8 @@ use self::batch::DecisionBatches;
 use super::columns::{Param, Write, APPS, REQUESTS};
 use super::rows::{self, millis, to_json};
 use super::{
-    sql, Card, Change, Decide, Decided, Delivery, FailedDelivery, Filed, NewCard, NewRequest,
-    OutboxItem, RequestFilter, Store, StoreError, StoreResult, StoreStats, ThreadPost,
+    sql, Card, Change, Decide, Decided, Delivery, FailedDelivery, Filed, IdempotencyKey, NewCard,
+    NewRequest, OutboxItem, RequestFilter, Store, StoreError, StoreResult, StoreStats, ThreadPost,
 };
 use crate::domain::{AccessRequest, App, AuditEvent, EventKind, NewEvent, ThreadMessage};
 
@@ -173,12 +173,36 @@ async fn thread_in(conn: &mut PgConnection, request_id: i64) -> StoreResult<Vec<
 }
 
 impl PostgresStore {
-    async fn request_by_key(&self, key: &str) -> StoreResult<Option<AccessRequest>> {
+    /// What idempotency key `key` found while live: its body hash (`None` for a key of an
+    /// earlier release) and the request it filed.
+    async fn request_by_key(
+        &self,
+        key: &IdempotencyKey,
+    ) -> StoreResult<Option<(Option<String>, AccessRequest)>> {
+        let live_after = millis(key.live_after);
         let row = sqlx::query(&sql::REQUEST_BY_KEY)
-            .bind(key)
+            .bind(&key.key)
+            .bind(live_after)
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(|row| REQUESTS.read(row)).transpose()
+        if let Some(row) = row {
+            return Ok(Some((
+                Some(row.try_get("body_hash")?),
+                REQUESTS.read(&row)?,
+            )));
+        }
+        let Some(legacy) = &key.legacy_key else {
+            return Ok(None);
+        };
+        let row = sqlx::query(&sql::REQUEST_BY_LEGACY_KEY)
+            .bind(legacy)
+            .bind(live_after)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(row) => Ok(Some((None, REQUESTS.read(&row)?))),
+            None => Ok(None),
+        }
     }
 
     /// The requests of `sql` (`$1` a time, `$2` a limit).
@@ -250,33 +274,39 @@ impl Store for PostgresStore {
 
     async fn file_request(&self, new: NewRequest) -> StoreResult<Filed> {
         let now = millis(new.event.at);
-        if let Some(key) = &new.idempotency_key {
-            if let Some(existing) = self.request_by_key(key).await? {
-                return Ok(Filed::Existing(existing));
+        if let Some(key) = &new.idempotency {
+            if let Some(found) = self.request_by_key(key).await? {
+                return Ok(key.replay(found));
             }
         }
         let mut tx = self.pool.begin().await?;
-        let inserted = bind(
+        let row = bind(
             sqlx::query(&sql::INSERT_REQUEST),
             REQUESTS.params(&new.request, Write::Insert)?,
         )
-        .bind(&new.idempotency_key)
         .fetch_one(&mut *tx)
-        .await;
-        let id: i64 = match inserted {
-            Ok(row) => row.try_get("id")?,
-            Err(sqlx::Error::Database(err)) if err.is_unique_violation() => {
-                // Another filing with the same key committed first.
+        .await?;
+        let id: i64 = row.try_get("id")?;
+        if let Some(key) = &new.idempotency {
+            // A filing with the same key that committed meanwhile holds it: this one waits
+            // for that commit on the key's unique index, then records nothing.
+            let recorded = sqlx::query(sql::RECORD_KEY)
+                .bind(&key.key)
+                .bind(&key.body_hash)
+                .bind(id)
+                .bind(now)
+                .bind(millis(key.live_after))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if recorded == 0 {
                 tx.rollback().await?;
-                if let Some(key) = &new.idempotency_key {
-                    if let Some(existing) = self.request_by_key(key).await? {
-                        return Ok(Filed::Existing(existing));
-                    }
-                }
-                return Err(sqlx::Error::Database(err).into());
+                let found = self.request_by_key(key).await?;
+                return found
+                    .map(|found| key.replay(found))
+                    .ok_or(StoreError::Conflict);
             }
-            Err(err) => return Err(err.into()),
-        };
+        }
         insert_event(&mut tx, id, &new.event).await?;
         insert_cards(&mut tx, id, &new.new_cards, now).await?;
         insert_deliveries(&mut tx, Some(id), &new.deliveries, now).await?;
@@ -554,8 +584,14 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn failed_deliveries(&self) -> StoreResult<Vec<FailedDelivery>> {
+    async fn failed_deliveries(
+        &self,
+        after_id: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<FailedDelivery>> {
         let found = sqlx::query(sql::FAILED_DELIVERIES)
+            .bind(after_id.unwrap_or(0))
+            .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
         found.iter().map(rows::failed).collect()
@@ -610,6 +646,10 @@ impl Store for PostgresStore {
     ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(sql::PRUNE_KEYS)
+            .bind(millis(keys_before))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(sql::PRUNE_IDEMPOTENCY_KEYS)
             .bind(millis(keys_before))
             .execute(&mut *tx)
             .await?;

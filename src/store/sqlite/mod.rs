@@ -388,8 +388,14 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn failed_deliveries(&self) -> StoreResult<Vec<FailedDelivery>> {
-        self.readers.read(reads::failed_deliveries).await
+    async fn failed_deliveries(
+        &self,
+        after_id: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<FailedDelivery>> {
+        self.readers
+            .read(move |conn| reads::failed_deliveries(conn, after_id, limit))
+            .await
     }
 
     async fn retry_delivery(&self, id: i64, now: DateTime<Utc>) -> StoreResult<bool> {
@@ -572,9 +578,12 @@ mod tests {
     #[test]
     fn every_statement_prepares_with_parameters_one_to_n() {
         let conn = schema();
-        let statements: [&str; 48] = [
+        let statements: [&str; 51] = [
             &sql::REQUEST,
             &sql::REQUEST_BY_KEY,
+            &sql::REQUEST_BY_LEGACY_KEY,
+            sql::RECORD_KEY,
+            sql::PRUNE_IDEMPOTENCY_KEYS,
             &sql::INSERT_REQUEST,
             &sql::UPDATE_REQUEST,
             &sql::LIST_REQUESTS,

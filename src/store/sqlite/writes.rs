@@ -27,20 +27,35 @@ pub(super) fn put_app(conn: &Connection, app: &App, now: DateTime<Utc>) -> Store
 pub(super) fn file_request(conn: &Connection, new: &NewRequest) -> StoreResult<Filed> {
     // The writer is the only one: nobody can file with this key between the look-up and
     // the insert.
-    if let Some(key) = &new.idempotency_key {
-        if let Some(existing) = reads::request_by_key(conn, key)? {
-            return Ok(Filed::Existing(existing));
+    if let Some(key) = &new.idempotency {
+        if let Some(found) = reads::request_by_key(conn, key)? {
+            return Ok(key.replay(found));
         }
     }
     let params = REQUESTS.params(&new.request, Write::Insert)?;
-    let id = query_first(
-        conn,
-        &sql::INSERT_REQUEST,
-        &with(&params, &[&new.idempotency_key]),
-        |row| Ok(row.get::<_, i64>("id")?),
-    )?
+    let id = query_first(conn, &sql::INSERT_REQUEST, &with(&params, &[]), |row| {
+        Ok(row.get::<_, i64>("id")?)
+    })?
     .ok_or_else(|| StoreError::Write("a request insert returned no id".into()))?;
     let now = new.event.at;
+    if let Some(key) = &new.idempotency {
+        let recorded = execute(
+            conn,
+            sql::RECORD_KEY,
+            &[
+                &key.key,
+                &key.body_hash,
+                &id,
+                &millis(now),
+                &millis(key.live_after),
+            ],
+        )?;
+        if recorded == 0 {
+            return Err(StoreError::Write(
+                "an idempotency key looked up as free was live".into(),
+            ));
+        }
+    }
     insert_event(conn, id, &new.event)?;
     insert_cards(conn, id, &new.new_cards, now)?;
     queue_all(conn, Some(id), &new.deliveries, now)?;
@@ -341,6 +356,7 @@ pub(super) fn prune(
     done_before: DateTime<Utc>,
 ) -> StoreResult<()> {
     execute(conn, sql::PRUNE_KEYS, &[&millis(keys_before)])?;
+    execute(conn, sql::PRUNE_IDEMPOTENCY_KEYS, &[&millis(keys_before)])?;
     execute(conn, sql::PRUNE_DONE, &[&millis(done_before)])?;
     Ok(())
 }

@@ -334,6 +334,21 @@ impl TestApp {
             .await
     }
 
+    /// `GET` on the HTTP API with the bearer token, with the answer's headers (e.g. the
+    /// `Link` to a list's next page).
+    pub async fn api_get_with_headers(&self, path: &str) -> (StatusCode, HeaderMap, Value) {
+        let response = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(TEST_API_TOKEN)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let headers = response.headers().clone();
+        let (status, body) = read(response).await;
+        (status, headers, body)
+    }
+
     /// `PUT` JSON on the HTTP API with the bearer token.
     pub async fn api_put(&self, path: &str, body: Value) -> (StatusCode, Value) {
         self.send(Method::PUT, path, Some(&body), Some(TEST_API_TOKEN), &[])
