@@ -200,7 +200,7 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
-    use crate::domain::{AccessLength, Status};
+    use crate::domain::Status;
 
     fn t(seconds: i64) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 27, 9, 0, 0).unwrap() + Duration::seconds(seconds)
@@ -214,30 +214,14 @@ mod tests {
             target_user: "UTARGET".into(),
             requester: "UREQ".into(),
             permission: "Member".into(),
-            groups: vec![],
-            comment: String::new(),
-            access_length: AccessLength::Unlimited,
             status: Status::PendingApproval,
             approvers: vec!["UAPPROVER".into()],
             app_admins: vec!["UADMIN".into()],
             admin_channel: Some("CADMINS".into()),
             created_at: t(0),
             updated_at: t(0),
-            approved_by: None,
-            approved_at: None,
-            decided_by: None,
-            decided_at: None,
-            provisioned_at: None,
-            expires_at: None,
-            removed_by: None,
-            removed_at: None,
-            released_by: None,
-            released_at: None,
-            denial_feedback: None,
-            expiry_reminded: false,
-            stage_reminded: false,
             version: 1,
-            claimed_by: None,
+            ..AccessRequest::default()
         }
     }
 
