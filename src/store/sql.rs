@@ -370,12 +370,52 @@ pub(super) const COUNT_FAILED: &str = "SELECT COUNT(*) FROM outbox WHERE status 
 pub(super) const CLAIM_KEY: &str =
     "INSERT INTO processed_keys (key, at) VALUES ($1, $2) ON CONFLICT DO NOTHING";
 
+/// Keeps a thread message; its id, or no row when it was kept before.
 pub(super) const INSERT_THREAD_MESSAGE: &str =
     "INSERT INTO thread_messages (request_id, at, user_id, text, source_channel, source_ts) \
-     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (source_channel, source_ts) DO NOTHING";
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (source_channel, source_ts) DO NOTHING \
+     RETURNING id";
 
-pub(super) const THREAD: &str =
-    "SELECT at, user_id, text FROM thread_messages WHERE request_id = $1 ORDER BY id";
+pub(super) const THREAD: &str = "SELECT at, user_id, text FROM thread_messages \
+     WHERE request_id = $1 AND deleted_at IS NULL ORDER BY id";
+
+/// The columns of a kept thread message (`rows::kept_message`).
+const KEPT_COLUMNS: &str = "id, request_id, user_id, text, version, deleted_at";
+
+/// Thread message `$1`.
+pub(super) static THREAD_MESSAGE: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {KEPT_COLUMNS} FROM thread_messages WHERE id = $1"));
+
+/// PostgreSQL: thread message `$1`, locked against a copy being recorded (or the message
+/// changed) until the transaction ends.
+pub(super) static PG_LOCK_THREAD_MESSAGE: LazyLock<String> = LazyLock::new(|| {
+    format!("SELECT {KEPT_COLUMNS} FROM thread_messages WHERE id = $1 FOR UPDATE")
+});
+
+/// The thread message written as message `$2` in channel `$1`.
+pub(super) static THREAD_MESSAGE_AT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {KEPT_COLUMNS} FROM thread_messages WHERE source_channel = $1 AND source_ts = $2"
+    )
+});
+
+/// Edits thread message `$1` to text `$2`, or deletes it when `$3` (the time) is set.
+pub(super) const CHANGE_THREAD_MESSAGE: &str =
+    "UPDATE thread_messages SET text = $2, version = version + 1, deleted_at = $3 \
+     WHERE id = $1 AND deleted_at IS NULL";
+
+/// The cards holding a copy of thread message `$1`.
+pub(super) const RELAY_COPIES: &str =
+    "SELECT card_id FROM thread_copies WHERE message_id = $1 ORDER BY card_id";
+
+/// The copy of thread message `$1` in the thread of card `$2`.
+pub(super) const RELAY_COPY: &str =
+    "SELECT channel, ts FROM thread_copies WHERE message_id = $1 AND card_id = $2";
+
+/// Remembers the copy of thread message `$1` in card `$2`'s thread: channel `$3`, ts `$4`.
+pub(super) const INSERT_RELAY_COPY: &str =
+    "INSERT INTO thread_copies (message_id, card_id, channel, ts) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (message_id, card_id) DO NOTHING";
 
 /// The posted cards of request `$1` other than `$2`: cards not posted yet get the
 /// conversation as a summary when they are.

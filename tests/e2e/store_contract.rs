@@ -12,7 +12,7 @@ use accessbot::domain::{
 };
 use accessbot::store::{
     Change, Decide, Decided, Delivery, Filed, IdempotencyKey, NewCard, NewRequest, OutboxItem,
-    RequestFilter, Store, StoreError, ThreadPost,
+    RelayCopy, RequestFilter, Store, StoreError, ThreadChange, ThreadPost,
 };
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
@@ -1320,16 +1320,24 @@ story! {
         assert!(store.add_thread_message(post.clone()).await.unwrap());
         assert!(!store.add_thread_message(post).await.unwrap(), "kept twice");
 
+        let kept = store
+            .thread_message_at("DAPPROVER", "100.000002")
+            .await
+            .unwrap()
+            .expect("kept by its source");
+        assert_eq!(
+            (kept.user.as_str(), kept.text.as_str(), kept.version, kept.deleted),
+            ("UAPPROVER", "why?", 1, false)
+        );
         let relayed: Vec<i64> = drain(&store, t0())
             .await
             .into_iter()
             .map(|delivery| match delivery {
-                Delivery::RelayReply {
+                Delivery::RelayMessage {
                     card_id,
-                    author,
-                    text,
+                    message_id,
                 } => {
-                    assert_eq!((author.as_str(), text.as_str()), ("UAPPROVER", "why?"));
+                    assert_eq!(message_id, kept.id);
                     card_id
                 }
                 other => panic!("unexpected delivery {other:?}"),
@@ -1373,6 +1381,133 @@ story! {
             .map(|e| e.kind)
             .collect();
         assert_eq!(kinds, ["created", "thread_message"]);
+    }
+}
+
+story! {
+    async fn edits_and_deletions_reach_every_copy_posted_before_or_after(store: Arc<dyn Store>) {
+        let app = App {
+            approvers: vec!["UAPPROVER".into(), "UAPPROVER2".into()],
+            ..github()
+        };
+        store.put_app(&app, t0()).await.unwrap();
+        let request = file(&store, new_request(&app, "UREQ", None)).await;
+        let cards = store.cards(request.id).await.unwrap();
+        assert_eq!(cards.len(), 3, "the receipt and two approval cards");
+        for (i, card) in cards.iter().enumerate() {
+            store
+                .card_posted(card.id, &format!("D{i}"), "100.000001", request.version, t0())
+                .await
+                .unwrap();
+        }
+        drain(&store, t0()).await;
+        let event = |kind| NewEvent {
+            at: t0(),
+            actor: "UREQ".into(),
+            kind,
+            before: None,
+            after: None,
+            detail: None,
+        };
+        let post = ThreadPost {
+            request_id: request.id,
+            source_card_id: cards[0].id,
+            source_channel: "D0".into(),
+            source_ts: "100.000002".into(),
+            event: event(EventKind::ThreadMessage),
+            message: ThreadMessage {
+                at: t0(),
+                user: "UREQ".into(),
+                text: "first".into(),
+            },
+        };
+        assert!(store.add_thread_message(post).await.unwrap());
+        drain(&store, t0()).await;
+        let message = store.thread_message_at("D0", "100.000002").await.unwrap().unwrap();
+        let (early, late) = (cards[1].id, cards[2].id);
+        // One copy is posted before the edit; the other was rendered before it and is
+        // recorded after it.
+        let copy = |ts: &str| RelayCopy {
+            channel: "DCOPY".into(),
+            ts: ts.into(),
+        };
+        store
+            .relay_copy_posted(message.id, early, copy("200.1"), 1, t0())
+            .await
+            .unwrap();
+        assert_eq!(drain(&store, t0()).await, [], "an up-to-date copy needs nothing");
+        let edit = ThreadChange {
+            message_id: message.id,
+            request_id: request.id,
+            text: Some("second".into()),
+            event: event(EventKind::ThreadMessageEdited),
+        };
+        assert!(store.change_thread_message(edit).await.unwrap());
+        assert_eq!(
+            drain(&store, t0()).await,
+            [Delivery::UpdateRelayCopy {
+                card_id: early,
+                message_id: message.id
+            }]
+        );
+        store
+            .relay_copy_posted(message.id, late, copy("200.2"), 1, t0())
+            .await
+            .unwrap();
+        assert_eq!(
+            drain(&store, t0()).await,
+            [Delivery::UpdateRelayCopy {
+                card_id: late,
+                message_id: message.id
+            }],
+            "a copy rendered before the edit is updated"
+        );
+        assert_eq!(
+            store.relay_copy(message.id, late).await.unwrap(),
+            Some(copy("200.2"))
+        );
+        assert_eq!(store.thread(request.id).await.unwrap()[0].text, "second");
+
+        let deletion = ThreadChange {
+            message_id: message.id,
+            request_id: request.id,
+            text: None,
+            event: event(EventKind::ThreadMessageDeleted),
+        };
+        assert!(store.change_thread_message(deletion.clone()).await.unwrap());
+        assert!(!store.change_thread_message(deletion).await.unwrap(), "deleted once");
+        assert_eq!(
+            drain(&store, t0()).await,
+            [
+                Delivery::DeleteRelayCopy {
+                    card_id: early,
+                    message_id: message.id
+                },
+                Delivery::DeleteRelayCopy {
+                    card_id: late,
+                    message_id: message.id
+                }
+            ]
+        );
+        assert!(store.thread(request.id).await.unwrap().is_empty());
+        let gone = store.thread_message(message.id).await.unwrap().unwrap();
+        assert!(gone.deleted && gone.text.is_empty(), "{gone:?}");
+        let kinds: Vec<String> = store
+            .events(request.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "created",
+                "thread_message",
+                "thread_message_edited",
+                "thread_message_deleted"
+            ]
+        );
     }
 }
 

@@ -9,6 +9,7 @@
 
 mod apply;
 mod batch;
+mod relay;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,8 +24,9 @@ use self::batch::DecisionBatches;
 use super::columns::{Param, Write, APPS, REQUESTS};
 use super::rows::{self, millis, to_json};
 use super::{
-    sql, Card, Change, Decide, Decided, Delivery, FailedDelivery, Filed, IdempotencyKey, NewCard,
-    NewRequest, OutboxItem, RequestFilter, Store, StoreError, StoreResult, StoreStats, ThreadPost,
+    sql, Card, Change, Decide, Decided, Delivery, FailedDelivery, Filed, IdempotencyKey,
+    KeptMessage, NewCard, NewRequest, OutboxItem, RelayCopy, RequestFilter, Store, StoreError,
+    StoreResult, StoreStats, ThreadChange, ThreadPost,
 };
 use crate::domain::{AccessRequest, App, AuditEvent, EventKind, NewEvent, ThreadMessage};
 
@@ -671,50 +673,39 @@ impl Store for PostgresStore {
     }
 
     async fn add_thread_message(&self, post: ThreadPost) -> StoreResult<bool> {
-        let now = millis(post.message.at);
-        let mut tx = self.pool.begin().await?;
-        // Locked against a card being recorded as posted (see `card_posted`).
-        sqlx::query(sql::PG_LOCK_REQUEST_VERSION)
-            .bind(post.request_id)
-            .execute(&mut *tx)
-            .await?;
-        let inserted = sqlx::query(sql::INSERT_THREAD_MESSAGE)
-            .bind(post.request_id)
-            .bind(now)
-            .bind(&post.message.user)
-            .bind(&post.message.text)
-            .bind(&post.source_channel)
-            .bind(&post.source_ts)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if inserted == 0 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        insert_event(&mut tx, post.request_id, &post.event).await?;
-        // Cards not posted yet get the conversation as a summary when they are.
-        let others: Vec<i64> = sqlx::query_scalar(sql::OTHER_POSTED_CARDS)
-            .bind(post.request_id)
-            .bind(post.source_card_id)
-            .fetch_all(&mut *tx)
-            .await?;
-        let relays: Vec<Delivery> = others
-            .into_iter()
-            .map(|card_id| Delivery::RelayReply {
-                card_id,
-                author: post.message.user.clone(),
-                text: post.message.text.clone(),
-            })
-            .collect();
-        insert_deliveries(&mut tx, Some(post.request_id), &relays, now).await?;
-        tx.commit().await?;
-        Ok(true)
+        relay::add_thread_message(&self.pool, post).await
     }
 
     async fn thread(&self, request_id: i64) -> StoreResult<Vec<ThreadMessage>> {
         let mut conn = self.pool.acquire().await?;
         thread_in(&mut conn, request_id).await
+    }
+
+    async fn thread_message_at(&self, channel: &str, ts: &str) -> StoreResult<Option<KeptMessage>> {
+        relay::thread_message_at(&self.pool, channel, ts).await
+    }
+
+    async fn thread_message(&self, id: i64) -> StoreResult<Option<KeptMessage>> {
+        relay::thread_message(&self.pool, id).await
+    }
+
+    async fn change_thread_message(&self, change: ThreadChange) -> StoreResult<bool> {
+        relay::change_thread_message(&self.pool, change).await
+    }
+
+    async fn relay_copy(&self, message_id: i64, card_id: i64) -> StoreResult<Option<RelayCopy>> {
+        relay::relay_copy(&self.pool, message_id, card_id).await
+    }
+
+    async fn relay_copy_posted(
+        &self,
+        message_id: i64,
+        card_id: i64,
+        copy: RelayCopy,
+        shown_version: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        relay::relay_copy_posted(&self.pool, message_id, card_id, copy, shown_version, now).await
     }
 
     async fn home_opened(&self, user: &str, now: DateTime<Utc>) -> StoreResult<()> {

@@ -10,7 +10,7 @@ use crate::store::columns::{Write, APPS, REQUESTS};
 use crate::store::rows::{self, millis, to_json, InOrder};
 use crate::store::{
     sql, Change, Decide, Decided, Delivery, Filed, NewCard, NewRequest, OutboxItem, StoreError,
-    StoreResult, ThreadPost,
+    StoreResult,
 };
 
 pub(super) fn put_app(conn: &Connection, app: &App, now: DateTime<Utc>) -> StoreResult<bool> {
@@ -359,42 +359,6 @@ pub(super) fn prune(
     execute(conn, sql::PRUNE_IDEMPOTENCY_KEYS, &[&millis(keys_before)])?;
     execute(conn, sql::PRUNE_DONE, &[&millis(done_before)])?;
     Ok(())
-}
-
-pub(super) fn add_thread_message(conn: &Connection, post: &ThreadPost) -> StoreResult<bool> {
-    let at = millis(post.message.at);
-    let inserted = execute(
-        conn,
-        sql::INSERT_THREAD_MESSAGE,
-        &[
-            &post.request_id,
-            &at,
-            &post.message.user,
-            &post.message.text,
-            &post.source_channel,
-            &post.source_ts,
-        ],
-    )?;
-    if inserted == 0 {
-        return Ok(false);
-    }
-    insert_event(conn, post.request_id, &post.event)?;
-    let others = query(
-        conn,
-        sql::OTHER_POSTED_CARDS,
-        &[&post.request_id, &post.source_card_id],
-        |row| Ok(row.get::<_, i64>("id")?),
-    )?;
-    let relays: Vec<Delivery> = others
-        .into_iter()
-        .map(|card_id| Delivery::RelayReply {
-            card_id,
-            author: post.message.user.clone(),
-            text: post.message.text.clone(),
-        })
-        .collect();
-    queue_all(conn, Some(post.request_id), &relays, post.message.at)?;
-    Ok(true)
 }
 
 pub(super) fn home_opened(conn: &Connection, user: &str, now: DateTime<Utc>) -> StoreResult<()> {
