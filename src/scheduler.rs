@@ -14,7 +14,9 @@ use crate::service::{Service, ServiceError};
 use crate::store::Store;
 
 /// Slack retries an event for about an hour at most and a signed request is valid for five
-/// minutes; keys of processed ones are kept well beyond that.
+/// minutes; keys of processed ones are kept well beyond that. Idempotency keys are swept
+/// with them: they are ignored after `IDEMPOTENCY_KEY_LIFETIME` (a day) already, so
+/// sweeping later changes no answer and keeps the table bounded.
 const KEEP_PROCESSED_KEYS: Duration = Duration::days(2);
 /// Finished deliveries are kept a while for inspection.
 const KEEP_DONE_DELIVERIES: Duration = Duration::days(7);

@@ -1,18 +1,22 @@
 //! The use cases: file a request, act on one, manage the catalog. Each reads the request,
 //! lets the domain decide, and stores the new state together with the Slack calls it causes.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use chrono::Duration;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 
 use crate::clock::Clock;
 use crate::domain::{
     self, AccessLength, AccessRequest, Action, Actor, App, AuditEvent, Command, Decision, Edit,
-    Effect, EventKind, NewEvent, Refusal, RequestDraft, ThreadMessage, ValidationError,
+    Effect, EventKind, Limited, NewEvent, Refusal, RelayLimiter, RelayRefusal, RequestDraft,
+    ThreadMessage, ValidationError,
 };
 use crate::store::{
-    Change, Decide, Decided, Delivery, FailedDelivery, Filed, NewCard, NewRequest, RequestFilter,
-    Store, StoreError, StoreStats, ThreadPost,
+    Change, Decide, Decided, Delivery, FailedDelivery, Filed, IdempotencyKey, NewCard, NewRequest,
+    RequestFilter, Store, StoreError, StoreStats, ThreadChange, ThreadPost,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -25,12 +29,19 @@ pub enum ServiceError {
     Invalid(#[from] ValidationError),
     #[error(transparent)]
     Refused(#[from] Refusal),
+    /// The idempotency key was used with another request within its lifetime.
+    #[error("this idempotency key was used for a different request in the last 24 hours")]
+    KeyUsedForAnotherBody,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
+/// How long an idempotency key binds: within it the same key and body return the first
+/// request and another body is refused; after it the key files anew.
+pub const IDEMPOTENCY_KEY_LIFETIME: Duration = Duration::hours(24);
+
 /// What a caller asks for when filing a request; defaults are filled in here.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct RequestInput {
     pub app: String,
     pub target_user: String,
@@ -41,12 +52,53 @@ pub struct RequestInput {
     pub access_length: Option<String>,
 }
 
+impl RequestInput {
+    /// SHA-256 (hex) of the request as asked, which an idempotency key is bound to. It is
+    /// taken over the parsed fields rather than the raw bytes (Stripe's choice), so that a
+    /// retry matches whatever its key order or whitespace, and a Slack form replayed with
+    /// another view hash too; a field given or left out is a different request even where
+    /// its default is the same.
+    pub fn fingerprint(&self) -> String {
+        // The fields in declaration order, as JSON: strings and lists only, so the text is
+        // the same for the same request in every release that keeps these fields.
+        let canonical = serde_json::to_vec(self).unwrap_or_default();
+        hex::encode(Sha256::digest(canonical))
+    }
+}
+
+/// How a request was filed; a repeat of an idempotent filing is not filed again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Filing {
+    Created(AccessRequest),
+    /// The key was used with this body within its lifetime: the request it filed.
+    Replayed(AccessRequest),
+}
+
+/// What became of a reply written in the thread of a card.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RelayOutcome {
+    /// Kept and queued to the request's other threads (or it was before: Slack retried).
+    Relayed,
+    /// Not in the thread of any card of a request.
+    NotOurs,
+    /// Neither relayed nor kept; the author should hear why when `tell` (the first time).
+    Refused {
+        request_id: i64,
+        why: RelayRefusal,
+        tell: bool,
+    },
+}
+
 #[derive(Clone)]
 pub struct Service {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     /// Wakes the delivery worker when new Slack calls were stored.
     deliveries_waiting: Arc<Notify>,
+    /// The relay's rate limits, in this process's memory: with several replicas each
+    /// counts the events Slack sends it, so a request may relay up to that many times the
+    /// limit when its events are spread over all of them.
+    relay_limits: Arc<Mutex<RelayLimiter>>,
 }
 
 impl Service {
@@ -59,6 +111,7 @@ impl Service {
             store,
             clock,
             deliveries_waiting,
+            relay_limits: Arc::default(),
         }
     }
 
@@ -117,9 +170,13 @@ impl Service {
         Ok(self.store.events(id).await?)
     }
 
-    /// Slack calls that failed for good.
-    pub async fn failed_deliveries(&self) -> Result<Vec<FailedDelivery>, ServiceError> {
-        Ok(self.store.failed_deliveries().await?)
+    /// Slack calls that failed for good, oldest first: up to `limit` after `after_id`.
+    pub async fn failed_deliveries(
+        &self,
+        after_id: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<FailedDelivery>, ServiceError> {
+        Ok(self.store.failed_deliveries(after_id, limit).await?)
     }
 
     /// Queues a failed Slack call again; false when there is no such failed call.
@@ -152,12 +209,45 @@ impl Service {
         Ok(self.store.claim_key(key, self.clock.now()).await?)
     }
 
-    /// Files a request; with an idempotency key, a repeat returns the first request.
+    /// Files a request; with an idempotency key (an API client's `Idempotency-Key`), a repeat
+    /// with the same body returns the first request.
     pub async fn file_request(
         &self,
         input: RequestInput,
         idempotency_key: Option<String>,
-    ) -> Result<Filed, ServiceError> {
+    ) -> Result<Filing, ServiceError> {
+        let key = idempotency_key.map(|key| IdempotencyKey {
+            key: format!("api:{key}"),
+            body_hash: input.fingerprint(),
+            legacy_key: Some(key),
+            live_after: self.clock.now() - IDEMPOTENCY_KEY_LIFETIME,
+        });
+        self.file_keyed(input, key).await
+    }
+
+    /// Files a request on behalf of a Slack user (the `/access` modal `view_id`). Keyed on
+    /// the view, as clicks are on their `action_ts`: a submission Slack (or anyone holding
+    /// a signed copy, within its five minutes) sends again files nothing twice, while each
+    /// new modal has a view of its own.
+    pub async fn file_request_from_slack(
+        &self,
+        input: RequestInput,
+        view_id: &str,
+    ) -> Result<Filing, ServiceError> {
+        let key = IdempotencyKey {
+            key: format!("slack-view:{view_id}"),
+            body_hash: input.fingerprint(),
+            legacy_key: None,
+            live_after: self.clock.now() - IDEMPOTENCY_KEY_LIFETIME,
+        };
+        self.file_keyed(input, Some(key)).await
+    }
+
+    async fn file_keyed(
+        &self,
+        input: RequestInput,
+        idempotency: Option<IdempotencyKey>,
+    ) -> Result<Filing, ServiceError> {
         let app = self.app(&input.app).await?;
         let access_length = match input.access_length.as_deref() {
             None => AccessLength::Unlimited,
@@ -181,11 +271,17 @@ impl Service {
                 new_cards: change.new_cards,
                 deliveries: change.deliveries,
                 republish_homes: change.republish_homes,
-                idempotency_key,
+                idempotency,
             })
             .await?;
-        self.deliveries_waiting.notify_one();
-        Ok(filed)
+        match filed {
+            Filed::Created(request) => {
+                self.deliveries_waiting.notify_one();
+                Ok(Filing::Created(request))
+            }
+            Filed::Existing(request) => Ok(Filing::Replayed(request)),
+            Filed::KeyUsedForAnotherBody => Err(ServiceError::KeyUsedForAnotherBody),
+        }
     }
 
     /// Lets `actor` do `command` to request `id`, exactly once even when others act at the
@@ -269,19 +365,11 @@ impl Service {
         Ok(request)
     }
 
-    /// Files a request on behalf of a Slack user (the `/access` modal).
-    pub async fn file_request_from_slack(
-        &self,
-        input: RequestInput,
-    ) -> Result<AccessRequest, ServiceError> {
-        match self.file_request(input, None).await? {
-            Filed::Created(request) | Filed::Existing(request) => Ok(request),
-        }
-    }
-
     /// Relays a reply written in the thread of one of a request's cards into the threads of
-    /// all its other cards, and keeps it. False when the thread belongs to no request or the
-    /// message was relayed before.
+    /// all its other cards, and keeps it, if the relay policy lets it through: its author is
+    /// one of the request's people (`domain::relays_from`) within the rate limits
+    /// (`domain::RelayLimiter`). The kept and relayed text is cut to
+    /// `domain::MAX_THREAD_TEXT` characters.
     pub async fn relay_thread_reply(
         &self,
         channel: &str,
@@ -289,12 +377,40 @@ impl Service {
         ts: &str,
         user: &str,
         text: &str,
-    ) -> Result<bool, ServiceError> {
+    ) -> Result<RelayOutcome, ServiceError> {
         let Some(card) = self.store.card_by_message(channel, thread_ts).await? else {
-            return Ok(false);
+            return Ok(RelayOutcome::NotOurs);
         };
-        let text = domain::kept_thread_text(text);
+        let request = self.request(card.request_id).await?;
+        if !domain::relays_from(&request, user, &card.recipient) {
+            // Told once per person and request (for as long as processed keys are kept).
+            let tell = self
+                .first_time(&format!("relay-refused:{}:{user}", request.id))
+                .await?;
+            return Ok(RelayOutcome::Refused {
+                request_id: request.id,
+                why: RelayRefusal::NotOfTheRequest,
+                tell,
+            });
+        }
+        // A retried event of a reply kept already takes no place in the rate limits.
+        if self.store.thread_message_at(channel, ts).await?.is_some() {
+            return Ok(RelayOutcome::Relayed);
+        }
         let now = self.clock.now();
+        let limited = self
+            .relay_limits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .admit(user, request.id, now);
+        if let Limited::Refused { why, tell } = limited {
+            return Ok(RelayOutcome::Refused {
+                request_id: request.id,
+                why,
+                tell,
+            });
+        }
+        let text = domain::kept_thread_text(text);
         let post = ThreadPost {
             request_id: card.request_id,
             source_card_id: card.id,
@@ -314,11 +430,77 @@ impl Service {
                 text,
             },
         };
-        let added = self.store.add_thread_message(post).await?;
-        if added {
+        if self.store.add_thread_message(post).await? {
             self.deliveries_waiting.notify_one();
         }
-        Ok(added)
+        Ok(RelayOutcome::Relayed)
+    }
+
+    /// A message was edited in Slack: if it is a kept reply and its author edited it, the
+    /// kept text and every relayed copy follow (cut as a reply is). False otherwise.
+    pub async fn edit_thread_reply(
+        &self,
+        channel: &str,
+        ts: &str,
+        user: &str,
+        text: &str,
+    ) -> Result<bool, ServiceError> {
+        let Some(kept) = self.store.thread_message_at(channel, ts).await? else {
+            return Ok(false);
+        };
+        let text = domain::kept_thread_text(text);
+        if kept.deleted || kept.user != user || kept.text == text {
+            return Ok(false);
+        }
+        let change = ThreadChange {
+            message_id: kept.id,
+            request_id: kept.request_id,
+            text: Some(text.clone()),
+            event: NewEvent {
+                at: self.clock.now(),
+                actor: user.to_string(),
+                kind: EventKind::ThreadMessageEdited,
+                before: None,
+                after: None,
+                detail: Some(text),
+            },
+        };
+        self.change_thread_message(change).await
+    }
+
+    /// A message was deleted in Slack: if it is a kept reply, the thread no longer shows it
+    /// (its kept text is emptied) and every relayed copy is deleted. The audit trail keeps
+    /// its entries. Slack does not say who deleted it; the entry names the author, who (or
+    /// a workspace admin) is the only one who can.
+    pub async fn delete_thread_reply(&self, channel: &str, ts: &str) -> Result<bool, ServiceError> {
+        let Some(kept) = self.store.thread_message_at(channel, ts).await? else {
+            return Ok(false);
+        };
+        if kept.deleted {
+            return Ok(false);
+        }
+        let change = ThreadChange {
+            message_id: kept.id,
+            request_id: kept.request_id,
+            text: None,
+            event: NewEvent {
+                at: self.clock.now(),
+                actor: kept.user,
+                kind: EventKind::ThreadMessageDeleted,
+                before: None,
+                after: None,
+                detail: None,
+            },
+        };
+        self.change_thread_message(change).await
+    }
+
+    async fn change_thread_message(&self, change: ThreadChange) -> Result<bool, ServiceError> {
+        let changed = self.store.change_thread_message(change).await?;
+        if changed {
+            self.deliveries_waiting.notify_one();
+        }
+        Ok(changed)
     }
 
     /// The discussion of a request, oldest first.
@@ -347,10 +529,23 @@ impl Service {
         user: &str,
         text: &str,
     ) -> Result<(), ServiceError> {
+        self.tell_in(request_id, channel, None, user, text).await
+    }
+
+    /// Tells one user something only they see, in `channel` or in its thread `thread_ts`.
+    pub async fn tell_in(
+        &self,
+        request_id: Option<i64>,
+        channel: &str,
+        thread_ts: Option<&str>,
+        user: &str,
+        text: &str,
+    ) -> Result<(), ServiceError> {
         let delivery = Delivery::PostEphemeral {
             channel: channel.to_string(),
             user: user.to_string(),
             text: text.to_string(),
+            thread_ts: thread_ts.map(str::to_string),
         };
         self.store
             .enqueue(request_id, &[delivery], self.clock.now())

@@ -18,7 +18,7 @@ use crate::clock::Clock;
 use crate::foreground::Foreground;
 use crate::slack::client::{CallError, Posted, SlackApi};
 use crate::slack::{blocks, views};
-use crate::store::{Delivery, OutboxItem, RequestFilter, Store, StoreError};
+use crate::store::{Delivery, OutboxItem, RelayCopy, RequestFilter, Store, StoreError};
 
 /// How long a claim protects a delivery from other workers.
 const LEASE: i64 = 60;
@@ -59,6 +59,49 @@ fn lanes(items: Vec<OutboxItem>) -> Vec<Vec<OutboxItem>> {
     lanes
 }
 
+/// What a 429 pauses. Slack limits chat.postMessage per channel (about a message a second
+/// in each), so its 429 pauses that channel only, and posts elsewhere go on; the other
+/// methods are limited per method and workspace, so their 429 pauses the method.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct PauseScope {
+    method: &'static str,
+    channel: Option<String>,
+}
+
+impl PauseScope {
+    fn of(method: &'static str, channel: &str) -> PauseScope {
+        let channel = (method == "chat.postMessage").then(|| channel.to_string());
+        PauseScope { method, channel }
+    }
+}
+
+/// Scopes rate-limited by Slack until the given time: no call in them before. Per worker:
+/// another replica learns of a limit from its own 429.
+#[derive(Debug, Default)]
+struct Pauses(Mutex<HashMap<PauseScope, DateTime<Utc>>>);
+
+impl Pauses {
+    fn until(&self, scope: &PauseScope, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let paused = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        paused.get(scope).copied().filter(|until| *until > now)
+    }
+
+    fn pause(&self, scope: PauseScope, until: DateTime<Utc>, now: DateTime<Utc>) {
+        let mut paused = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        // Pauses over are forgotten, so that one entry per channel ever limited does not pile up.
+        paused.retain(|_, until| *until > now);
+        let entry = paused.entry(scope).or_insert(until);
+        *entry = (*entry).max(until);
+    }
+}
+
+/// How long to wait after a 429: Slack's `Retry-After`, or a second without one.
+fn rate_limit_wait(retry_after: Option<StdDuration>) -> Duration {
+    retry_after
+        .and_then(|wait| Duration::from_std(wait).ok())
+        .unwrap_or(Duration::seconds(1))
+}
+
 /// What became of one attempt.
 enum Outcome {
     /// Made; for a card update, the card and the request version it shows now.
@@ -77,8 +120,8 @@ pub struct Worker {
     clock: Arc<dyn Clock>,
     foreground: Arc<Foreground>,
     owner: String,
-    /// Slack methods rate-limited until the given time: no call to them before.
-    paused: Mutex<HashMap<&'static str, DateTime<Utc>>>,
+    /// Methods and channels rate-limited by Slack.
+    paused: Pauses,
 }
 
 impl Worker {
@@ -99,7 +142,7 @@ impl Worker {
             clock,
             foreground,
             owner,
-            paused: Mutex::new(HashMap::new()),
+            paused: Pauses::default(),
         }
     }
 
@@ -223,13 +266,10 @@ impl Worker {
     ) -> Option<(i64, Option<(i64, i64)>)> {
         let method = item.delivery.method();
         let now = self.clock.now();
-        let outcome = match self.paused_until(method, now) {
-            Some(until) => Outcome::RateLimited { wait: until - now },
-            None => self
-                .deliver(slack, &item)
-                .await
-                .unwrap_or_else(|err| Outcome::Transient(format!("database: {err}"))),
-        };
+        let outcome = self
+            .deliver(slack, &item)
+            .await
+            .unwrap_or_else(|err| Outcome::Transient(format!("database: {err}")));
         let result = match outcome {
             Outcome::Done { card } => return Some((item.id, card)),
             Outcome::RateLimited { wait } => {
@@ -256,15 +296,57 @@ impl Worker {
         None
     }
 
-    fn paused_until(&self, method: &'static str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let paused = self.paused.lock().unwrap_or_else(|p| p.into_inner());
-        paused.get(method).copied().filter(|until| *until > now)
+    /// Makes Slack call `call` (a `method` in `channel`) unless a 429 paused its scope, and
+    /// pauses the scope when Slack answers this call with one.
+    async fn call<T>(
+        &self,
+        method: &'static str,
+        channel: &str,
+        call: impl std::future::Future<Output = Result<T, CallError>>,
+    ) -> Result<T, CallError> {
+        let scope = PauseScope::of(method, channel);
+        let now = self.clock.now();
+        if let Some(until) = self.paused.until(&scope, now) {
+            return Err(CallError::RateLimited {
+                retry_after: (until - now).to_std().ok(),
+            });
+        }
+        let result = call.await;
+        if let Err(CallError::RateLimited { retry_after }) = &result {
+            let now = self.clock.now();
+            self.paused
+                .pause(scope, now + rate_limit_wait(*retry_after), now);
+        }
+        result
     }
 
-    fn pause(&self, method: &'static str, until: DateTime<Utc>) {
-        let mut paused = self.paused.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = paused.entry(method).or_insert(until);
-        *entry = (*entry).max(until);
+    /// Posts a message once: when an earlier attempt may have posted it (its answer was
+    /// lost, or its worker died), Slack is asked first and the earlier message is used if it
+    /// is there.
+    async fn post_once(
+        &self,
+        slack: &SlackApi,
+        item: &OutboxItem,
+        channel: &str,
+        content: SlackMessageContent,
+        thread_ts: Option<&str>,
+    ) -> Result<Posted, CallError> {
+        // A rate-limited attempt was refused before anything happened; any other may have
+        // posted.
+        let outcome_unknown = item.attempts > 0 && item.last_error.as_deref() != Some(RATE_LIMITED);
+        if outcome_unknown {
+            let text = content.text.clone().unwrap_or_default();
+            let found = slack.find_posted(channel, thread_ts, item.id, &text);
+            if let Some(posted) = self.call("conversations.history", channel, found).await? {
+                tracing::info!(
+                    delivery = item.id,
+                    "an earlier attempt had posted this message"
+                );
+                return Ok(posted);
+            }
+        }
+        let post = slack.post_message(channel, content, thread_ts, item.id);
+        self.call("chat.postMessage", channel, post).await
     }
 
     /// Makes one Slack call; `Err` only for database trouble.
@@ -282,7 +364,9 @@ impl Worker {
                     return Ok(Outcome::Done { card: None });
                 };
                 let content = blocks::notice(&request, notice);
-                post_once(slack, item, to, content, None).await.map(|_| ())
+                self.post_once(slack, item, to, content, None)
+                    .await
+                    .map(|_| ())
             }
             Delivery::RelayReply {
                 card_id,
@@ -306,15 +390,32 @@ impl Worker {
                 channel,
                 text,
                 blocks,
-            } => post_once(slack, item, channel, prepared(text, blocks.as_ref()), None)
+            } => self
+                .post_once(slack, item, channel, prepared(text, blocks.as_ref()), None)
                 .await
                 .map(|_| ()),
             Delivery::PostEphemeral {
                 channel,
                 user,
                 text,
-            } => slack.post_ephemeral(channel, user, text).await,
+                thread_ts,
+            } => {
+                let post = slack.post_ephemeral(channel, user, text, thread_ts.as_deref());
+                self.call("chat.postEphemeral", channel, post).await
+            }
             Delivery::PublishHome { user } => return self.publish_home(slack, user).await,
+            Delivery::RelayMessage {
+                card_id,
+                message_id,
+            } => return self.relay_message(slack, item, *card_id, *message_id).await,
+            Delivery::UpdateRelayCopy {
+                card_id,
+                message_id,
+            } => return self.update_relay_copy(slack, *card_id, *message_id).await,
+            Delivery::DeleteRelayCopy {
+                card_id,
+                message_id,
+            } => return self.delete_relay_copy(slack, *card_id, *message_id).await,
             // `deliver_due` expands these a batch at a time before the lanes run; one
             // arriving here alone is expanded the same way.
             Delivery::RefreshCards { request_id } => {
@@ -322,7 +423,7 @@ impl Worker {
                 return Ok(Outcome::Done { card: None });
             }
         };
-        Ok(self.outcome(delivery.method(), result))
+        Ok(self.outcome(result))
     }
 
     async fn post_card(
@@ -338,7 +439,10 @@ impl Worker {
             return Ok(Outcome::Done { card: None });
         }
         let content = blocks::card(&request, card.kind, &card.recipient, self.clock.now());
-        match post_once(slack, item, &card.recipient, content, None).await {
+        match self
+            .post_once(slack, item, &card.recipient, content, None)
+            .await
+        {
             Ok(posted) => {
                 let now = self.clock.now();
                 // A message found from an earlier attempt shows what that attempt rendered,
@@ -350,7 +454,7 @@ impl Worker {
                     .await?;
                 Ok(Outcome::Done { card: None })
             }
-            Err(err) => Ok(self.outcome("chat.postMessage", Err(err))),
+            Err(err) => Ok(self.outcome(Err(err))),
         }
     }
 
@@ -377,8 +481,10 @@ impl Worker {
             ThreadText::Rendered(text) => text.to_string(),
         };
         let content = SlackMessageContent::new().with_text(text);
-        let result = post_once(slack, item, channel, content, Some(ts)).await;
-        Ok(self.outcome("chat.postMessage", result.map(|_| ())))
+        let result = self
+            .post_once(slack, item, channel, content, Some(ts))
+            .await;
+        Ok(self.outcome(result.map(|_| ())))
     }
 
     async fn update_card(&self, slack: &SlackApi, card_id: i64) -> Result<Outcome, StoreError> {
@@ -393,11 +499,12 @@ impl Worker {
             return Ok(Outcome::Done { card: None });
         }
         let content = blocks::card(&request, card.kind, &card.recipient, self.clock.now());
-        match slack.update_message(channel, ts, content).await {
+        let update = slack.update_message(channel, ts, content);
+        match self.call("chat.update", channel, update).await {
             Ok(()) => Ok(Outcome::Done {
                 card: Some((card_id, request.version)),
             }),
-            Err(err) => Ok(self.outcome("chat.update", Err(err))),
+            Err(err) => Ok(self.outcome(Err(err))),
         }
     }
 
@@ -416,19 +523,105 @@ impl Worker {
             .filter(|request| request.requester == user)
             .collect();
         let view = views::home(user, &tasks, &own, self.clock.now());
-        Ok(self.outcome("views.publish", slack.publish_home(user, view).await))
+        let publish = slack.publish_home(user, view);
+        Ok(self.outcome(self.call("views.publish", user, publish).await))
     }
 
-    fn outcome(&self, method: &'static str, result: Result<(), CallError>) -> Outcome {
+    /// Posts kept thread message `message_id` into the thread of card `card_id`, as the
+    /// message is now, and remembers the copy.
+    async fn relay_message(
+        &self,
+        slack: &SlackApi,
+        item: &OutboxItem,
+        card_id: i64,
+        message_id: i64,
+    ) -> Result<Outcome, StoreError> {
+        let done = Outcome::Done { card: None };
+        let (Some(card), Some(message)) = (
+            self.store.card(card_id).await?,
+            self.store.thread_message(message_id).await?,
+        ) else {
+            return Ok(done);
+        };
+        if message.deleted {
+            return Ok(done);
+        }
+        let (Some(channel), Some(ts)) = (&card.channel, &card.ts) else {
+            return Ok(Outcome::Transient("the card is not posted yet".into()));
+        };
+        let content = SlackMessageContent::new()
+            .with_text(blocks::thread_relay(&message.user, &message.text));
+        match self
+            .post_once(slack, item, channel, content, Some(ts))
+            .await
+        {
+            Ok(posted) => {
+                // A copy found from an earlier attempt may show an older version: have it
+                // updated.
+                let shown = if posted.found { 0 } else { message.version };
+                let copy = RelayCopy {
+                    channel: posted.channel,
+                    ts: posted.ts,
+                };
+                self.store
+                    .relay_copy_posted(message_id, card_id, copy, shown, self.clock.now())
+                    .await?;
+                Ok(done)
+            }
+            Err(err) => Ok(self.outcome(Err(err))),
+        }
+    }
+
+    /// Updates the copy of an edited thread message to its text now.
+    async fn update_relay_copy(
+        &self,
+        slack: &SlackApi,
+        card_id: i64,
+        message_id: i64,
+    ) -> Result<Outcome, StoreError> {
+        let done = Outcome::Done { card: None };
+        let (Some(message), Some(copy)) = (
+            self.store.thread_message(message_id).await?,
+            self.store.relay_copy(message_id, card_id).await?,
+        ) else {
+            return Ok(done);
+        };
+        // A deleted message's copy has its deletion queued.
+        if message.deleted {
+            return Ok(done);
+        }
+        let content = SlackMessageContent::new()
+            .with_text(blocks::thread_relay(&message.user, &message.text));
+        let update = slack.update_message(&copy.channel, &copy.ts, content);
+        Ok(self.outcome(self.call("chat.update", &copy.channel, update).await))
+    }
+
+    /// Deletes the copy of a deleted thread message.
+    async fn delete_relay_copy(
+        &self,
+        slack: &SlackApi,
+        card_id: i64,
+        message_id: i64,
+    ) -> Result<Outcome, StoreError> {
+        let Some(copy) = self.store.relay_copy(message_id, card_id).await? else {
+            return Ok(Outcome::Done { card: None });
+        };
+        let delete = slack.delete_message(&copy.channel, &copy.ts);
+        match self.call("chat.delete", &copy.channel, delete).await {
+            // Gone already (someone deleted it in Slack, or an earlier attempt did).
+            Err(CallError::Permanent(code)) if code == "message_not_found" => {
+                Ok(Outcome::Done { card: None })
+            }
+            result => Ok(self.outcome(result)),
+        }
+    }
+
+    fn outcome(&self, result: Result<(), CallError>) -> Outcome {
         match result {
             Ok(()) => Outcome::Done { card: None },
-            Err(CallError::RateLimited { retry_after }) => {
-                let wait = retry_after
-                    .and_then(|wait| Duration::from_std(wait).ok())
-                    .unwrap_or(Duration::seconds(1));
-                self.pause(method, self.clock.now() + wait);
-                Outcome::RateLimited { wait }
-            }
+            Err(CallError::RateLimited { retry_after }) => Outcome::RateLimited {
+                wait: rate_limit_wait(retry_after),
+            },
             Err(CallError::Transient(error)) => Outcome::Transient(error),
             Err(CallError::Permanent(error)) => Outcome::Failed(error),
         }
@@ -443,35 +636,6 @@ enum ThreadText<'a> {
     Summary { messages: usize },
     /// Text rendered when it was queued (rows of earlier releases).
     Rendered(&'a str),
-}
-
-/// Posts a message once: when an earlier attempt may have posted it (its answer was lost, or
-/// its worker died), Slack is asked first and the earlier message is used if it is there.
-async fn post_once(
-    slack: &SlackApi,
-    item: &OutboxItem,
-    channel: &str,
-    content: SlackMessageContent,
-    thread_ts: Option<&str>,
-) -> Result<Posted, CallError> {
-    // A rate-limited attempt was refused before anything happened; any other may have posted.
-    let outcome_unknown = item.attempts > 0 && item.last_error.as_deref() != Some(RATE_LIMITED);
-    if outcome_unknown {
-        let text = content.text.clone().unwrap_or_default();
-        if let Some(posted) = slack
-            .find_posted(channel, thread_ts, item.id, &text)
-            .await?
-        {
-            tracing::info!(
-                delivery = item.id,
-                "an earlier attempt had posted this message"
-            );
-            return Ok(posted);
-        }
-    }
-    slack
-        .post_message(channel, content, thread_ts, item.id)
-        .await
 }
 
 /// Backoff for the n-th failed attempt: 1 s, 2 s, 4 s … up to five minutes, with jitter.
@@ -502,6 +666,39 @@ mod tests {
             attempts: 0,
             last_error: None,
         }
+    }
+
+    #[test]
+    fn a_429_on_a_post_pauses_its_channel_and_on_other_methods_the_method() {
+        use chrono::TimeZone;
+        let now = Utc.with_ymd_and_hms(2026, 11, 27, 9, 0, 0).unwrap();
+        let later = now + Duration::seconds(30);
+        let pauses = Pauses::default();
+        pauses.pause(PauseScope::of("chat.postMessage", "D1"), later, now);
+        pauses.pause(PauseScope::of("chat.update", "D1"), later, now);
+        let paused = |method, channel| pauses.until(&PauseScope::of(method, channel), now);
+        assert_eq!(paused("chat.postMessage", "D1"), Some(later));
+        assert_eq!(
+            paused("chat.postMessage", "D2"),
+            None,
+            "another channel posts"
+        );
+        assert_eq!(
+            paused("chat.update", "D2"),
+            Some(later),
+            "a workspace limit"
+        );
+        assert_eq!(
+            pauses.until(&PauseScope::of("chat.postMessage", "D1"), later),
+            None
+        );
+        // Pauses over are forgotten.
+        pauses.pause(
+            PauseScope::of("views.publish", "U1"),
+            later + Duration::seconds(1),
+            later,
+        );
+        assert_eq!(pauses.0.lock().unwrap().len(), 1);
     }
 
     #[test]

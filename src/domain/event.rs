@@ -14,6 +14,10 @@ pub enum EventKind {
     Provisioned,
     FeedbackSent,
     ThreadMessage,
+    /// A thread message was edited by its author; `detail` is the new text.
+    ThreadMessageEdited,
+    /// A thread message was deleted in Slack; the thread no longer shows it.
+    ThreadMessageDeleted,
     Expired,
     RemovalConfirmed,
     Canceled,
@@ -32,6 +36,8 @@ impl EventKind {
             EventKind::Provisioned => "provisioned",
             EventKind::FeedbackSent => "feedback_sent",
             EventKind::ThreadMessage => "thread_message",
+            EventKind::ThreadMessageEdited => "thread_message_edited",
+            EventKind::ThreadMessageDeleted => "thread_message_deleted",
             EventKind::Expired => "expired",
             EventKind::RemovalConfirmed => "removal_confirmed",
             EventKind::Canceled => "canceled",

@@ -238,21 +238,9 @@ pub fn file_request(
         admin_channel: app.admin_channel.clone(),
         created_at: now,
         updated_at: now,
-        approved_by: None,
-        approved_at: None,
-        decided_by: None,
-        decided_at: None,
-        provisioned_at: None,
-        expires_at: None,
-        removed_by: None,
-        removed_at: None,
-        released_by: None,
-        released_at: None,
-        denial_feedback: None,
-        expiry_reminded: false,
-        stage_reminded: false,
         version: 1,
-        claimed_by: None,
+        // Nobody has decided, claimed or been reminded of anything yet.
+        ..Default::default()
     };
     let first_stage = stage_cards(&request);
     let receipt = Effect::PostCards {

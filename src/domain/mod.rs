@@ -22,7 +22,10 @@ pub use lifecycle::{
 };
 pub use policy::{allowed, allowed_to, permit, plain_name, Refusal, Role, Roles};
 pub use request::{AccessRequest, CardKind, Status, UnknownStatus};
-pub use thread::{kept_thread_text, ThreadMessage, MAX_THREAD_TEXT};
+pub use thread::{
+    kept_thread_text, relays_from, Limited, RelayLimiter, RelayRefusal, ThreadMessage,
+    MAX_THREAD_TEXT, REQUEST_RELAYS, TRUNCATED, USER_RELAYS,
+};
 
 /// The part of a request a validation error is about, so a form can show it in place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

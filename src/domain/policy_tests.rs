@@ -33,21 +33,8 @@ fn filed() -> AccessRequest {
         admin_channel: Some("CADMINS".into()),
         created_at: hours(100),
         updated_at: hours(100),
-        approved_by: None,
-        approved_at: None,
-        decided_by: None,
-        decided_at: None,
-        provisioned_at: None,
-        expires_at: None,
-        removed_by: None,
-        removed_at: None,
-        released_by: None,
-        released_at: None,
-        denial_feedback: None,
-        expiry_reminded: false,
-        stage_reminded: false,
         version: 1,
-        claimed_by: None,
+        ..Default::default()
     }
 }
 

@@ -1,7 +1,7 @@
 //! The HTTP API of SPEC §4: the catalog, requests, their audit trail and the deliveries.
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -11,11 +11,11 @@ use super::error::ApiError;
 use super::json::JsonBody;
 use super::AppState;
 use crate::domain::{AccessRequest, Actor, App, Command, Status};
-use crate::service::RequestInput;
-use crate::store::{Filed, RequestFilter};
+use crate::service::{Filing, RequestInput, ServiceError};
+use crate::store::RequestFilter;
 use crate::time_format;
 
-/// Largest page of `GET /api/v1/requests`.
+/// Largest page of `GET /api/v1/requests` and `GET /api/v1/deliveries`.
 const MAX_PAGE: u32 = 200;
 const DEFAULT_PAGE: u32 = 50;
 /// Longest `Idempotency-Key` accepted.
@@ -111,9 +111,19 @@ pub async fn file_request(
         comment: body.comment,
         access_length: body.access_length,
     };
-    Ok(match state.service.file_request(input, key).await? {
-        Filed::Created(request) => (StatusCode::CREATED, Json(RequestJson::from(&request))),
-        Filed::Existing(request) => (StatusCode::OK, Json(RequestJson::from(&request))),
+    let filed = match state.service.file_request(input, key.clone()).await {
+        Err(ServiceError::KeyUsedForAnotherBody) => {
+            return Err(ApiError::Unprocessable(format!(
+                "Idempotency-Key {:?} was used for a different request in the last 24 hours; \
+                 send the same body to get that request, or use a new key",
+                key.unwrap_or_default()
+            )))
+        }
+        filed => filed?,
+    };
+    Ok(match filed {
+        Filing::Created(request) => (StatusCode::CREATED, Json(RequestJson::from(&request))),
+        Filing::Replayed(request) => (StatusCode::OK, Json(RequestJson::from(&request))),
     })
 }
 
@@ -136,21 +146,8 @@ pub async fn list_requests(
             ApiError::BadRequest(format!("{err}; use one of the statuses of SPEC §2"))
         })?),
     };
-    let limit = match query.limit.as_deref() {
-        None => DEFAULT_PAGE,
-        Some(text) => text
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=MAX_PAGE).contains(n))
-            .ok_or_else(|| ApiError::BadRequest(format!("limit must be 1-{MAX_PAGE}")))?,
-    };
-    let before_id = match query.cursor.as_deref().filter(|c| !c.is_empty()) {
-        None => None,
-        Some(text) => Some(
-            text.parse::<i64>()
-                .map_err(|_| ApiError::BadRequest("cursor is not one this API gave".into()))?,
-        ),
-    };
+    let limit = page_limit(query.limit.as_deref())?;
+    let before_id = cursor(query.cursor.as_deref())?;
     let filter = RequestFilter {
         status,
         app: query.app.filter(|a| !a.is_empty()),
@@ -169,6 +166,29 @@ pub async fn list_requests(
     Ok(Json(
         json!({ "requests": requests, "next_cursor": next_cursor }),
     ))
+}
+
+/// The `limit` of a list: [`DEFAULT_PAGE`] when absent, else 1 to [`MAX_PAGE`].
+fn page_limit(limit: Option<&str>) -> Result<u32, ApiError> {
+    match limit {
+        None => Ok(DEFAULT_PAGE),
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .ok_or_else(|| ApiError::BadRequest(format!("limit must be 1-{MAX_PAGE}"))),
+    }
+}
+
+/// The `cursor` of a list (an id this API gave as the next cursor); empty is none.
+fn cursor(cursor: Option<&str>) -> Result<Option<i64>, ApiError> {
+    match cursor.filter(|c| !c.is_empty()) {
+        None => Ok(None),
+        Some(text) => text
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| ApiError::BadRequest("cursor is not one this API gave".into())),
+    }
 }
 
 /// A request id from the path; anything else is a 404 like an unknown id.
@@ -235,12 +255,18 @@ async fn act_for_operators(
 #[derive(Deserialize)]
 pub struct DeliveryQuery {
     status: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
 }
 
+/// `GET /api/v1/deliveries`: failed deliveries, oldest first, a page at a time. The body
+/// stays the bare JSON array it always was, so callers that read it keep working; the next
+/// page is named in headers instead (`Link: <…>; rel="next"` and `X-Next-Cursor`), absent
+/// on the last page.
 pub async fn list_deliveries(
     State(state): State<AppState>,
     Query(query): Query<DeliveryQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     match query.status.as_deref() {
         None | Some("failed") => {}
         Some(_) => {
@@ -249,8 +275,25 @@ pub async fn list_deliveries(
             ))
         }
     }
-    let failed = state.service.failed_deliveries().await?;
-    Ok(Json(json!(failed)))
+    let limit = page_limit(query.limit.as_deref())?;
+    let after_id = cursor(query.cursor.as_deref())?;
+    let mut failed = state.service.failed_deliveries(after_id, limit + 1).await?;
+    let mut headers = HeaderMap::new();
+    if failed.len() > limit as usize {
+        failed.truncate(limit as usize);
+        if let Some(last) = failed.last() {
+            let next = last.id.to_string();
+            let link = format!(
+                "</api/v1/deliveries?status=failed&limit={limit}&cursor={next}>; rel=\"next\""
+            );
+            // Digits and ASCII punctuation only: always a valid header value.
+            if let (Ok(link), Ok(next)) = (link.parse(), next.parse()) {
+                headers.insert(header::LINK, link);
+                headers.insert("x-next-cursor", next);
+            }
+        }
+    }
+    Ok((headers, Json(json!(failed))))
 }
 
 pub async fn retry_delivery(

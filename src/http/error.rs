@@ -119,6 +119,7 @@ impl From<ServiceError> for ApiError {
                 ApiError::Conflict("nothing changed".into())
             }
             ServiceError::Refused(refusal) => ApiError::Forbidden(refusal.to_string()),
+            ServiceError::KeyUsedForAnotherBody => ApiError::Unprocessable(err.to_string()),
             ServiceError::Store(store) => store.into(),
         }
     }

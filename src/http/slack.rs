@@ -14,7 +14,7 @@ use slack_morphism::prelude::SlackView;
 
 use crate::domain::{Action, Actor, Click, Command, Field, Refusal, ValidationError};
 use crate::foreground::Handling;
-use crate::service::{RequestInput, ServiceError};
+use crate::service::{RelayOutcome, RequestInput, ServiceError};
 use crate::slack::client::{CallError, SlackApi};
 use crate::slack::events::{parse_event, SlackEvent};
 use crate::slack::ids::{callback, field};
@@ -76,7 +76,8 @@ pub async fn events(State(state): State<AppState>, req: Request) -> Result<Respo
 /// An event from Slack, over HTTP or Socket Mode. Each event is handled once: a retried
 /// delivery (`X-Slack-Retry-Num`, or an envelope's `retry_attempt`) of an event already seen
 /// is acknowledged and dropped (Home tab openings by their event id; thread replies are kept
-/// by their own message ts, so their relay is once-only even without the event id).
+/// by their own message ts, so their relay is once-only even without the event id; edits
+/// and deletions apply once by nature: the second finds nothing left to change).
 pub(crate) async fn on_event(state: &AppState, event: SlackEvent) -> Result<Reply, ApiError> {
     match event {
         SlackEvent::UrlVerification { challenge } => {
@@ -89,10 +90,37 @@ pub(crate) async fn on_event(state: &AppState, event: SlackEvent) -> Result<Repl
             user,
             text,
         } => {
-            state
+            let relayed = state
                 .service
                 .relay_thread_reply(&channel, &thread_ts, &ts, &user, &text)
                 .await?;
+            if let RelayOutcome::Refused {
+                request_id,
+                why,
+                tell: true,
+            } = relayed
+            {
+                let note = blocks::relay_refusal(&why);
+                let thread = Some(thread_ts.as_str());
+                state
+                    .service
+                    .tell_in(Some(request_id), &channel, thread, &user, &note)
+                    .await?;
+            }
+        }
+        SlackEvent::MessageEdited {
+            channel,
+            ts,
+            user,
+            text,
+        } => {
+            state
+                .service
+                .edit_thread_reply(&channel, &ts, &user, &text)
+                .await?;
+        }
+        SlackEvent::MessageDeleted { channel, ts } => {
+            state.service.delete_thread_reply(&channel, &ts).await?;
         }
         SlackEvent::HomeOpened { event_id, user } => {
             if state.service.first_time(&event_id).await? {
@@ -360,8 +388,23 @@ async fn on_new_request(state: &AppState, submission: Submission) -> Result<Repl
         comment: values.text(field::COMMENT).unwrap_or_default(),
         access_length: values.text(field::ACCESS_LENGTH),
     };
-    match state.service.file_request_from_slack(input).await {
+    match state
+        .service
+        .file_request_from_slack(input, &submission.view_id)
+        .await
+    {
+        // A replay (Slack's or anyone's, within the signature's five minutes) filed nothing
+        // again; it closes the modal like the first.
         Ok(_) => Ok(None),
+        // The same view, submitted after it filed, with other values: Slack closed the
+        // modal at the first, so this is no person's form; nothing is filed.
+        Err(ServiceError::KeyUsedForAnotherBody) => {
+            tracing::warn!(
+                view = %submission.view_id,
+                "a request form was submitted again with other values; nothing filed"
+            );
+            Ok(None)
+        }
         Err(ServiceError::UnknownApp(_)) => Ok(field_errors(&[(
             field::APP,
             "That app is no longer in the catalog.",

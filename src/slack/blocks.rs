@@ -11,7 +11,8 @@ use super::limits;
 use super::mrkdwn::{escape, escape_truncated, list, plain, truncate};
 use crate::domain::{
     allowed_to, plain_name, AccessRequest, Action, Actor, ButtonStyle, CardKind, FieldChange,
-    Notice, Refusal, Role, Roles, Status, ThreadMessage,
+    Notice, Refusal, RelayRefusal, Role, Roles, Status, ThreadMessage, REQUEST_RELAYS, TRUNCATED,
+    USER_RELAYS,
 };
 
 /// Characters given to a list of people inside a card field or status line.
@@ -221,12 +222,61 @@ pub fn notice(request: &AccessRequest, notice: &Notice) -> SlackMessageContent {
 }
 
 /// A thread message relayed into the other threads of a request: `<@U…>: text`, with the
-/// text escaped and cut to fit a message.
+/// text escaped. A text kept cut (ending with [`TRUNCATED`]) or too long for a message
+/// (escaping lengthens it) is cut to fit and still ends with [`TRUNCATED`], so that every
+/// copy says it was cut.
 pub fn thread_relay(author: &str, text: &str) -> String {
-    truncate(
-        &format!("{}: {}", mention(author), escape(text)),
-        limits::MESSAGE_TEXT,
-    )
+    let prefix = format!("{}: ", mention(author));
+    let room = limits::MESSAGE_TEXT - prefix.chars().count();
+    let (said, cut) = match text.strip_suffix(TRUNCATED) {
+        Some(said) => (said, true),
+        None => (text, false),
+    };
+    let escaped = escape(said);
+    if !cut && escaped.chars().count() <= room {
+        return prefix + &escaped;
+    }
+    let limit = room - TRUNCATED.chars().count();
+    let mut body = if escaped.chars().count() <= limit {
+        escaped
+    } else {
+        // `truncate` ends with the ellipsis that starts the mark.
+        let mut cut = truncate(&escaped, limit + 1);
+        cut.pop();
+        cut
+    };
+    body.push_str(TRUNCATED);
+    prefix + &body
+}
+
+/// What the author of a reply that was not relayed sees, privately, in its thread: why, and
+/// (over a rate limit) when to try again.
+pub fn relay_refusal(why: &RelayRefusal) -> String {
+    let later = |retry_in: &chrono::Duration| {
+        let seconds = (retry_in.num_milliseconds() + 999) / 1000;
+        match seconds.max(1) {
+            1 => "Try again in a second".to_string(),
+            n => format!("Try again in {n} seconds"),
+        }
+    };
+    let quiet = "; until one gets through, replies over the limit stay in this thread only, \
+                 without another notice.";
+    match why {
+        RelayRefusal::NotOfTheRequest => "Your reply stays in this thread only: accessbot shares \
+            replies with the request's other threads only when they come from its requester, the \
+            person getting access, its approvers or its app admins."
+            .to_string(),
+        RelayRefusal::AuthorTooFast { retry_in } => format!(
+            "Your reply was not passed on to the request's other threads: accessbot passes on \
+             at most {USER_RELAYS} replies a minute from one person. {}{quiet}",
+            later(retry_in)
+        ),
+        RelayRefusal::RequestTooBusy { retry_in } => format!(
+            "Your reply was not passed on to the request's other threads: accessbot passes on \
+             at most {REQUEST_RELAYS} replies a minute in one request. {}{quiet}",
+            later(retry_in)
+        ),
+    }
 }
 
 /// The first reply in the thread of a card posted after the request's conversation began:
@@ -1074,7 +1124,9 @@ mod tests {
         assert!(comment.ends_with('…'), "long comments are cut");
         let relay = thread_relay("UREQ", &"<&>".repeat(3334));
         assert!(relay.chars().count() <= limits::MESSAGE_TEXT);
-        assert!(relay.starts_with("<@UREQ>: &lt;&amp;&gt;") && relay.ends_with('…'));
+        assert!(relay.starts_with("<@UREQ>: &lt;&amp;&gt;"), "{relay}");
+        let body = relay.strip_suffix("… (truncated)").expect("marked as cut");
+        assert!(body.ends_with(';'), "no entity cut in half: {body}");
     }
 
     #[test]

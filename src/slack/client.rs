@@ -237,19 +237,30 @@ impl SlackApi {
             .map(|_| ())
     }
 
-    /// chat.postEphemeral: a message only `user` sees.
+    /// chat.delete of a message the bot posted.
+    pub async fn delete_message(&self, channel: &str, ts: &str) -> Result<(), CallError> {
+        let session = self.client.open_session(&self.token);
+        let request = SlackApiChatDeleteRequest::new(channel.into(), ts.into());
+        self.call("chat.delete", session.chat_delete(&request))
+            .await
+            .map(|_| ())
+    }
+
+    /// chat.postEphemeral: a message only `user` sees (in the thread `thread_ts`, if set).
     pub async fn post_ephemeral(
         &self,
         channel: &str,
         user: &str,
         text: &str,
+        thread_ts: Option<&str>,
     ) -> Result<(), CallError> {
         let session = self.client.open_session(&self.token);
-        let request = SlackApiChatPostEphemeralRequest::new(
+        let mut request = SlackApiChatPostEphemeralRequest::new(
             channel.into(),
             user.into(),
             SlackMessageContent::new().with_text(text.to_string()),
         );
+        request.thread_ts = thread_ts.map(|ts| ts.into());
         self.call("chat.postEphemeral", session.chat_post_ephemeral(&request))
             .await
             .map(|_| ())

@@ -101,24 +101,10 @@ pub(crate) mod testing {
             status: Status::PendingApproval,
             approvers: app.approvers,
             app_admins: app.admins,
-            admin_channel: None,
             created_at: t(9),
             updated_at: t(9),
-            approved_by: None,
-            approved_at: None,
-            decided_by: None,
-            decided_at: None,
-            provisioned_at: None,
-            expires_at: None,
-            removed_by: None,
-            released_by: None,
-            released_at: None,
-            removed_at: None,
-            denial_feedback: None,
-            expiry_reminded: false,
-            stage_reminded: false,
             version: 1,
-            claimed_by: None,
+            ..Default::default()
         }
     }
 

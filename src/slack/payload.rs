@@ -43,6 +43,9 @@ pub struct ViewRef {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Submission {
     pub user: String,
+    /// The submitted view's id: one per opened modal, the same when a submission is sent
+    /// again.
+    pub view_id: String,
     pub callback_id: String,
     pub private_metadata: String,
     pub values: FormValues,
@@ -241,6 +244,7 @@ fn submission_of(event: SlackInteractionViewSubmissionEvent) -> Interaction {
         .unwrap_or_default();
     Interaction::Submission(Submission {
         user: event.user.id.to_string(),
+        view_id: event.view.state_params.id.to_string(),
         callback_id: modal
             .callback_id
             .as_ref()

@@ -16,13 +16,14 @@ use serde_json::Value;
 use slack_morphism::prelude::{SlackMessageContent, SlackView};
 
 use super::blocks::{
-    card, help_text, notice, open_requests_text, refusal, thread_relay, thread_summary,
+    card, help_text, notice, open_requests_text, refusal, relay_refusal, thread_relay,
+    thread_summary,
 };
 use super::limits::testing::{app, assert_within_limits, request, t};
 use super::views::{edit_modal, feedback_modal, home, request_modal};
 use crate::domain::{
-    permit, AccessLength, AccessRequest, Action, Actor, App, CardKind, Field, FieldChange, Notice,
-    Refusal, Role, Status, ThreadMessage, ValidationError,
+    kept_thread_text, permit, AccessLength, AccessRequest, Action, Actor, App, CardKind, Field,
+    FieldChange, Notice, Refusal, RelayRefusal, Role, Status, ThreadMessage, ValidationError,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -889,6 +890,40 @@ fn thread_relays_and_summaries_read_well() {
             "With three messages:\n{}\n\nWith none:\n{}",
             snippet(&summary),
             snippet(&thread_summary(&[]))
+        )
+    );
+}
+
+#[test]
+fn relay_refusals_read_well() {
+    let seconds = chrono::Duration::milliseconds;
+    insta::assert_snapshot!(
+        "relay_refusals",
+        format!(
+            "Not one of the request's people:\n{}\n\nToo fast:\n{}\n\nA busy request:\n{}",
+            snippet(&relay_refusal(&RelayRefusal::NotOfTheRequest)),
+            snippet(&relay_refusal(&RelayRefusal::AuthorTooFast {
+                retry_in: seconds(11_200)
+            })),
+            snippet(&relay_refusal(&RelayRefusal::RequestTooBusy {
+                retry_in: seconds(400)
+            })),
+        )
+    );
+}
+
+#[test]
+fn a_long_relay_shows_it_was_truncated() {
+    let kept = kept_thread_text(&format!("{} & more", "word ".repeat(1000)));
+    let relay = thread_relay(REQUESTER, &kept);
+    assert!(relay.ends_with("… (truncated)"), "{relay}");
+    insta::assert_snapshot!(
+        "thread_relay_truncated",
+        snippet(
+            &relay
+                .chars()
+                .skip(relay.chars().count() - 60)
+                .collect::<String>()
         )
     );
 }

@@ -97,11 +97,13 @@ pub enum Delivery {
     /// chat.postMessage of the request's conversation so far (its first `messages`
     /// messages) into the thread of a card posted after the conversation began.
     ThreadSummary { card_id: i64, messages: usize },
-    /// chat.postEphemeral: something only `user` sees.
+    /// chat.postEphemeral: something only `user` sees, in the thread `thread_ts` if set.
     PostEphemeral {
         channel: String,
         user: String,
         text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        thread_ts: Option<String>,
     },
     /// views.publish of a user's App Home.
     PublishHome { user: String },
@@ -116,6 +118,15 @@ pub enum Delivery {
     /// chat.postMessage of rendered text into the thread of a card. Written by releases
     /// before deliveries were facts; still sent.
     PostInCardThread { card_id: i64, text: String },
+    /// chat.postMessage of kept thread message `message_id` into the thread of this card,
+    /// once the card is posted, rendered as the message is when sent (nothing if it was
+    /// deleted meanwhile). The copy is remembered, so that edits and deletions follow it.
+    RelayMessage { card_id: i64, message_id: i64 },
+    /// chat.update of the copy of thread message `message_id` in this card's thread, to the
+    /// message as it is when sent.
+    UpdateRelayCopy { card_id: i64, message_id: i64 },
+    /// chat.delete of the copy of thread message `message_id` in this card's thread.
+    DeleteRelayCopy { card_id: i64, message_id: i64 },
 }
 
 impl Delivery {
@@ -127,7 +138,10 @@ impl Delivery {
             | Delivery::UpdateCard { card_id }
             | Delivery::RelayReply { card_id, .. }
             | Delivery::ThreadSummary { card_id, .. }
-            | Delivery::PostInCardThread { card_id, .. } => format!("card:{card_id}"),
+            | Delivery::PostInCardThread { card_id, .. }
+            | Delivery::RelayMessage { card_id, .. }
+            | Delivery::UpdateRelayCopy { card_id, .. }
+            | Delivery::DeleteRelayCopy { card_id, .. } => format!("card:{card_id}"),
             Delivery::PostMessage { channel, .. } | Delivery::PostEphemeral { channel, .. } => {
                 format!("channel:{channel}")
             }
@@ -145,8 +159,12 @@ impl Delivery {
             | Delivery::RelayReply { .. }
             | Delivery::ThreadSummary { .. }
             | Delivery::PostMessage { .. }
-            | Delivery::PostInCardThread { .. } => "chat.postMessage",
-            Delivery::UpdateCard { .. } | Delivery::RefreshCards { .. } => "chat.update",
+            | Delivery::PostInCardThread { .. }
+            | Delivery::RelayMessage { .. } => "chat.postMessage",
+            Delivery::UpdateCard { .. }
+            | Delivery::RefreshCards { .. }
+            | Delivery::UpdateRelayCopy { .. } => "chat.update",
+            Delivery::DeleteRelayCopy { .. } => "chat.delete",
             Delivery::PostEphemeral { .. } => "chat.postEphemeral",
             Delivery::PublishHome { .. } => "views.publish",
         }
@@ -231,15 +249,46 @@ pub struct NewRequest {
     pub deliveries: Vec<Delivery>,
     /// Users whose Home tab shows this request; it is republished for those who use it.
     pub republish_homes: Vec<String>,
-    /// A client's `Idempotency-Key`: filing twice with the same key returns the first request.
-    pub idempotency_key: Option<String>,
+    /// Makes filing again with the same key and body return the first request.
+    pub idempotency: Option<IdempotencyKey>,
+}
+
+/// An idempotency key with the body it came with: the same key with the same body finds the
+/// request it filed; with another body it files nothing ([`Filed::KeyUsedForAnotherBody`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    /// Named after the door it came through (`api:…`, `slack-view:…`), so that a key sent
+    /// through one door never answers with a request filed through another.
+    pub key: String,
+    /// SHA-256 (hex) of what was asked with the key.
+    pub body_hash: String,
+    /// The key as releases before keys had bodies kept it, on the request it filed
+    /// (`requests.idempotency_key`, read and never written now): such a key has no body to
+    /// compare, and replays as it did.
+    pub legacy_key: Option<String>,
+    /// Keys recorded at or before this moment are forgotten: the key files anew.
+    pub live_after: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Filed {
     Created(AccessRequest),
-    /// The idempotency key was used before; this is the request it filed.
+    /// The idempotency key was used before with the same body (or before bodies were kept);
+    /// this is the request it filed.
     Existing(AccessRequest),
+    /// The idempotency key is live and was used with another body; nothing was filed.
+    KeyUsedForAnotherBody,
+}
+
+impl IdempotencyKey {
+    /// What filing with this key answers, given what the key found: its stored body hash
+    /// (`None` for a key of an earlier release) and its request.
+    fn replay(&self, found: (Option<String>, AccessRequest)) -> Filed {
+        match found {
+            (Some(hash), _) if hash != self.body_hash => Filed::KeyUsedForAnotherBody,
+            (_, request) => Filed::Existing(request),
+        }
+    }
 }
 
 /// A reply in the thread of one card, to keep and relay to the threads of the others.
@@ -252,6 +301,51 @@ pub struct ThreadPost {
     pub source_ts: String,
     pub event: NewEvent,
     pub message: ThreadMessage,
+}
+
+/// A kept thread message, as the relay reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptMessage {
+    pub id: i64,
+    pub request_id: i64,
+    pub user: String,
+    /// Empty once deleted.
+    pub text: String,
+    /// Grows by one with each edit and at the deletion.
+    pub version: i64,
+    pub deleted: bool,
+}
+
+/// An edit (`text`) or a deletion (`None`) of a kept thread message, with its audit entry.
+#[derive(Debug, Clone)]
+pub struct ThreadChange {
+    pub message_id: i64,
+    pub request_id: i64,
+    pub text: Option<String>,
+    pub event: NewEvent,
+}
+
+/// Where the bot posted a copy of a thread message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayCopy {
+    pub channel: String,
+    pub ts: String,
+}
+
+/// What the copy of thread message `message_id` in card `card_id`'s thread needs after
+/// the message changed: an update, or a deletion when the message was deleted.
+fn relay_follow_up(message_id: i64, card_id: i64, deleted: bool) -> Delivery {
+    if deleted {
+        Delivery::DeleteRelayCopy {
+            card_id,
+            message_id,
+        }
+    } else {
+        Delivery::UpdateRelayCopy {
+            card_id,
+            message_id,
+        }
+    }
 }
 
 /// A delivery claimed by a worker.
@@ -311,6 +405,9 @@ pub trait Store: Send + Sync {
     /// The catalog, by slug.
     async fn apps(&self) -> StoreResult<Vec<App>>;
 
+    /// Files a request, unless its idempotency key is live: then the request the key filed
+    /// (same body) or nothing (another body). The key is recorded with the request, in one
+    /// transaction.
     async fn file_request(&self, new: NewRequest) -> StoreResult<Filed>;
     async fn request(&self, id: i64) -> StoreResult<Option<AccessRequest>>;
     async fn requests(&self, filter: &RequestFilter) -> StoreResult<Vec<AccessRequest>>;
@@ -381,7 +478,12 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<()>;
     /// Dead-letters a delivery and notes it in the request's audit trail.
     async fn delivery_failed(&self, id: i64, error: &str, now: DateTime<Utc>) -> StoreResult<()>;
-    async fn failed_deliveries(&self) -> StoreResult<Vec<FailedDelivery>>;
+    /// Failed deliveries by id, the first `limit` with an id above `after_id` (a page).
+    async fn failed_deliveries(
+        &self,
+        after_id: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<FailedDelivery>>;
     /// Puts a failed delivery back in the queue; false if there is no such failed delivery.
     async fn retry_delivery(&self, id: i64, now: DateTime<Utc>) -> StoreResult<bool>;
     /// The earliest time a waiting delivery becomes due, if any.
@@ -394,10 +496,11 @@ pub trait Store: Send + Sync {
 
     /// Records `key` as processed; false when it was already (a retried event, a replay).
     async fn claim_key(&self, key: &str, now: DateTime<Utc>) -> StoreResult<bool>;
-    /// Forgets processed keys recorded before `keys_before` and finished deliveries older
-    /// than `done_before`; Slack retries and replays come within minutes. Also folds the
-    /// status changes recorded since the last prune into the counts [`Store::stats`] reads,
-    /// so that what it adds up stays as short as the time between two prunes.
+    /// Forgets processed keys and idempotency keys recorded before `keys_before` and
+    /// finished deliveries older than `done_before`; Slack retries and replays come within
+    /// minutes, and idempotency keys are ignored once their day is over anyway. Also folds
+    /// the status changes recorded since the last prune into the counts [`Store::stats`]
+    /// reads, so that what it adds up stays as short as the time between two prunes.
     async fn prune(
         &self,
         keys_before: DateTime<Utc>,
@@ -409,8 +512,30 @@ pub trait Store: Send + Sync {
     /// Keeps a thread reply, notes it in the audit trail and queues its relay to every other
     /// posted card of the request, in one transaction; false if this message was kept before.
     async fn add_thread_message(&self, post: ThreadPost) -> StoreResult<bool>;
-    /// A request's discussion, oldest first.
+    /// A request's discussion, oldest first, without the deleted messages.
     async fn thread(&self, request_id: i64) -> StoreResult<Vec<ThreadMessage>>;
+    /// The kept thread message written as message `ts` in `channel`.
+    async fn thread_message_at(&self, channel: &str, ts: &str) -> StoreResult<Option<KeptMessage>>;
+    /// Kept thread message `id`.
+    async fn thread_message(&self, id: i64) -> StoreResult<Option<KeptMessage>>;
+    /// Edits or deletes a kept thread message, notes it in the audit trail and queues the
+    /// update or deletion of each copy posted so far, in one transaction; false when the
+    /// message is deleted already. (A copy posted later is checked by
+    /// [`Store::relay_copy_posted`].)
+    async fn change_thread_message(&self, change: ThreadChange) -> StoreResult<bool>;
+    /// Where the copy of thread message `message_id` in the thread of card `card_id` is.
+    async fn relay_copy(&self, message_id: i64, card_id: i64) -> StoreResult<Option<RelayCopy>>;
+    /// Remembers the copy of thread message `message_id` posted in card `card_id`'s thread,
+    /// showing its version `shown_version`. In the same transaction, queues its update if the
+    /// message was edited since it was rendered, or its deletion if the message was deleted.
+    async fn relay_copy_posted(
+        &self,
+        message_id: i64,
+        card_id: i64,
+        copy: RelayCopy,
+        shown_version: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
 
     /// Remembers that `user` uses the Home tab.
     async fn home_opened(&self, user: &str, now: DateTime<Utc>) -> StoreResult<()>;

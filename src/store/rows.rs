@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{Card, Delivery, FailedDelivery, OutboxItem, StoreError, StoreResult};
+use super::{Card, Delivery, FailedDelivery, KeptMessage, OutboxItem, StoreError, StoreResult};
 use crate::domain::{AuditEvent, CardKind, Status, ThreadMessage};
 
 /// A row of a result, read by column name: implemented for both drivers' rows.
@@ -189,6 +189,18 @@ pub(super) fn thread_message(row: &impl Row) -> StoreResult<ThreadMessage> {
         at: from_millis(row.int("at")?)?,
         user: row.text("user_id")?,
         text: row.text("text")?,
+    })
+}
+
+/// A kept thread message (`sql::THREAD_MESSAGE` and the like).
+pub(super) fn kept_message(row: &impl Row) -> StoreResult<KeptMessage> {
+    Ok(KeptMessage {
+        id: row.int("id")?,
+        request_id: row.int("request_id")?,
+        user: row.text("user_id")?,
+        text: row.text("text")?,
+        version: row.int("version")?,
+        deleted: row.opt_int("deleted_at")?.is_some(),
     })
 }
 

@@ -37,12 +37,33 @@ fn select_requests(condition: &str) -> String {
 
 pub(super) static REQUEST: LazyLock<String> = LazyLock::new(|| select_requests("id = $1"));
 
-pub(super) static REQUEST_BY_KEY: LazyLock<String> =
-    LazyLock::new(|| select_requests("idempotency_key = $1"));
+/// The request an earlier release filed with idempotency key `$1`, if filed after `$2`:
+/// those releases kept the key on the request, without its body.
+pub(super) static REQUEST_BY_LEGACY_KEY: LazyLock<String> =
+    LazyLock::new(|| select_requests("idempotency_key = $1 AND created_at > $2"));
 
-/// Files a request: the columns written on insert, then the idempotency key.
+/// The body hash of idempotency key `$1` recorded after `$2`, with the request it filed.
+pub(super) static REQUEST_BY_KEY: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT k.body_hash, {} FROM idempotency_keys k JOIN requests r ON r.id = k.request_id \
+         WHERE k.key = $1 AND k.at > $2",
+        request_columns("r.")
+    )
+});
+
+/// Records idempotency key `$1` with body hash `$2` for request `$3` at `$4`, taking over a
+/// key recorded at or before `$5` (forgotten, if not swept yet); no row when the key is live.
+pub(super) const RECORD_KEY: &str =
+    "INSERT INTO idempotency_keys (key, body_hash, request_id, at) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (key) DO UPDATE SET body_hash = excluded.body_hash, \
+     request_id = excluded.request_id, at = excluded.at WHERE idempotency_keys.at <= $5";
+
+pub(super) const PRUNE_IDEMPOTENCY_KEYS: &str = "DELETE FROM idempotency_keys WHERE at < $1";
+
+/// Files a request: the columns written on insert (its idempotency key goes to
+/// `idempotency_keys`).
 pub(super) static INSERT_REQUEST: LazyLock<String> =
-    LazyLock::new(|| format!("{} RETURNING id", REQUESTS.insert(&["idempotency_key"])));
+    LazyLock::new(|| format!("{} RETURNING id", REQUESTS.insert(&[])));
 
 /// Writes the columns a decision changes (in list order) to the request whose id follows
 /// them, if it still has the version the change was decided on. The columns fixed at
@@ -397,9 +418,11 @@ pub(super) const FAIL: &str =
     "UPDATE outbox SET status = 'failed', last_error = $2, updated_at = $3, \
      lease_owner = NULL, lease_until = NULL WHERE id = $1 RETURNING request_id, method";
 
+/// A page of failed deliveries: ids above `$1`, at most `$2` (the partial index
+/// `outbox_failed` walks them in order).
 pub(super) const FAILED_DELIVERIES: &str =
     "SELECT id, request_id, method, last_error, attempts, created_at, updated_at \
-     FROM outbox WHERE status = 'failed' ORDER BY id";
+     FROM outbox WHERE status = 'failed' AND id > $1 ORDER BY id LIMIT $2";
 
 /// A retry asked for by a person starts afresh: its attempts count from zero.
 pub(super) const RETRY: &str =
@@ -435,12 +458,52 @@ pub(super) const COUNT_FAILED: &str = "SELECT COUNT(*) FROM outbox WHERE status 
 pub(super) const CLAIM_KEY: &str =
     "INSERT INTO processed_keys (key, at) VALUES ($1, $2) ON CONFLICT DO NOTHING";
 
+/// Keeps a thread message; its id, or no row when it was kept before.
 pub(super) const INSERT_THREAD_MESSAGE: &str =
     "INSERT INTO thread_messages (request_id, at, user_id, text, source_channel, source_ts) \
-     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (source_channel, source_ts) DO NOTHING";
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (source_channel, source_ts) DO NOTHING \
+     RETURNING id";
 
-pub(super) const THREAD: &str =
-    "SELECT at, user_id, text FROM thread_messages WHERE request_id = $1 ORDER BY id";
+pub(super) const THREAD: &str = "SELECT at, user_id, text FROM thread_messages \
+     WHERE request_id = $1 AND deleted_at IS NULL ORDER BY id";
+
+/// The columns of a kept thread message (`rows::kept_message`).
+const KEPT_COLUMNS: &str = "id, request_id, user_id, text, version, deleted_at";
+
+/// Thread message `$1`.
+pub(super) static THREAD_MESSAGE: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {KEPT_COLUMNS} FROM thread_messages WHERE id = $1"));
+
+/// PostgreSQL: thread message `$1`, locked against a copy being recorded (or the message
+/// changed) until the transaction ends.
+pub(super) static PG_LOCK_THREAD_MESSAGE: LazyLock<String> = LazyLock::new(|| {
+    format!("SELECT {KEPT_COLUMNS} FROM thread_messages WHERE id = $1 FOR UPDATE")
+});
+
+/// The thread message written as message `$2` in channel `$1`.
+pub(super) static THREAD_MESSAGE_AT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {KEPT_COLUMNS} FROM thread_messages WHERE source_channel = $1 AND source_ts = $2"
+    )
+});
+
+/// Edits thread message `$1` to text `$2`, or deletes it when `$3` (the time) is set.
+pub(super) const CHANGE_THREAD_MESSAGE: &str =
+    "UPDATE thread_messages SET text = $2, version = version + 1, deleted_at = $3 \
+     WHERE id = $1 AND deleted_at IS NULL";
+
+/// The cards holding a copy of thread message `$1`.
+pub(super) const RELAY_COPIES: &str =
+    "SELECT card_id FROM thread_copies WHERE message_id = $1 ORDER BY card_id";
+
+/// The copy of thread message `$1` in the thread of card `$2`.
+pub(super) const RELAY_COPY: &str =
+    "SELECT channel, ts FROM thread_copies WHERE message_id = $1 AND card_id = $2";
+
+/// Remembers the copy of thread message `$1` in card `$2`'s thread: channel `$3`, ts `$4`.
+pub(super) const INSERT_RELAY_COPY: &str =
+    "INSERT INTO thread_copies (message_id, card_id, channel, ts) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (message_id, card_id) DO NOTHING";
 
 /// The posted cards of request `$1` other than `$2`: cards not posted yet get the
 /// conversation as a summary when they are.
@@ -606,7 +669,7 @@ mod tests {
         assert!(UPDATE_REQUEST.contains(&format!("WHERE id = ${}", changes + 1)));
         let version = REQUESTS.change_number("version").unwrap();
         assert!(UPDATE_REQUEST.ends_with(&format!("AND version = ${version} - 1")));
-        assert!(INSERT_REQUEST.contains(&format!("${}) RETURNING id", inserted + 1)));
+        assert!(INSERT_REQUEST.contains(&format!("${inserted}) RETURNING id")));
         // PostgreSQL: ids, keys, times, the changing columns, 5 event arrays, 9 list arrays.
         let last = 3 + changes + 5 + 9;
         assert!(PG_APPLY_ALL.contains(&format!("${last}::text[]")));

@@ -189,6 +189,70 @@ story! {
 }
 
 story! {
+    async fn idempotency_key_with_another_body_is_refused_and_files_nothing(app: &TestApp) {
+        put_app(app, "github", github()).await;
+        let key = [("Idempotency-Key", "order-4711")];
+        let body = json!({"app": "github", "target_user": REQUESTER, "comment": "once"});
+        let (status, first) = app
+            .api_post_with_headers("/api/v1/requests", body.clone(), &key)
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{first}");
+
+        for other in [
+            json!({"app": "github", "target_user": REQUESTER, "comment": "twice"}),
+            json!({"app": "github", "target_user": REQUESTER, "comment": "once", "groups": ["eng"]}),
+            json!({"app": "github", "target_user": OUTSIDER, "comment": "once"}),
+        ] {
+            let (status, answer) = app
+                .api_post_with_headers("/api/v1/requests", other.clone(), &key)
+                .await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{other}: {answer}");
+            let error = error_of(&answer);
+            assert!(error.contains("Idempotency-Key \"order-4711\""), "{error}");
+        }
+        // The first body still gets its request.
+        let (status, again) = app
+            .api_post_with_headers("/api/v1/requests", body, &key)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{again}");
+        assert_eq!(again["id"], first["id"]);
+        let (_, list) = app.api_get("/api/v1/requests").await;
+        assert_eq!(list["requests"].as_array().unwrap().len(), 1, "nothing else was filed");
+    }
+}
+
+story! {
+    async fn idempotency_key_files_anew_after_24_hours(env: StoryEnv) {
+        let stepped = env.spawn_stepped().await;
+        let app = &stepped;
+        put_app(app, "github", github()).await;
+        let key = [("Idempotency-Key", "nightly-sync")];
+        let body = json!({"app": "github", "target_user": REQUESTER, "comment": "nightly"});
+        let post = |body: Value| app.api_post_with_headers("/api/v1/requests", body, &key);
+        let (status, first) = post(body.clone()).await;
+        assert_eq!(status, StatusCode::CREATED, "{first}");
+
+        app.advance(chrono::Duration::hours(24) - chrono::Duration::seconds(1));
+        let (status, again) = post(body.clone()).await;
+        assert_eq!((status, &again["id"]), (StatusCode::OK, &first["id"]), "within the day");
+
+        app.advance(chrono::Duration::seconds(1));
+        let (status, next) = post(body.clone()).await;
+        assert_eq!(status, StatusCode::CREATED, "a day later the key files anew: {next}");
+        assert_ne!(next["id"], first["id"]);
+        let (status, again) = post(body).await;
+        assert_eq!((status, &again["id"]), (StatusCode::OK, &next["id"]));
+        // Bound to its new body as it was to the first.
+        let (status, answer) = post(json!({"app": "github", "target_user": REQUESTER})).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+
+        let (_, list) = app.api_get("/api/v1/requests").await;
+        assert_eq!(list["requests"].as_array().unwrap().len(), 2);
+        stepped.stop().await;
+    }
+}
+
+story! {
     async fn requests_are_listed_newest_first_with_filters_and_pages(app: &TestApp) {
         put_app(app, "github", github()).await;
         put_app(app, "figma", github_without_approvers()).await;

@@ -213,3 +213,77 @@ story! {
         stepped.stop().await;
     }
 }
+
+story! {
+    async fn failed_deliveries_are_paged_with_limit_and_cursor(env: StoryEnv) {
+        let stepped = env.spawn_stepped().await;
+        let app = &stepped;
+        let slack = &app.slack;
+        let mut catalog = github_without_approvers();
+        catalog["admins"] = json!([ADMIN1]);
+        catalog["admin_channel"] = Value::Null;
+        put_app(app, "github", catalog).await;
+        // Four requests, two cards each: every post is refused for good.
+        slack.fail_next_n(
+            "chat.postMessage",
+            Fault::SlackError("channel_not_found".into()),
+            8,
+        );
+        for _ in 0..4 {
+            file(app, "github", json!({})).await;
+        }
+        app.settle().await;
+        eventually("the 8 failed deliveries to be listed", || async {
+            failed_deliveries(app).await.len() == 8
+        })
+        .await;
+
+        // Today's call, without parameters: the same bare list, with no next page.
+        let (status, headers, all) = app.api_get_with_headers("/api/v1/deliveries").await;
+        assert_eq!(status, StatusCode::OK, "{all}");
+        let all = all.as_array().cloned().expect("a bare list, as before");
+        assert_eq!(all.len(), 8);
+        assert!(headers.get("link").is_none() && headers.get("x-next-cursor").is_none());
+        assert_eq!(all, failed_deliveries(app).await);
+
+        // Pages of 3 by the cursor each page names, in the header and in its Link.
+        let mut seen = Vec::new();
+        let mut path = "/api/v1/deliveries?status=failed&limit=3".to_string();
+        let mut pages = 0;
+        loop {
+            let (status, headers, page) = app.api_get_with_headers(&path).await;
+            assert_eq!(status, StatusCode::OK, "{path}: {page}");
+            let page = page.as_array().cloned().expect("a bare list");
+            assert!(page.len() <= 3, "{path}: {page:?}");
+            seen.extend(page.iter().cloned());
+            pages += 1;
+            let Some(next) = headers.get("x-next-cursor") else {
+                assert!(headers.get("link").is_none());
+                break;
+            };
+            let next = next.to_str().expect("ASCII");
+            assert_eq!(next, page.last().unwrap()["id"].to_string());
+            let link = headers["link"].to_str().expect("ASCII");
+            let expected = format!("/api/v1/deliveries?status=failed&limit=3&cursor={next}");
+            assert_eq!(link, format!("<{expected}>; rel=\"next\""));
+            path = expected;
+        }
+        assert_eq!(pages, 3);
+        assert_eq!(seen, all, "every failed delivery once, in order");
+
+        for (query, what) in [
+            ("limit=0", "limit"),
+            ("limit=201", "limit"),
+            ("limit=ten", "limit"),
+            ("limit=-1", "limit"),
+            ("cursor=abc", "cursor"),
+            ("cursor=1.5", "cursor"),
+        ] {
+            let (status, body) = app.api_get(&format!("/api/v1/deliveries?{query}")).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+            let error = body["error"].as_str().unwrap_or_default();
+            assert!(error.contains(what), "{query}: {body}");
+        }
+        stepped.stop().await;
+    }
+}

@@ -182,14 +182,8 @@ fn request_with(comment: String, groups: usize, admins: usize, status: Status) -
         decided_at: Some(at),
         provisioned_at: Some(at),
         expires_at: Some(at),
-        removed_by: None,
-        released_by: None,
-        released_at: None,
-        removed_at: None,
         denial_feedback: Some("<!channel> no & no".repeat(200)),
-        expiry_reminded: false,
-        stage_reminded: false,
         version: 3,
-        claimed_by: None,
+        ..Default::default()
     }
 }

@@ -300,3 +300,56 @@ story! {
         app.stop().await;
     }
 }
+
+story! {
+    /// A submission of the request form sent again (by Slack, or by anyone holding the
+    /// signed copy within its five minutes) files nothing twice; a new modal is a new request.
+    async fn a_replayed_request_form_files_once(env: StoryEnv) {
+        let app = env.spawn().await;
+        put_app(&app, "figma", figma(true, false)).await;
+        let form = json!({
+            "app": {"app": selected_value("Figma", "figma")},
+            "permission": {"permission": selected_value("Member", "Member")},
+            "groups": {"groups": multi_selected_value(&[])},
+            "access_length": {"access_length": text_value(Some("7d"))},
+            "comment": {"comment": text_value(Some("for the launch"))},
+        });
+        let view_id = open_request_modal(&app, REQUESTER).await;
+        choose_app(&app, REQUESTER, &view_id, "figma", "Figma").await;
+        let view = app.slack.view(&view_id).expect("the modal");
+        let submission = signer::view_submission(REQUESTER, &view, form.clone());
+        for _ in 0..3 {
+            let (status, body) = app.slack_interactivity(&submission).await;
+            assert_eq!(status, 200, "{body}");
+            assert!(
+                body.is_null() || body.get("response_action").is_none(),
+                "the modal closes each time: {body}"
+            );
+        }
+        let mine = requests_of(&app, REQUESTER).await;
+        assert_eq!(mine.len(), 1, "{mine:?}");
+        wait_card(&app.slack, APPROVER, "approve", number_of(&mine[0])).await;
+
+        // A second modal, with the same answers: a second request.
+        let opened = app.slack.ok_calls_to("views.open").len();
+        let (status, _) = app.slash_access(REQUESTER, CHANNEL, "").await;
+        assert_eq!(status, 200);
+        wait_for_state(&app.slack, "a second modal", |s| {
+            s.ok_calls_to("views.open").len() > opened
+        })
+        .await;
+        let second = app.slack.ok_calls_to("views.open").pop().expect("views.open").response
+            ["view"]["id"]
+            .as_str()
+            .expect("the modal's id")
+            .to_string();
+        assert_ne!(second, view_id);
+        choose_app(&app, REQUESTER, &second, "figma", "Figma").await;
+        let (status, body) = app.submit_view(REQUESTER, &second, form).await;
+        assert_eq!(status, 200, "{body}");
+        let mine = requests_of(&app, REQUESTER).await;
+        assert_eq!(mine.len(), 2, "{mine:?}");
+        wait_card(&app.slack, APPROVER, "approve", number_of(&mine[0])).await;
+        app.stop().await;
+    }
+}

@@ -11,8 +11,8 @@ use accessbot::domain::{
     Status, ThreadMessage,
 };
 use accessbot::store::{
-    Change, Decide, Decided, Delivery, Filed, NewCard, NewRequest, OutboxItem, RequestFilter,
-    Store, StoreError, ThreadPost,
+    Change, Decide, Decided, Delivery, Filed, IdempotencyKey, NewCard, NewRequest, OutboxItem,
+    RelayCopy, RequestFilter, Store, StoreError, ThreadChange, ThreadPost,
 };
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
@@ -78,14 +78,29 @@ fn new_request(app: &App, requester: &str, key: Option<&str>) -> NewRequest {
             user: requester.into(),
         }],
         republish_homes: vec![],
-        idempotency_key: key.map(str::to_string),
+        idempotency: key.map(|key| IdempotencyKey {
+            key: key.to_string(),
+            // The body of this test: the app and the requester.
+            body_hash: format!("{}/{requester}", app.slug),
+            legacy_key: None,
+            live_after: t0() - Duration::hours(24),
+        }),
     }
+}
+
+/// [`new_request`] with key `key`, whose keys recorded at or before `live_after` are over.
+fn keyed(app: &App, requester: &str, key: &str, live_after: DateTime<Utc>) -> NewRequest {
+    let mut new = new_request(app, requester, Some(key));
+    if let Some(key) = &mut new.idempotency {
+        key.live_after = live_after;
+    }
+    new
 }
 
 async fn file(store: &Arc<dyn Store>, new: NewRequest) -> AccessRequest {
     match store.file_request(new).await.unwrap() {
         Filed::Created(request) => request,
-        Filed::Existing(request) => panic!("request {} existed", request.id),
+        other => panic!("not filed: {other:?}"),
     }
 }
 
@@ -218,10 +233,15 @@ story! {
     async fn filing_again_with_a_used_idempotency_key_returns_the_first_request(store: Arc<dyn Store>) {
         let first = file(&store, new_request(&github(), "UREQ", Some("key-1"))).await;
         let again = store
-            .file_request(new_request(&figma(), "UOTHER", Some("key-1")))
+            .file_request(new_request(&github(), "UREQ", Some("key-1")))
             .await
             .unwrap();
         assert_eq!(again, Filed::Existing(first.clone()));
+        let other_body = store
+            .file_request(new_request(&figma(), "UOTHER", Some("key-1")))
+            .await
+            .unwrap();
+        assert_eq!(other_body, Filed::KeyUsedForAnotherBody);
         let other = file(&store, new_request(&github(), "UREQ", Some("key-2"))).await;
         assert_ne!(other.id, first.id);
         assert_eq!(
@@ -230,9 +250,45 @@ story! {
                 .await
                 .unwrap()
                 .len(),
-            2
+            2,
+            "another body with a used key files nothing"
         );
         assert_eq!(store.events(first.id).await.unwrap().len(), 1);
+    }
+}
+
+story! {
+    async fn an_idempotency_key_files_anew_once_over_and_is_swept(store: Arc<dyn Store>) {
+        // Each filing is recorded at t0 (the time of its event).
+        let first = file(&store, keyed(&github(), "UREQ", "k", t0() - Duration::hours(24))).await;
+        // A day later the key is over: the same key files anew, even with another body…
+        let second = file(&store, keyed(&figma(), "UOTHER", "k", t0())).await;
+        assert_ne!(second.id, first.id);
+        // …and is bound to that body from then on.
+        let live_after = t0() - Duration::hours(1);
+        let again = store
+            .file_request(keyed(&figma(), "UOTHER", "k", live_after))
+            .await
+            .unwrap();
+        assert_eq!(again, Filed::Existing(second.clone()));
+        let first_body = store
+            .file_request(keyed(&github(), "UREQ", "k", live_after))
+            .await
+            .unwrap();
+        assert_eq!(first_body, Filed::KeyUsedForAnotherBody);
+
+        // The sweep forgets keys recorded before its cutoff: even a look-up that would take
+        // the key as live finds nothing left.
+        store
+            .prune(t0() + Duration::seconds(1), t0() - Duration::days(7))
+            .await
+            .unwrap();
+        let third = file(&store, keyed(&github(), "UREQ", "k", t0() - Duration::days(30))).await;
+        assert!(third.id != first.id && third.id != second.id);
+        assert_eq!(
+            store.requests(&RequestFilter::default()).await.unwrap().len(),
+            3
+        );
     }
 }
 
@@ -258,6 +314,7 @@ story! {
                 Filed::Existing(request) => {
                     ids.insert(request.id);
                 }
+                Filed::KeyUsedForAnotherBody => panic!("the same body"),
             }
         }
         assert_eq!(created.len(), 1);
@@ -585,7 +642,7 @@ story! {
             .await
             .unwrap();
 
-        let failed = store.failed_deliveries().await.unwrap();
+        let failed = store.failed_deliveries(None, 100).await.unwrap();
         assert_eq!(failed.len(), 1);
         assert_eq!(failed[0].id, post.id);
         assert_eq!(failed[0].request_id, Some(filed.id));
@@ -623,11 +680,35 @@ story! {
             .retry_delivery(post.id + 1000, retry_at)
             .await
             .unwrap());
-        assert_eq!(store.failed_deliveries().await.unwrap().len(), 1);
+        assert_eq!(store.failed_deliveries(None, 100).await.unwrap().len(), 1);
         let again = claim_all(&store, retry_at).await;
         assert_eq!(again.len(), 1);
         assert_eq!(again[0].id, post.id);
         assert_eq!(again[0].delivery, post.delivery);
+    }
+}
+
+story! {
+    async fn failed_deliveries_are_listed_a_page_at_a_time(store: Arc<dyn Store>) {
+        let homes: Vec<Delivery> = (0..5)
+            .map(|i| Delivery::PublishHome { user: format!("U{i}") })
+            .collect();
+        store.enqueue(None, &homes, t0()).await.unwrap();
+        let mut ids = Vec::new();
+        for item in claim_all(&store, t0()).await {
+            store.delivery_failed(item.id, "invalid_auth", t0()).await.unwrap();
+            ids.push(item.id);
+        }
+        let mut pages = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store.failed_deliveries(after, 2).await.unwrap();
+            let Some(last) = page.last() else { break };
+            after = Some(last.id);
+            pages.push(page.iter().map(|f| f.id).collect::<Vec<_>>());
+        }
+        assert_eq!(pages, [&ids[0..2], &ids[2..4], &ids[4..5]]);
+        assert_eq!(store.failed_deliveries(None, 100).await.unwrap().len(), 5);
     }
 }
 
@@ -1158,7 +1239,7 @@ async fn an_unreadable_stored_payload_is_dead_lettered_not_returned() {
         deliveries(&items),
         [Delivery::PublishHome { user: "U2".into() }]
     );
-    let failed = store.failed_deliveries().await.unwrap();
+    let failed = store.failed_deliveries(None, 100).await.unwrap();
     assert_eq!(failed.len(), 1);
     assert!(
         failed[0].error.contains("not a delivery"),
@@ -1239,16 +1320,24 @@ story! {
         assert!(store.add_thread_message(post.clone()).await.unwrap());
         assert!(!store.add_thread_message(post).await.unwrap(), "kept twice");
 
+        let kept = store
+            .thread_message_at("DAPPROVER", "100.000002")
+            .await
+            .unwrap()
+            .expect("kept by its source");
+        assert_eq!(
+            (kept.user.as_str(), kept.text.as_str(), kept.version, kept.deleted),
+            ("UAPPROVER", "why?", 1, false)
+        );
         let relayed: Vec<i64> = drain(&store, t0())
             .await
             .into_iter()
             .map(|delivery| match delivery {
-                Delivery::RelayReply {
+                Delivery::RelayMessage {
                     card_id,
-                    author,
-                    text,
+                    message_id,
                 } => {
-                    assert_eq!((author.as_str(), text.as_str()), ("UAPPROVER", "why?"));
+                    assert_eq!(message_id, kept.id);
                     card_id
                 }
                 other => panic!("unexpected delivery {other:?}"),
@@ -1292,6 +1381,133 @@ story! {
             .map(|e| e.kind)
             .collect();
         assert_eq!(kinds, ["created", "thread_message"]);
+    }
+}
+
+story! {
+    async fn edits_and_deletions_reach_every_copy_posted_before_or_after(store: Arc<dyn Store>) {
+        let app = App {
+            approvers: vec!["UAPPROVER".into(), "UAPPROVER2".into()],
+            ..github()
+        };
+        store.put_app(&app, t0()).await.unwrap();
+        let request = file(&store, new_request(&app, "UREQ", None)).await;
+        let cards = store.cards(request.id).await.unwrap();
+        assert_eq!(cards.len(), 3, "the receipt and two approval cards");
+        for (i, card) in cards.iter().enumerate() {
+            store
+                .card_posted(card.id, &format!("D{i}"), "100.000001", request.version, t0())
+                .await
+                .unwrap();
+        }
+        drain(&store, t0()).await;
+        let event = |kind| NewEvent {
+            at: t0(),
+            actor: "UREQ".into(),
+            kind,
+            before: None,
+            after: None,
+            detail: None,
+        };
+        let post = ThreadPost {
+            request_id: request.id,
+            source_card_id: cards[0].id,
+            source_channel: "D0".into(),
+            source_ts: "100.000002".into(),
+            event: event(EventKind::ThreadMessage),
+            message: ThreadMessage {
+                at: t0(),
+                user: "UREQ".into(),
+                text: "first".into(),
+            },
+        };
+        assert!(store.add_thread_message(post).await.unwrap());
+        drain(&store, t0()).await;
+        let message = store.thread_message_at("D0", "100.000002").await.unwrap().unwrap();
+        let (early, late) = (cards[1].id, cards[2].id);
+        // One copy is posted before the edit; the other was rendered before it and is
+        // recorded after it.
+        let copy = |ts: &str| RelayCopy {
+            channel: "DCOPY".into(),
+            ts: ts.into(),
+        };
+        store
+            .relay_copy_posted(message.id, early, copy("200.1"), 1, t0())
+            .await
+            .unwrap();
+        assert_eq!(drain(&store, t0()).await, [], "an up-to-date copy needs nothing");
+        let edit = ThreadChange {
+            message_id: message.id,
+            request_id: request.id,
+            text: Some("second".into()),
+            event: event(EventKind::ThreadMessageEdited),
+        };
+        assert!(store.change_thread_message(edit).await.unwrap());
+        assert_eq!(
+            drain(&store, t0()).await,
+            [Delivery::UpdateRelayCopy {
+                card_id: early,
+                message_id: message.id
+            }]
+        );
+        store
+            .relay_copy_posted(message.id, late, copy("200.2"), 1, t0())
+            .await
+            .unwrap();
+        assert_eq!(
+            drain(&store, t0()).await,
+            [Delivery::UpdateRelayCopy {
+                card_id: late,
+                message_id: message.id
+            }],
+            "a copy rendered before the edit is updated"
+        );
+        assert_eq!(
+            store.relay_copy(message.id, late).await.unwrap(),
+            Some(copy("200.2"))
+        );
+        assert_eq!(store.thread(request.id).await.unwrap()[0].text, "second");
+
+        let deletion = ThreadChange {
+            message_id: message.id,
+            request_id: request.id,
+            text: None,
+            event: event(EventKind::ThreadMessageDeleted),
+        };
+        assert!(store.change_thread_message(deletion.clone()).await.unwrap());
+        assert!(!store.change_thread_message(deletion).await.unwrap(), "deleted once");
+        assert_eq!(
+            drain(&store, t0()).await,
+            [
+                Delivery::DeleteRelayCopy {
+                    card_id: early,
+                    message_id: message.id
+                },
+                Delivery::DeleteRelayCopy {
+                    card_id: late,
+                    message_id: message.id
+                }
+            ]
+        );
+        assert!(store.thread(request.id).await.unwrap().is_empty());
+        let gone = store.thread_message(message.id).await.unwrap().unwrap();
+        assert!(gone.deleted && gone.text.is_empty(), "{gone:?}");
+        let kinds: Vec<String> = store
+            .events(request.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "created",
+                "thread_message",
+                "thread_message_edited",
+                "thread_message_deleted"
+            ]
+        );
     }
 }
 

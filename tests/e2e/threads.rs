@@ -1,13 +1,14 @@
 //! Discussion threads: a reply under any card of a request, or under the requester's
 //! receipt, reaches every other thread of that request, once, and is kept.
 
-use serde_json::json;
+use chrono::Duration;
 
 use crate::support::fake_slack::{Fault, BOT_ID};
 use crate::support::signer::{bot_message_event, event_callback, user_message_event};
 use crate::support::story::{
-    asking_for, audit_kinds, figma, file, number_of, put_app, story, thread_of, wait_card,
-    wait_for_state, wait_for_worker, wait_reply, Card, ADMIN1, ADMIN_CHANNEL, APPROVER, REQUESTER,
+    asking_for, audit_kinds, ephemeral_for, events, figma, file, number_of, put_app, story,
+    thread_of, wait_card, wait_for_state, wait_for_worker, wait_reply, Card, ADMIN1, ADMIN_CHANNEL,
+    APPROVER, OUTSIDER, REQUESTER,
 };
 use crate::support::test_app::TestApp;
 
@@ -136,7 +137,7 @@ story! {
 }
 
 story! {
-    async fn the_bot_ignores_its_own_messages_other_bots_and_edits(env: StoryEnv) {
+    async fn the_bot_ignores_its_own_messages_and_other_bots(env: StoryEnv) {
         let app = env.spawn().await;
         let slack = app.slack.clone();
         let (id, receipt, approval) = receipt_and_approval_card(&app).await;
@@ -163,36 +164,8 @@ story! {
             Some(&approval.ts),
         );
         assert_eq!(app.slack_event(&event_callback(other)).await.0, 200);
-        // A person editing a reply: `message_changed`.
-        let (edited_ts, _) = app
-            .reply_in_thread(APPROVER, &approval.channel, &approval.ts, "first words")
+        app.reply_in_thread(APPROVER, &approval.channel, &approval.ts, "first words")
             .await;
-        let edit_ts = slack.next_ts();
-        let edit = json!({
-            "type": "message",
-            "subtype": "message_changed",
-            "hidden": true,
-            "channel": approval.channel,
-            "channel_type": "im",
-            "ts": edit_ts,
-            "event_ts": edit_ts,
-            "message": {
-                "type": "message",
-                "user": APPROVER,
-                "text": "second words",
-                "ts": edited_ts,
-                "thread_ts": approval.ts,
-                "edited": {"user": APPROVER, "ts": edit_ts},
-            },
-            "previous_message": {
-                "type": "message",
-                "user": APPROVER,
-                "text": "first words",
-                "ts": edited_ts,
-                "thread_ts": approval.ts,
-            },
-        });
-        assert_eq!(app.slack_event(&event_callback(edit)).await.0, 200);
         // A last plain reply; once it is relayed, anything relayed before it would be there too.
         app.reply_in_thread(APPROVER, &approval.channel, &approval.ts, "last words")
             .await;
@@ -370,6 +343,306 @@ story! {
             .filter(|r| r.contains("any news?"))
             .count();
         assert_eq!(heard, 1, "{:?}", admin_card.replies(&slack));
+        app.stop().await;
+    }
+}
+
+/// The texts of the kept thread of request `id`, oldest first.
+async fn kept_texts(app: &TestApp, id: i64) -> Vec<String> {
+    thread_of(app, id)
+        .await
+        .iter()
+        .map(|m| m["text"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+story! {
+    async fn a_stranger_is_not_relayed_nor_kept_and_hears_why_once(env: StoryEnv) {
+        let app = env.spawn().await;
+        let slack = app.slack.clone();
+        let (id, receipt, approval) = receipt_and_approval_card(&app).await;
+
+        // Someone who is none of the request's people writes in a card's thread (as someone
+        // removed from the approvers could, in their old card's thread), twice.
+        for text in ["let me in on this", "hello?"] {
+            let (_, status) = app
+                .reply_in_thread(OUTSIDER, &approval.channel, &approval.ts, text)
+                .await;
+            assert_eq!(status, 200);
+        }
+        let note = ephemeral_for(&slack, OUTSIDER, 1).await;
+        assert_eq!(note["thread_ts"], approval.ts.as_str(), "{note}");
+        let text = note["text"].as_str().unwrap_or_default();
+        assert!(text.contains("Your reply stays in this thread only"), "{text}");
+
+        // A request's person is relayed as ever; the stranger's words went nowhere.
+        app.reply_in_thread(APPROVER, &approval.channel, &approval.ts, "on it")
+            .await;
+        wait_reply(&slack, &receipt, &format!("<@{APPROVER}>: on it")).await;
+        wait_for_worker(&app).await;
+        assert_eq!(receipt.replies(&slack), [format!("<@{APPROVER}>: on it")]);
+        assert_eq!(kept_texts(&app, id).await, ["on it"]);
+        assert_eq!(slack.ephemerals_for(OUTSIDER).len(), 1, "told once");
+        app.stop().await;
+    }
+}
+
+story! {
+    async fn in_the_admin_channel_anyone_who_can_post_is_relayed(env: StoryEnv) {
+        let app = env.spawn().await;
+        let slack = app.slack.clone();
+        put_app(&app, "figma", figma(false, true)).await;
+        let id = number_of(&file(&app, "figma", asking_for("unlimited")).await.1);
+        let receipt = wait_card(&slack, REQUESTER, "cancel_request", id).await;
+        let channel_card = wait_card(&slack, ADMIN_CHANNEL, "confirm_provisioning", id).await;
+        wait_for_worker(&app).await;
+
+        app.reply_in_thread(OUTSIDER, &channel_card.channel, &channel_card.ts, "I can help")
+            .await;
+        wait_reply(&slack, &receipt, &format!("<@{OUTSIDER}>: I can help")).await;
+        assert_eq!(kept_texts(&app, id).await, ["I can help"]);
+        assert!(slack.ephemerals_for(OUTSIDER).is_empty());
+        app.stop().await;
+    }
+}
+
+story! {
+    async fn a_long_reply_is_cut_to_three_thousand_characters_with_a_visible_mark(env: StoryEnv) {
+        let app = env.spawn().await;
+        let slack = app.slack.clone();
+        let (id, receipt, approval) = receipt_and_approval_card(&app).await;
+
+        let long = "All the logs: ".to_string() + &"0123456789".repeat(4_000);
+        app.reply_in_thread(REQUESTER, &receipt.channel, &receipt.ts, &long)
+            .await;
+        wait_for_state(&slack, "the long reply relayed", |s| {
+            !approval.replies(s).is_empty()
+        })
+        .await;
+        let relayed = approval.replies(&slack).remove(0);
+        let prefix = format!("<@{REQUESTER}>: ");
+        assert!(relayed.starts_with(&format!("{prefix}All the logs: 0123")), "{relayed:.80}");
+        assert!(relayed.ends_with("… (truncated)"), "{}", &relayed[relayed.len() - 40..]);
+        assert_eq!(relayed.chars().count(), 3_000, "the whole relayed message");
+
+        // What is kept is what was relayed: 3,000 characters, in the thread and the trail.
+        let kept = kept_texts(&app, id).await;
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].chars().count(), 3_000);
+        assert!(kept[0].ends_with("… (truncated)"));
+        let details: Vec<usize> = events(&app, &id.to_string())
+            .await
+            .iter()
+            .filter(|e| e["kind"] == "thread_message")
+            .map(|e| e["detail"].as_str().unwrap_or_default().chars().count())
+            .collect();
+        assert_eq!(details, [3_000]);
+        app.stop().await;
+    }
+}
+
+story! {
+    async fn replies_over_the_rate_limit_are_not_relayed_and_the_author_hears_once(
+        env: StoryEnv
+    ) {
+        // The clock stands still unless the story moves it.
+        let app = env.spawn_at_t0(&[]).await;
+        let slack = app.slack.clone();
+        let (id, receipt, approval) = receipt_and_approval_card(&app).await;
+
+        for n in 1..=7 {
+            app.reply_in_thread(REQUESTER, &receipt.channel, &receipt.ts, &format!("ping {n}"))
+                .await;
+        }
+        let note = ephemeral_for(&slack, REQUESTER, 1).await;
+        let text = note["text"].as_str().unwrap_or_default();
+        assert!(text.contains("at most 5 replies a minute from one person"), "{text}");
+        assert!(text.contains("Try again in 12 seconds"), "{text}");
+        assert_eq!(note["thread_ts"], receipt.ts.as_str());
+
+        // A token comes back every 12 seconds.
+        app.advance(Duration::seconds(12));
+        app.reply_in_thread(REQUESTER, &receipt.channel, &receipt.ts, "ping 8")
+            .await;
+        wait_reply(&slack, &approval, &format!("<@{REQUESTER}>: ping 8")).await;
+        wait_for_worker(&app).await;
+        let relayed: Vec<String> = [1, 2, 3, 4, 5, 8]
+            .iter()
+            .map(|n| format!("<@{REQUESTER}>: ping {n}"))
+            .collect();
+        assert_eq!(approval.replies(&slack), relayed);
+        assert_eq!(
+            kept_texts(&app, id).await,
+            ["ping 1", "ping 2", "ping 3", "ping 4", "ping 5", "ping 8"]
+        );
+        assert_eq!(slack.ephemerals_for(REQUESTER).len(), 1, "told once");
+        app.stop().await;
+    }
+}
+
+story! {
+    async fn a_busy_request_relays_a_bounded_number_of_replies_whoever_writes(env: StoryEnv) {
+        let app = env.spawn_at_t0(&[]).await;
+        let slack = app.slack.clone();
+        put_app(&app, "figma", figma(false, true)).await;
+        let id = number_of(&file(&app, "figma", asking_for("unlimited")).await.1);
+        let receipt = wait_card(&slack, REQUESTER, "cancel_request", id).await;
+        let admin_dm = wait_card(&slack, ADMIN1, "confirm_provisioning", id).await;
+        let channel_card = wait_card(&slack, ADMIN_CHANNEL, "confirm_provisioning", id).await;
+        wait_for_worker(&app).await;
+
+        // Three people write five replies each within the minute: the request's fifteen.
+        for (author, card) in [
+            (REQUESTER, &receipt),
+            (ADMIN1, &admin_dm),
+            (OUTSIDER, &channel_card),
+        ] {
+            for n in 1..=5 {
+                app.reply_in_thread(author, &card.channel, &card.ts, &format!("{author} {n}"))
+                    .await;
+            }
+        }
+        // A fourth person's first reply is one too many for the request.
+        app.reply_in_thread("UHELPER", &channel_card.channel, &channel_card.ts, "me too")
+            .await;
+        let note = ephemeral_for(&slack, "UHELPER", 1).await;
+        let text = note["text"].as_str().unwrap_or_default();
+        assert!(text.contains("at most 15 replies a minute in one request"), "{text}");
+        assert_eq!(thread_of(&app, id).await.len(), 15);
+        app.stop().await;
+    }
+}
+
+story! {
+    async fn an_edit_and_a_deletion_reach_every_copy_and_the_kept_thread(env: StoryEnv) {
+        let app = env.spawn().await;
+        let slack = app.slack.clone();
+        let (id, receipt, approval) = receipt_and_approval_card(&app).await;
+
+        let (ts, _) = app
+            .reply_in_thread(REQUESTER, &receipt.channel, &receipt.ts, "Which repo?")
+            .await;
+        wait_reply(&slack, &approval, &format!("<@{REQUESTER}>: Which repo?")).await;
+
+        let status = app
+            .edit_reply(
+                REQUESTER,
+                &receipt.channel,
+                (&receipt.ts, &ts),
+                "Which repo? The mobile one",
+            )
+            .await;
+        assert_eq!(status, 200);
+        let edited = format!("<@{REQUESTER}>: Which repo? The mobile one");
+        wait_for_state(&slack, "the copy edited", |s| approval.replies(s) == [edited.clone()])
+            .await;
+        assert_eq!(kept_texts(&app, id).await, ["Which repo? The mobile one"]);
+
+        assert_eq!(
+            app.delete_reply(REQUESTER, &receipt.channel, (&receipt.ts, &ts))
+                .await,
+            200
+        );
+        wait_for_state(&slack, "the copy deleted", |s| approval.replies(s).is_empty()).await;
+        assert!(kept_texts(&app, id).await.is_empty());
+        assert_eq!(slack.ok_calls_to("chat.delete").len(), 1);
+        let kinds = audit_kinds(&app, id).await;
+        let thread_kinds: Vec<&str> = kinds
+            .iter()
+            .map(String::as_str)
+            .filter(|k| k.starts_with("thread_message"))
+            .collect();
+        assert_eq!(
+            thread_kinds,
+            [
+                "thread_message",
+                "thread_message_edited",
+                "thread_message_deleted"
+            ]
+        );
+        app.stop().await;
+    }
+}
+
+story! {
+    /// A copy still waiting to be posted when its message is edited shows the edit; one
+    /// waiting when its message is deleted is never posted.
+    async fn a_copy_posted_late_shows_the_message_as_it_is_then(env: StoryEnv) {
+        let app = env.spawn_stepped().await;
+        let slack = app.slack.clone();
+        let t = app.now();
+        put_app(&app, "figma", figma(true, false)).await;
+        let id = number_of(&file(&app, "figma", asking_for("unlimited")).await.1);
+        app.step(t).await;
+        let receipt = wait_card(&slack, REQUESTER, "cancel_request", id).await;
+        let approval = wait_card(&slack, APPROVER, "approve", id).await;
+
+        let (edited_ts, _) = app
+            .reply_in_thread(REQUESTER, &receipt.channel, &receipt.ts, "typo")
+            .await;
+        app.edit_reply(REQUESTER, &receipt.channel, (&receipt.ts, &edited_ts), "fixed")
+            .await;
+        let (deleted_ts, _) = app
+            .reply_in_thread(REQUESTER, &receipt.channel, &receipt.ts, "oops")
+            .await;
+        app.delete_reply(REQUESTER, &receipt.channel, (&receipt.ts, &deleted_ts))
+            .await;
+        app.step(t).await;
+        assert_eq!(
+            approval.replies(&slack),
+            [format!("<@{REQUESTER}>: fixed")]
+        );
+        assert_eq!(kept_texts(&app, id).await, ["fixed"]);
+        assert!(slack.calls_to("chat.delete").is_empty());
+        app.stop().await;
+    }
+}
+
+story! {
+    /// Slack limits chat.postMessage per channel: a 429 for the approver's DM holds back
+    /// the relay into it, and only it.
+    async fn a_rate_limited_channel_does_not_delay_posts_to_another(env: StoryEnv) {
+        let app = env.spawn_stepped().await;
+        let slack = app.slack.clone();
+        let t = app.now();
+        put_app(&app, "figma", figma(true, false)).await;
+        let id = number_of(&file(&app, "figma", asking_for("unlimited")).await.1);
+        app.step(t).await;
+        let receipt = wait_card(&slack, REQUESTER, "cancel_request", id).await;
+        let approval = wait_card(&slack, APPROVER, "approve", id).await;
+
+        slack.fail_next_in(
+            "chat.postMessage",
+            &approval.channel,
+            Fault::RateLimited {
+                retry_after_secs: 30,
+            },
+        );
+        app.reply_in_thread(REQUESTER, &receipt.channel, &receipt.ts, "any news?")
+            .await;
+        app.step(t).await;
+        let limited = slack
+            .wait_for_call("chat.postMessage", |c| c.status == 429)
+            .await
+            .expect("the relay into the approver's DM is rate-limited");
+        assert_eq!(limited.arg("channel"), Some(approval.channel.as_str()));
+
+        // Within the Retry-After, a post to the requester's DM goes out at once.
+        app.reply_in_thread(APPROVER, &approval.channel, &approval.ts, "looking")
+            .await;
+        app.step(t + Duration::seconds(1)).await;
+        assert_eq!(
+            receipt.replies(&slack),
+            ["any news?".to_string(), format!("<@{APPROVER}>: looking")]
+        );
+        assert_eq!(approval.replies(&slack), ["looking"], "still waiting");
+
+        // After it, the waiting relay is posted.
+        app.step(t + Duration::seconds(30)).await;
+        assert_eq!(
+            approval.replies(&slack),
+            ["looking".to_string(), format!("<@{REQUESTER}>: any news?")]
+        );
         app.stop().await;
     }
 }

@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 use accessbot::clock::ManualClock;
 use chrono::{DateTime, Duration, Utc};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
 use sqlx::Connection;
 
 use crate::support::db::Backend;
@@ -184,6 +186,64 @@ story! {
         assert!(failed_deliveries(&app).await.is_empty());
         app.stop().await;
     }
+}
+
+story! {
+    /// e9f3a20 kept an `Idempotency-Key` on the request it filed, with no body to compare:
+    /// after the upgrade the key still returns that request, as it did, until its day is
+    /// over; then it files anew and is bound to its body.
+    async fn an_idempotency_key_of_e9f3a20_replays_after_the_upgrade(env: StoryEnv) {
+        load_fixture(&env).await;
+        keep_key_as_e9f3a20_did(&env, FILED_UNPOSTED, "order-e9f3a20").await;
+        let stopped_at = written_at() + STOPPED_AFTER;
+        let clock = Arc::new(ManualClock::new(stopped_at));
+        let app = TestApp::spawn_stepped(env.db_url(), &env.slack, clock, &[]).await;
+        let key = [("Idempotency-Key", "order-e9f3a20")];
+        let body = json!({"app": "github", "target_user": REQUESTER, "comment": "For the release"});
+        let post = |body: Value| app.api_post_with_headers("/api/v1/requests", body, &key);
+
+        let (status, replayed) = post(body.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{replayed}");
+        assert_eq!(replayed["id"], FILED_UNPOSTED);
+        let (status, replayed) = post(json!({"app": "github", "target_user": ADMIN1})).await;
+        assert_eq!((status, &replayed["id"]), (StatusCode::OK, &json!(FILED_UNPOSTED)), "no body was kept to compare");
+
+        // Request 5 was filed when the release stopped: a day later its key is over.
+        app.advance(Duration::hours(24));
+        let (status, fresh) = post(body.clone()).await;
+        assert_eq!(status, StatusCode::CREATED, "{fresh}");
+        assert_ne!(fresh["id"], FILED_UNPOSTED);
+        let (status, again) = post(body).await;
+        assert_eq!((status, &again["id"]), (StatusCode::OK, &fresh["id"]));
+        let (status, other) = post(json!({"app": "github", "target_user": ADMIN1})).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{other}");
+        app.stop().await;
+    }
+}
+
+/// Keeps `key` on request `id` the way e9f3a20 kept an `Idempotency-Key`: in
+/// `requests.idempotency_key`, before this build migrates the database.
+async fn keep_key_as_e9f3a20_did(env: &StoryEnv, id: i64, key: &str) {
+    const KEEP: &str = "UPDATE requests SET idempotency_key = $1 WHERE id = $2";
+    let updated = match env.backend {
+        Backend::Sqlite => {
+            let mut db = sqlx::SqliteConnection::connect(env.db_url())
+                .await
+                .expect("open");
+            let done = sqlx::query(KEEP).bind(key).bind(id).execute(&mut db).await;
+            db.close().await.expect("close");
+            done.map(|done| done.rows_affected())
+        }
+        Backend::Postgres => {
+            let mut db = sqlx::PgConnection::connect(env.db_url())
+                .await
+                .expect("open");
+            let done = sqlx::query(KEEP).bind(key).bind(id).execute(&mut db).await;
+            db.close().await.expect("close");
+            done.map(|done| done.rows_affected())
+        }
+    };
+    assert_eq!(updated.expect("keep the key"), 1);
 }
 
 /// The "ready to go" DMs to the requester about the grant that ends at `expires`.

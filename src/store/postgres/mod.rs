@@ -9,6 +9,7 @@
 
 mod apply;
 mod batch;
+mod relay;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,8 +24,9 @@ use self::batch::DecisionBatches;
 use super::columns::{Param, Write, APPS, REQUESTS};
 use super::rows::{self, millis, to_json};
 use super::{
-    sql, Card, Change, Decide, Decided, Delivery, FailedDelivery, Filed, NewCard, NewRequest,
-    OutboxItem, RequestFilter, Store, StoreError, StoreResult, StoreStats, ThreadPost,
+    sql, Card, Change, Decide, Decided, Delivery, FailedDelivery, Filed, IdempotencyKey,
+    KeptMessage, NewCard, NewRequest, OutboxItem, RelayCopy, RequestFilter, Store, StoreError,
+    StoreResult, StoreStats, ThreadChange, ThreadPost,
 };
 use crate::domain::{AccessRequest, App, AuditEvent, EventKind, NewEvent, ThreadMessage};
 
@@ -173,12 +175,36 @@ async fn thread_in(conn: &mut PgConnection, request_id: i64) -> StoreResult<Vec<
 }
 
 impl PostgresStore {
-    async fn request_by_key(&self, key: &str) -> StoreResult<Option<AccessRequest>> {
+    /// What idempotency key `key` found while live: its body hash (`None` for a key of an
+    /// earlier release) and the request it filed.
+    async fn request_by_key(
+        &self,
+        key: &IdempotencyKey,
+    ) -> StoreResult<Option<(Option<String>, AccessRequest)>> {
+        let live_after = millis(key.live_after);
         let row = sqlx::query(&sql::REQUEST_BY_KEY)
-            .bind(key)
+            .bind(&key.key)
+            .bind(live_after)
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(|row| REQUESTS.read(row)).transpose()
+        if let Some(row) = row {
+            return Ok(Some((
+                Some(row.try_get("body_hash")?),
+                REQUESTS.read(&row)?,
+            )));
+        }
+        let Some(legacy) = &key.legacy_key else {
+            return Ok(None);
+        };
+        let row = sqlx::query(&sql::REQUEST_BY_LEGACY_KEY)
+            .bind(legacy)
+            .bind(live_after)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(row) => Ok(Some((None, REQUESTS.read(&row)?))),
+            None => Ok(None),
+        }
     }
 
     /// The requests of `sql` (`$1` a time, `$2` a limit).
@@ -250,33 +276,39 @@ impl Store for PostgresStore {
 
     async fn file_request(&self, new: NewRequest) -> StoreResult<Filed> {
         let now = millis(new.event.at);
-        if let Some(key) = &new.idempotency_key {
-            if let Some(existing) = self.request_by_key(key).await? {
-                return Ok(Filed::Existing(existing));
+        if let Some(key) = &new.idempotency {
+            if let Some(found) = self.request_by_key(key).await? {
+                return Ok(key.replay(found));
             }
         }
         let mut tx = self.pool.begin().await?;
-        let inserted = bind(
+        let row = bind(
             sqlx::query(&sql::INSERT_REQUEST),
             REQUESTS.params(&new.request, Write::Insert)?,
         )
-        .bind(&new.idempotency_key)
         .fetch_one(&mut *tx)
-        .await;
-        let id: i64 = match inserted {
-            Ok(row) => row.try_get("id")?,
-            Err(sqlx::Error::Database(err)) if err.is_unique_violation() => {
-                // Another filing with the same key committed first.
+        .await?;
+        let id: i64 = row.try_get("id")?;
+        if let Some(key) = &new.idempotency {
+            // A filing with the same key that committed meanwhile holds it: this one waits
+            // for that commit on the key's unique index, then records nothing.
+            let recorded = sqlx::query(sql::RECORD_KEY)
+                .bind(&key.key)
+                .bind(&key.body_hash)
+                .bind(id)
+                .bind(now)
+                .bind(millis(key.live_after))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if recorded == 0 {
                 tx.rollback().await?;
-                if let Some(key) = &new.idempotency_key {
-                    if let Some(existing) = self.request_by_key(key).await? {
-                        return Ok(Filed::Existing(existing));
-                    }
-                }
-                return Err(sqlx::Error::Database(err).into());
+                let found = self.request_by_key(key).await?;
+                return found
+                    .map(|found| key.replay(found))
+                    .ok_or(StoreError::Conflict);
             }
-            Err(err) => return Err(err.into()),
-        };
+        }
         insert_event(&mut tx, id, &new.event).await?;
         insert_cards(&mut tx, id, &new.new_cards, now).await?;
         insert_deliveries(&mut tx, Some(id), &new.deliveries, now).await?;
@@ -547,8 +579,14 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn failed_deliveries(&self) -> StoreResult<Vec<FailedDelivery>> {
+    async fn failed_deliveries(
+        &self,
+        after_id: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<FailedDelivery>> {
         let found = sqlx::query(sql::FAILED_DELIVERIES)
+            .bind(after_id.unwrap_or(0))
+            .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
         found.iter().map(rows::failed).collect()
@@ -614,6 +652,10 @@ impl Store for PostgresStore {
             .bind(millis(keys_before))
             .execute(&mut *tx)
             .await?;
+        sqlx::query(sql::PRUNE_IDEMPOTENCY_KEYS)
+            .bind(millis(keys_before))
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(sql::PRUNE_DONE)
             .bind(millis(done_before))
             .execute(&mut *tx)
@@ -632,50 +674,39 @@ impl Store for PostgresStore {
     }
 
     async fn add_thread_message(&self, post: ThreadPost) -> StoreResult<bool> {
-        let now = millis(post.message.at);
-        let mut tx = self.pool.begin().await?;
-        // Locked against a card being recorded as posted (see `card_posted`).
-        sqlx::query(sql::PG_LOCK_REQUEST_VERSION)
-            .bind(post.request_id)
-            .execute(&mut *tx)
-            .await?;
-        let inserted = sqlx::query(sql::INSERT_THREAD_MESSAGE)
-            .bind(post.request_id)
-            .bind(now)
-            .bind(&post.message.user)
-            .bind(&post.message.text)
-            .bind(&post.source_channel)
-            .bind(&post.source_ts)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if inserted == 0 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        insert_event(&mut tx, post.request_id, &post.event).await?;
-        // Cards not posted yet get the conversation as a summary when they are.
-        let others: Vec<i64> = sqlx::query_scalar(sql::OTHER_POSTED_CARDS)
-            .bind(post.request_id)
-            .bind(post.source_card_id)
-            .fetch_all(&mut *tx)
-            .await?;
-        let relays: Vec<Delivery> = others
-            .into_iter()
-            .map(|card_id| Delivery::RelayReply {
-                card_id,
-                author: post.message.user.clone(),
-                text: post.message.text.clone(),
-            })
-            .collect();
-        insert_deliveries(&mut tx, Some(post.request_id), &relays, now).await?;
-        tx.commit().await?;
-        Ok(true)
+        relay::add_thread_message(&self.pool, post).await
     }
 
     async fn thread(&self, request_id: i64) -> StoreResult<Vec<ThreadMessage>> {
         let mut conn = self.pool.acquire().await?;
         thread_in(&mut conn, request_id).await
+    }
+
+    async fn thread_message_at(&self, channel: &str, ts: &str) -> StoreResult<Option<KeptMessage>> {
+        relay::thread_message_at(&self.pool, channel, ts).await
+    }
+
+    async fn thread_message(&self, id: i64) -> StoreResult<Option<KeptMessage>> {
+        relay::thread_message(&self.pool, id).await
+    }
+
+    async fn change_thread_message(&self, change: ThreadChange) -> StoreResult<bool> {
+        relay::change_thread_message(&self.pool, change).await
+    }
+
+    async fn relay_copy(&self, message_id: i64, card_id: i64) -> StoreResult<Option<RelayCopy>> {
+        relay::relay_copy(&self.pool, message_id, card_id).await
+    }
+
+    async fn relay_copy_posted(
+        &self,
+        message_id: i64,
+        card_id: i64,
+        copy: RelayCopy,
+        shown_version: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        relay::relay_copy_posted(&self.pool, message_id, card_id, copy, shown_version, now).await
     }
 
     async fn home_opened(&self, user: &str, now: DateTime<Utc>) -> StoreResult<()> {

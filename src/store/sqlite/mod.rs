@@ -10,6 +10,7 @@
 mod checkpoint;
 mod readers;
 mod reads;
+mod relay;
 mod writer;
 mod writes;
 
@@ -31,8 +32,9 @@ use self::readers::Readers;
 use self::writer::Writer;
 use super::columns::Param;
 use super::{
-    Card, Change, Decide, Decided, Delivery, FailedDelivery, Filed, NewRequest, OutboxItem,
-    RequestFilter, Store, StoreError, StoreResult, StoreStats, ThreadPost,
+    Card, Change, Decide, Decided, Delivery, FailedDelivery, Filed, KeptMessage, NewRequest,
+    OutboxItem, RelayCopy, RequestFilter, Store, StoreError, StoreResult, StoreStats, ThreadChange,
+    ThreadPost,
 };
 use crate::domain::{AccessRequest, App, AuditEvent, NewEvent, ThreadMessage};
 
@@ -388,8 +390,14 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn failed_deliveries(&self) -> StoreResult<Vec<FailedDelivery>> {
-        self.readers.read(reads::failed_deliveries).await
+    async fn failed_deliveries(
+        &self,
+        after_id: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<FailedDelivery>> {
+        self.readers
+            .read(move |conn| reads::failed_deliveries(conn, after_id, limit))
+            .await
     }
 
     async fn retry_delivery(&self, id: i64, now: DateTime<Utc>) -> StoreResult<bool> {
@@ -436,13 +444,53 @@ impl Store for SqliteStore {
 
     async fn add_thread_message(&self, post: ThreadPost) -> StoreResult<bool> {
         self.writer
-            .write(move |conn| writes::add_thread_message(conn, &post))
+            .write(move |conn| relay::add_thread_message(conn, &post))
             .await
     }
 
     async fn thread(&self, request_id: i64) -> StoreResult<Vec<ThreadMessage>> {
         self.readers
             .read(move |conn| reads::thread(conn, request_id))
+            .await
+    }
+
+    async fn thread_message_at(&self, channel: &str, ts: &str) -> StoreResult<Option<KeptMessage>> {
+        let (channel, ts) = (channel.to_string(), ts.to_string());
+        self.readers
+            .read(move |conn| relay::thread_message_at(conn, &channel, &ts))
+            .await
+    }
+
+    async fn thread_message(&self, id: i64) -> StoreResult<Option<KeptMessage>> {
+        self.readers
+            .read(move |conn| relay::thread_message(conn, id))
+            .await
+    }
+
+    async fn change_thread_message(&self, change: ThreadChange) -> StoreResult<bool> {
+        self.writer
+            .write(move |conn| relay::change_thread_message(conn, &change))
+            .await
+    }
+
+    async fn relay_copy(&self, message_id: i64, card_id: i64) -> StoreResult<Option<RelayCopy>> {
+        self.readers
+            .read(move |conn| relay::relay_copy(conn, message_id, card_id))
+            .await
+    }
+
+    async fn relay_copy_posted(
+        &self,
+        message_id: i64,
+        card_id: i64,
+        copy: RelayCopy,
+        shown_version: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.writer
+            .write(move |conn| {
+                relay::relay_copy_posted(conn, message_id, card_id, &copy, shown_version, now)
+            })
             .await
     }
 
@@ -572,9 +620,12 @@ mod tests {
     #[test]
     fn every_statement_prepares_with_parameters_one_to_n() {
         let conn = schema();
-        let statements: [&str; 49] = [
+        let statements: &[&str] = &[
             &sql::REQUEST,
             &sql::REQUEST_BY_KEY,
+            &sql::REQUEST_BY_LEGACY_KEY,
+            sql::RECORD_KEY,
+            sql::PRUNE_IDEMPOTENCY_KEYS,
             &sql::INSERT_REQUEST,
             &sql::UPDATE_REQUEST,
             &sql::OPEN_TASKS,
@@ -618,13 +669,19 @@ mod tests {
             sql::CLAIM_KEY,
             sql::INSERT_THREAD_MESSAGE,
             sql::THREAD,
+            &sql::THREAD_MESSAGE,
+            &sql::THREAD_MESSAGE_AT,
+            sql::CHANGE_THREAD_MESSAGE,
+            sql::RELAY_COPIES,
+            sql::RELAY_COPY,
+            sql::INSERT_RELAY_COPY,
             sql::OTHER_POSTED_CARDS,
             sql::HOME_OPENED,
             sql::FOLD_STATUS_CHANGES,
             sql::CLEAR_STATUS_CHANGES,
         ];
         let lists = sql::LIST_REQUESTS.iter().map(String::as_str);
-        for text in statements.into_iter().chain(lists) {
+        for text in statements.iter().copied().chain(lists) {
             let statement = conn
                 .prepare(text)
                 .unwrap_or_else(|err| panic!("{err}: {text}"));

@@ -7,8 +7,10 @@ use rusqlite::Connection;
 use super::{query, query_first};
 use crate::domain::{AccessRequest, App, AuditEvent, ThreadMessage};
 use crate::store::columns::{APPS, REQUESTS};
-use crate::store::rows::{self, InOrder};
-use crate::store::{sql, Card, FailedDelivery, RequestFilter, StoreResult, StoreStats};
+use crate::store::rows::{self, InOrder, Row};
+use crate::store::{
+    sql, Card, FailedDelivery, IdempotencyKey, RequestFilter, StoreResult, StoreStats,
+};
 
 pub(super) fn ping(conn: &Connection) -> StoreResult<()> {
     query_first(conn, "SELECT 1", &[], |_| Ok(()))?;
@@ -33,10 +35,31 @@ pub(super) fn request(conn: &Connection, id: i64) -> StoreResult<Option<AccessRe
     })
 }
 
-pub(super) fn request_by_key(conn: &Connection, key: &str) -> StoreResult<Option<AccessRequest>> {
-    query_first(conn, &sql::REQUEST_BY_KEY, &[&key], |row| {
-        REQUESTS.read(&InOrder::new(row))
-    })
+/// What idempotency key `key` found while live: its body hash (`None` for a key of an
+/// earlier release) and the request it filed.
+pub(super) fn request_by_key(
+    conn: &Connection,
+    key: &IdempotencyKey,
+) -> StoreResult<Option<(Option<String>, AccessRequest)>> {
+    let live_after = rows::millis(key.live_after);
+    let found = query_first(
+        conn,
+        &sql::REQUEST_BY_KEY,
+        &[&key.key, &live_after],
+        |row| {
+            let row = InOrder::new(row);
+            Ok((Some(row.text("body_hash")?), REQUESTS.read(&row)?))
+        },
+    )?;
+    let Some(legacy) = key.legacy_key.as_ref().filter(|_| found.is_none()) else {
+        return Ok(found);
+    };
+    query_first(
+        conn,
+        &sql::REQUEST_BY_LEGACY_KEY,
+        &[legacy, &live_after],
+        |row| Ok((None, REQUESTS.read(&InOrder::new(row))?)),
+    )
 }
 
 pub(super) fn requests(
@@ -122,8 +145,13 @@ pub(super) fn thread(conn: &Connection, request_id: i64) -> StoreResult<Vec<Thre
     })
 }
 
-pub(super) fn failed_deliveries(conn: &Connection) -> StoreResult<Vec<FailedDelivery>> {
-    query(conn, sql::FAILED_DELIVERIES, &[], |row| {
+pub(super) fn failed_deliveries(
+    conn: &Connection,
+    after_id: Option<i64>,
+    limit: u32,
+) -> StoreResult<Vec<FailedDelivery>> {
+    let (after_id, limit) = (after_id.unwrap_or(0), i64::from(limit));
+    query(conn, sql::FAILED_DELIVERIES, &[&after_id, &limit], |row| {
         rows::failed(&InOrder::new(row))
     })
 }

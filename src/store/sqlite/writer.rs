@@ -230,11 +230,10 @@ pub(super) mod tests {
             .unwrap()
             .request;
         let params = REQUESTS.params(&request, Write::Insert).unwrap();
-        let key: Option<String> = None;
         request.id = super::super::query_first(
             conn,
             &sql::INSERT_REQUEST,
-            &super::super::with(&params, &[&key]),
+            &super::super::with(&params, &[]),
             |row| Ok(row.get::<_, i64>("id")?),
         )
         .unwrap()

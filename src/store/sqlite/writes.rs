@@ -10,7 +10,7 @@ use crate::store::columns::{Write, APPS, REQUESTS};
 use crate::store::rows::{self, millis, to_json, InOrder};
 use crate::store::{
     sql, Change, Decide, Decided, Delivery, Filed, NewCard, NewRequest, OutboxItem, StoreError,
-    StoreResult, ThreadPost,
+    StoreResult,
 };
 
 pub(super) fn put_app(conn: &Connection, app: &App, now: DateTime<Utc>) -> StoreResult<bool> {
@@ -27,20 +27,35 @@ pub(super) fn put_app(conn: &Connection, app: &App, now: DateTime<Utc>) -> Store
 pub(super) fn file_request(conn: &Connection, new: &NewRequest) -> StoreResult<Filed> {
     // The writer is the only one: nobody can file with this key between the look-up and
     // the insert.
-    if let Some(key) = &new.idempotency_key {
-        if let Some(existing) = reads::request_by_key(conn, key)? {
-            return Ok(Filed::Existing(existing));
+    if let Some(key) = &new.idempotency {
+        if let Some(found) = reads::request_by_key(conn, key)? {
+            return Ok(key.replay(found));
         }
     }
     let params = REQUESTS.params(&new.request, Write::Insert)?;
-    let id = query_first(
-        conn,
-        &sql::INSERT_REQUEST,
-        &with(&params, &[&new.idempotency_key]),
-        |row| Ok(row.get::<_, i64>("id")?),
-    )?
+    let id = query_first(conn, &sql::INSERT_REQUEST, &with(&params, &[]), |row| {
+        Ok(row.get::<_, i64>("id")?)
+    })?
     .ok_or_else(|| StoreError::Write("a request insert returned no id".into()))?;
     let now = new.event.at;
+    if let Some(key) = &new.idempotency {
+        let recorded = execute(
+            conn,
+            sql::RECORD_KEY,
+            &[
+                &key.key,
+                &key.body_hash,
+                &id,
+                &millis(now),
+                &millis(key.live_after),
+            ],
+        )?;
+        if recorded == 0 {
+            return Err(StoreError::Write(
+                "an idempotency key looked up as free was live".into(),
+            ));
+        }
+    }
     insert_event(conn, id, &new.event)?;
     insert_cards(conn, id, &new.new_cards, now)?;
     queue_all(conn, Some(id), &new.deliveries, now)?;
@@ -343,44 +358,9 @@ pub(super) fn prune(
     execute(conn, sql::FOLD_STATUS_CHANGES, &[])?;
     execute(conn, sql::CLEAR_STATUS_CHANGES, &[])?;
     execute(conn, sql::PRUNE_KEYS, &[&millis(keys_before)])?;
+    execute(conn, sql::PRUNE_IDEMPOTENCY_KEYS, &[&millis(keys_before)])?;
     execute(conn, sql::PRUNE_DONE, &[&millis(done_before)])?;
     Ok(())
-}
-
-pub(super) fn add_thread_message(conn: &Connection, post: &ThreadPost) -> StoreResult<bool> {
-    let at = millis(post.message.at);
-    let inserted = execute(
-        conn,
-        sql::INSERT_THREAD_MESSAGE,
-        &[
-            &post.request_id,
-            &at,
-            &post.message.user,
-            &post.message.text,
-            &post.source_channel,
-            &post.source_ts,
-        ],
-    )?;
-    if inserted == 0 {
-        return Ok(false);
-    }
-    insert_event(conn, post.request_id, &post.event)?;
-    let others = query(
-        conn,
-        sql::OTHER_POSTED_CARDS,
-        &[&post.request_id, &post.source_card_id],
-        |row| Ok(row.get::<_, i64>("id")?),
-    )?;
-    let relays: Vec<Delivery> = others
-        .into_iter()
-        .map(|card_id| Delivery::RelayReply {
-            card_id,
-            author: post.message.user.clone(),
-            text: post.message.text.clone(),
-        })
-        .collect();
-    queue_all(conn, Some(post.request_id), &relays, post.message.at)?;
-    Ok(true)
 }
 
 pub(super) fn home_opened(conn: &Connection, user: &str, now: DateTime<Utc>) -> StoreResult<()> {

@@ -414,6 +414,79 @@ pub fn bot_message_event(
     event
 }
 
+/// `message_changed` for `user`'s reply `ts` in the thread `thread_ts`, edited at
+/// `edit_ts` from `before` to `after`: Slack's shape (hidden, the new message nested under
+/// `message` with `edited`, the old one under `previous_message`).
+pub fn message_changed_event(
+    channel: &str,
+    channel_type: &str,
+    user: &str,
+    ts: &str,
+    thread_ts: &str,
+    (before, after): (&str, &str),
+    edit_ts: &str,
+) -> Value {
+    json!({
+        "type": "message",
+        "subtype": "message_changed",
+        "hidden": true,
+        "channel": channel,
+        "channel_type": channel_type,
+        "ts": edit_ts,
+        "event_ts": edit_ts,
+        "message": {
+            "type": "message",
+            "user": user,
+            "team": TEAM_ID,
+            "text": after,
+            "ts": ts,
+            "thread_ts": thread_ts,
+            "parent_user_id": BOT_USER_ID,
+            "edited": {"user": user, "ts": edit_ts},
+        },
+        "previous_message": {
+            "type": "message",
+            "user": user,
+            "team": TEAM_ID,
+            "text": before,
+            "ts": ts,
+            "thread_ts": thread_ts,
+            "parent_user_id": BOT_USER_ID,
+        },
+    })
+}
+
+/// `message_deleted` of `user`'s reply `ts` in the thread `thread_ts`, at `delete_ts`.
+pub fn message_deleted_event(
+    channel: &str,
+    channel_type: &str,
+    user: &str,
+    ts: &str,
+    thread_ts: &str,
+    text: &str,
+    delete_ts: &str,
+) -> Value {
+    json!({
+        "type": "message",
+        "subtype": "message_deleted",
+        "hidden": true,
+        "channel": channel,
+        "channel_type": channel_type,
+        "ts": delete_ts,
+        "event_ts": delete_ts,
+        "deleted_ts": ts,
+        "previous_message": {
+            "type": "message",
+            "user": user,
+            "team": TEAM_ID,
+            "text": text,
+            "ts": ts,
+            "thread_ts": thread_ts,
+            "parent_user_id": BOT_USER_ID,
+        },
+    })
+}
+
 /// `app_home_opened` for `user`; `view` is the Home view published before, if any.
 pub fn app_home_opened_event(user: &str, tab: &str, view: Option<&Value>) -> Value {
     let mut event = json!({

@@ -334,6 +334,21 @@ impl TestApp {
             .await
     }
 
+    /// `GET` on the HTTP API with the bearer token, with the answer's headers (e.g. the
+    /// `Link` to a list's next page).
+    pub async fn api_get_with_headers(&self, path: &str) -> (StatusCode, HeaderMap, Value) {
+        let response = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(TEST_API_TOKEN)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let headers = response.headers().clone();
+        let (status, body) = read(response).await;
+        (status, headers, body)
+    }
+
     /// `PUT` JSON on the HTTP API with the bearer token.
     pub async fn api_put(&self, path: &str, body: Value) -> (StatusCode, Value) {
         self.send(Method::PUT, path, Some(&body), Some(TEST_API_TOKEN), &[])
@@ -640,15 +655,70 @@ impl TestApp {
         let ts = self
             .slack
             .add_user_message(channel, user, text, Some(thread_ts));
-        let channel_type = match channel.chars().next() {
-            Some('D') => "im",
-            Some('G') => "group",
-            _ => "channel",
-        };
-        let event =
-            signer::user_message_event(channel, channel_type, user, text, &ts, Some(thread_ts));
+        let event = signer::user_message_event(
+            channel,
+            channel_type(channel),
+            user,
+            text,
+            &ts,
+            Some(thread_ts),
+        );
         let (status, _) = self.slack_event(&signer::event_callback(event)).await;
         (ts, status)
+    }
+
+    /// `user` edits their reply `ts` in the thread `thread_ts` to `text`, in the fake and
+    /// as Slack tells the bot (`message_changed`).
+    pub async fn edit_reply(
+        &self,
+        user: &str,
+        channel: &str,
+        (thread_ts, ts): (&str, &str),
+        text: &str,
+    ) -> StatusCode {
+        let before = self
+            .slack
+            .message(channel, ts)
+            .and_then(|m| m["text"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        let edit_ts = self.slack.edit_user_message(channel, ts, text);
+        let event = signer::message_changed_event(
+            channel,
+            channel_type(channel),
+            user,
+            ts,
+            thread_ts,
+            (&before, text),
+            &edit_ts,
+        );
+        self.slack_event(&signer::event_callback(event)).await.0
+    }
+
+    /// `user` deletes their reply `ts` in the thread `thread_ts`, in the fake and as Slack
+    /// tells the bot (`message_deleted`).
+    pub async fn delete_reply(
+        &self,
+        user: &str,
+        channel: &str,
+        (thread_ts, ts): (&str, &str),
+    ) -> StatusCode {
+        let text = self
+            .slack
+            .message(channel, ts)
+            .and_then(|m| m["text"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        self.slack.delete_user_message(channel, ts);
+        let delete_ts = self.slack.next_ts();
+        let event = signer::message_deleted_event(
+            channel,
+            channel_type(channel),
+            user,
+            ts,
+            thread_ts,
+            &text,
+            &delete_ts,
+        );
+        self.slack_event(&signer::event_callback(event)).await.0
     }
 
     /// `user` opens the bot's Home tab.
@@ -698,4 +768,13 @@ pub fn sample_app(admin: &str, approver: Option<&str>) -> Value {
         "groups": ["design", "eng"],
         "admin_channel": null,
     })
+}
+
+/// The `channel_type` Slack gives events in `channel`.
+fn channel_type(channel: &str) -> &'static str {
+    match channel.chars().next() {
+        Some('D') => "im",
+        Some('G') => "group",
+        _ => "channel",
+    }
 }

@@ -82,6 +82,44 @@ impl World {
         })
     }
 
+    /// chat.delete: a bot deletes its own messages (`cant_delete_message` otherwise); a
+    /// deleted reply no longer counts in its parent's `reply_count`.
+    pub(super) fn delete_message(&mut self, args: &Value) -> Value {
+        let (Some(channel), Some(ts)) = (str_arg(args, "channel"), str_arg(args, "ts")) else {
+            return error("message_not_found");
+        };
+        if channel.starts_with('U') || channel.starts_with('W') {
+            return error("channel_not_found");
+        }
+        let Some(existing) = self.message_mut(channel, ts).cloned() else {
+            return error("message_not_found");
+        };
+        if existing.get("bot_id").is_none() {
+            return error("cant_delete_message");
+        }
+        self.remove_message(channel, ts);
+        json!({"ok": true, "channel": channel, "ts": ts})
+    }
+
+    /// Removes message `ts` from `channel`, as a deletion does.
+    pub(super) fn remove_message(&mut self, channel: &str, ts: &str) {
+        let Some(messages) = self.messages.get_mut(channel) else {
+            return;
+        };
+        let Some(at) = messages.iter().position(|m| m["ts"] == ts) else {
+            return;
+        };
+        let removed = messages.remove(at);
+        let parent_ts = removed["thread_ts"].as_str().filter(|t| *t != ts);
+        if let Some(parent) = parent_ts.and_then(|t| self.message_mut(channel, t)) {
+            let count = parent["reply_count"]
+                .as_u64()
+                .unwrap_or(1)
+                .saturating_sub(1);
+            parent["reply_count"] = json!(count);
+        }
+    }
+
     pub(super) fn post_ephemeral(&mut self, args: &Value) -> Value {
         let (Some(channel), Some(user)) = (str_arg(args, "channel"), str_arg(args, "user")) else {
             return error("user_not_in_channel");
@@ -93,6 +131,9 @@ impl World {
         let mut message = bot_message(args, &ts);
         message["channel"] = json!(Self::resolve_channel(channel));
         message["ephemeral_for"] = json!(user);
+        if let Some(thread_ts) = str_arg(args, "thread_ts") {
+            message["thread_ts"] = json!(thread_ts);
+        }
         self.ephemerals.push(message);
         json!({"ok": true, "message_ts": ts})
     }

@@ -214,6 +214,18 @@ impl FakeSlack {
             .push_back(fault);
     }
 
+    /// Queues a fault for the next call of `method` in `channel` (a user id means the bot's
+    /// DM with them); calls elsewhere are not affected.
+    pub fn fail_next_in(&self, method: &str, channel: &str, fault: Fault) {
+        let key = server::fault_key(method, &World::resolve_channel(channel));
+        self.shared()
+            .world()
+            .faults
+            .entry(key)
+            .or_default()
+            .push_back(fault);
+    }
+
     /// Queues `fault` for each of the next `times` calls of `method`.
     pub fn fail_next_n(&self, method: &str, fault: Fault, times: usize) {
         for _ in 0..times {
@@ -284,6 +296,25 @@ impl FakeSlack {
             .or_default()
             .push(message);
         ts
+    }
+
+    /// A person edits their message `ts` in `channel`, as Slack keeps it (with `edited`);
+    /// returns the edit's `ts`.
+    pub fn edit_user_message(&self, channel: &str, ts: &str, text: &str) -> String {
+        let mut world = self.shared().world();
+        let edit_ts = world.next_ts();
+        let message = world
+            .message_mut(channel, ts)
+            .expect("the edited message exists");
+        let user = message["user"].clone();
+        message["text"] = json!(text);
+        message["edited"] = json!({"user": user, "ts": edit_ts});
+        edit_ts
+    }
+
+    /// A person deletes their message `ts` in `channel`.
+    pub fn delete_user_message(&self, channel: &str, ts: &str) {
+        self.shared().world().remove_message(channel, ts);
     }
 
     /// The workspace as Slack would keep it across a restart of the bot: messages (with their

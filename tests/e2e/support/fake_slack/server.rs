@@ -26,6 +26,7 @@ pub const KNOWN_METHODS: &[&str] = &[
     "auth.test",
     "chat.postMessage",
     "chat.update",
+    "chat.delete",
     "chat.postEphemeral",
     "chat.getPermalink",
     "conversations.open",
@@ -92,6 +93,7 @@ impl World {
             }),
             "chat.postMessage" => self.post_message(args),
             "chat.update" => self.update_message(args),
+            "chat.delete" => self.delete_message(args),
             "chat.postEphemeral" => self.post_ephemeral(args),
             "chat.getPermalink" => self.permalink(args),
             "conversations.open" => self.open_conversation(args),
@@ -122,6 +124,7 @@ pub fn rate_budget(method: &str) -> Option<RateBudget> {
         "chat.postMessage" => Some(RateBudget::PerChannelPerSecond),
         // Tier 3: 50+ per minute.
         "chat.update"
+        | "chat.delete"
         | "conversations.open"
         | "conversations.history"
         | "conversations.replies"
@@ -131,6 +134,11 @@ pub fn rate_budget(method: &str) -> Option<RateBudget> {
         | "users.info" => Some(RateBudget::PerMinute(100)),
         _ => None,
     }
+}
+
+/// Where faults for calls of `method` in one channel are queued.
+pub(super) fn fault_key(method: &str, channel: &str) -> String {
+    format!("{method} in {channel}")
 }
 
 pub(super) fn error(code: &str) -> Value {
@@ -277,7 +285,12 @@ async fn handle(
         } else if args.get("__invalid_json").is_some() {
             Planned::Answer(StatusCode::OK, error("invalid_json"), None)
         } else {
-            fault = world.faults.get_mut(&method).and_then(VecDeque::pop_front);
+            // A fault queued for this channel comes first, then one for the method.
+            let in_channel = str_arg(&args, "channel")
+                .map(|channel| fault_key(&method, &World::resolve_channel(channel)));
+            fault = in_channel
+                .and_then(|key| world.faults.get_mut(&key).and_then(VecDeque::pop_front))
+                .or_else(|| world.faults.get_mut(&method).and_then(VecDeque::pop_front));
             match &fault {
                 None => match world.over_budget(&method, &args, Instant::now()) {
                     Some(retry_after) => Planned::Answer(
