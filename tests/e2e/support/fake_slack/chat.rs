@@ -48,19 +48,34 @@ impl World {
         json!({"ok": true, "channel": channel, "ts": ts, "message": message})
     }
 
-    pub(super) fn update_message(&mut self, args: &Value) -> Value {
+    /// The bot's own message that `args` (`channel`, `ts`) names, for chat.update and
+    /// chat.delete, or Slack's error: `refusal` when the message is someone else's.
+    fn own_message(
+        &mut self,
+        args: &Value,
+        refusal: &str,
+    ) -> Result<(String, String, Value), Value> {
         let (Some(channel), Some(ts)) = (str_arg(args, "channel"), str_arg(args, "ts")) else {
-            return error("message_not_found");
+            return Err(error("message_not_found"));
         };
         if channel.starts_with('U') || channel.starts_with('W') {
-            return error("channel_not_found");
+            return Err(error("channel_not_found"));
         }
         let Some(existing) = self.message_mut(channel, ts).cloned() else {
-            return error("message_not_found");
+            return Err(error("message_not_found"));
         };
         if existing.get("bot_id").is_none() {
-            return error("cant_update_message");
+            return Err(error(refusal));
         }
+        Ok((channel.to_string(), ts.to_string(), existing))
+    }
+
+    pub(super) fn update_message(&mut self, args: &Value) -> Value {
+        let (channel, ts, existing) = match self.own_message(args, "cant_update_message") {
+            Ok(found) => found,
+            Err(refusal) => return refusal,
+        };
+        let (channel, ts) = (channel.as_str(), ts.as_str());
         let mut updated = existing.clone();
         for field in ["text", "blocks", "attachments", "metadata"] {
             if let Some(value) = args.get(field).filter(|v| !v.is_null()) {
@@ -85,18 +100,11 @@ impl World {
     /// chat.delete: a bot deletes its own messages (`cant_delete_message` otherwise); a
     /// deleted reply no longer counts in its parent's `reply_count`.
     pub(super) fn delete_message(&mut self, args: &Value) -> Value {
-        let (Some(channel), Some(ts)) = (str_arg(args, "channel"), str_arg(args, "ts")) else {
-            return error("message_not_found");
+        let (channel, ts, _) = match self.own_message(args, "cant_delete_message") {
+            Ok(found) => found,
+            Err(refusal) => return refusal,
         };
-        if channel.starts_with('U') || channel.starts_with('W') {
-            return error("channel_not_found");
-        }
-        let Some(existing) = self.message_mut(channel, ts).cloned() else {
-            return error("message_not_found");
-        };
-        if existing.get("bot_id").is_none() {
-            return error("cant_delete_message");
-        }
+        let (channel, ts) = (channel.as_str(), ts.as_str());
         self.remove_message(channel, ts);
         json!({"ok": true, "channel": channel, "ts": ts})
     }
