@@ -10,12 +10,14 @@ use tokio::sync::Notify;
 
 use crate::clock::Clock;
 use crate::domain::{
-    self, AccessLength, AccessRequest, Action, Actor, App, AuditEvent, Command, Decision, Edit,
+    self, AccessLength, AccessRequest, Action, Actor, App, AuditEvent, CardKind, Command, Decision,
+    Edit,
     Effect, EventKind, Limited, NewEvent, Refusal, RelayLimiter, RelayRefusal, RequestDraft,
     ThreadMessage, ValidationError,
 };
 use crate::store::{
-    Change, Decide, Decided, Delivery, FailedDelivery, Filed, IdempotencyKey, NewCard, NewRequest,
+    Change, Decide, Decided, Delivery, FailedDelivery, Filed, Follow, IdempotencyKey, NewCard,
+    NewRequest,
     RequestFilter, Store, StoreError, StoreStats, ThreadChange, ThreadPost,
 };
 
@@ -119,10 +121,40 @@ impl Service {
         &self.clock
     }
 
-    /// Creates or replaces an app; true when it was created.
+    /// Creates or replaces an app; true when it was created. Its open requests take the new
+    /// approvers, admins and admin channel in the same transaction (`domain::reassign`):
+    /// the new assignees get cards, and every card is updated.
     pub async fn put_app(&self, app: &App) -> Result<bool, ServiceError> {
         app.validate()?;
-        Ok(self.store.put_app(app, self.clock.now()).await?)
+        let now = self.clock.now();
+        let catalog = app.clone();
+        let follow: Follow = Arc::new(move |request, cards| {
+            let kind = CardKind::stage_card(request.status);
+            let carded: Vec<String> = cards
+                .iter()
+                .filter(|card| Some(card.kind) == kind)
+                .map(|card| card.recipient.clone())
+                .collect();
+            let decision = domain::reassign(request, &catalog, &carded, now)?;
+            let mut change = plan(decision);
+            // Those removed no longer see the request among their tasks.
+            change.republish_homes.extend(
+                request
+                    .approvers
+                    .iter()
+                    .chain(&request.app_admins)
+                    .cloned(),
+            );
+            change.republish_homes.sort();
+            change.republish_homes.dedup();
+            Some(change)
+        });
+        let put = self.store.put_app_following(app, now, follow).await?;
+        if !put.followed.is_empty() {
+            tracing::info!(app = %app.slug, requests = put.followed.len(), "open requests follow the app's new assignees");
+            self.deliveries_waiting.notify_one();
+        }
+        Ok(put.created)
     }
 
     pub async fn app(&self, slug: &str) -> Result<App, ServiceError> {

@@ -24,6 +24,8 @@ pub enum EventKind {
     Released,
     ReminderSent,
     DeliveryFailed,
+    /// The app's approvers, admins or admin channel changed and the request took them.
+    AssigneesChanged,
 }
 
 impl EventKind {
@@ -44,6 +46,7 @@ impl EventKind {
             EventKind::Released => "released",
             EventKind::ReminderSent => "reminder_sent",
             EventKind::DeliveryFailed => "delivery_failed",
+            EventKind::AssigneesChanged => "assignees_changed",
         }
     }
 }

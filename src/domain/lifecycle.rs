@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::authority::stage_recipients;
 use super::policy::{permit, Refusal};
 use super::{
     is_slack_id, AccessLength, AccessRequest, App, CardKind, EventKind, Field, NewEvent, Status,
@@ -266,10 +267,7 @@ pub fn file_request(
 fn stage_cards(request: &AccessRequest) -> Effect {
     // Called once the request is in a pending stage, which always has a card.
     let kind = CardKind::stage_card(request.status).unwrap_or(CardKind::Provisioning);
-    let mut recipients = request.assignees().to_vec();
-    if kind != CardKind::Approval {
-        recipients.extend(request.admin_channel.clone());
-    }
+    let recipients = stage_recipients(request, kind);
     Effect::PostCards { kind, recipients }
 }
 

@@ -4,6 +4,7 @@
 mod access_length;
 mod action;
 mod app;
+mod authority;
 mod event;
 mod lifecycle;
 mod policy;
@@ -14,6 +15,7 @@ mod thread;
 
 pub use access_length::{AccessLength, InvalidAccessLength, TimeUnit};
 pub use action::{Action, Actions, Button, ButtonStyle, Click};
+pub use authority::{is_assigned, reassign};
 pub use app::{is_slack_id, is_slug, App, MAX_LIST_LEN};
 pub use event::{AuditEvent, EventKind, NewEvent};
 pub use lifecycle::{

@@ -121,7 +121,8 @@ impl CardKind {
 }
 
 /// An access request as stored. Assignees are copied from the app when the request is
-/// filed, so later catalog edits never change who may decide an open request.
+/// filed, and an open request takes the app's new lists when they change (`reassign`), so
+/// a decision reads only the request.
 ///
 /// `Default` lets the store read a request column by column (`store/columns.rs`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

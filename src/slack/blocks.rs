@@ -10,8 +10,8 @@ use slack_morphism::prelude::*;
 use super::limits;
 use super::mrkdwn::{escape, escape_truncated, list, plain, truncate};
 use crate::domain::{
-    allowed_to, plain_name, AccessRequest, Action, Actor, ButtonStyle, CardKind, FieldChange,
-    Notice, Refusal, RelayRefusal, Role, Roles, Status, ThreadMessage, REQUEST_RELAYS, TRUNCATED,
+    allowed_to, is_assigned, plain_name, AccessRequest, Action, Actor, ButtonStyle, CardKind,
+    FieldChange, Notice, Refusal, RelayRefusal, Role, Roles, Status, ThreadMessage, REQUEST_RELAYS, TRUNCATED,
     USER_RELAYS,
 };
 
@@ -44,8 +44,10 @@ pub fn card(
     recipient: &str,
     now: DateTime<Utc>,
 ) -> SlackMessageContent {
-    let live = CardKind::stage_card(request.status) == Some(kind);
-    let headline = if live {
+    let stage = CardKind::stage_card(request.status) == Some(kind);
+    // The app's lists changed since this card was posted, and its recipient is not asked.
+    let dropped = stage && !is_assigned(request, recipient);
+    let headline = if stage && !dropped {
         prompt(request, kind)
     } else {
         status_line(request)
@@ -69,6 +71,9 @@ pub fn card(
     let history = history(request);
     if !history.is_empty() {
         blocks.push(context(&history.join("\n")));
+    }
+    if dropped {
+        blocks.push(context(&no_longer_assigned(request, kind, recipient)));
     }
     let viewer = if request.admin_channel.as_deref() == Some(recipient) {
         Roles::of(&[Role::Admin])
@@ -453,6 +458,21 @@ fn prompt(request: &AccessRequest, kind: CardKind) -> String {
             ),
         },
         CardKind::Receipt => status_line(request),
+    }
+}
+
+/// Why a card no longer asks its recipient to act: the app's lists changed.
+fn no_longer_assigned(request: &AccessRequest, kind: CardKind, recipient: &str) -> String {
+    let app = escape(&request.app_name);
+    let role = match kind {
+        CardKind::Approval => "approvers",
+        _ => "admins",
+    };
+    // Channel ids start with C (public) or G (private); people's with U or W.
+    if recipient.starts_with(['C', 'G']) {
+        format!("This channel is no longer {app}'s admin channel, so there is nothing to do here.")
+    } else {
+        format!("You are no longer one of {app}'s {role}, so this request doesn't need you anymore.")
     }
 }
 

@@ -504,6 +504,32 @@ fn every_card_kind_in_every_situation_reads_well_and_shows_each_viewer_their_but
     }
 }
 
+/// The app's lists changed while a stage waited: the card of whoever was dropped (an
+/// approver, an admin, the old admin channel) says so and has no buttons.
+#[test]
+fn the_card_of_someone_no_longer_assigned_says_so_with_no_buttons() {
+    let mut approval = pending_approval();
+    approval.approvers.retain(|id| id != APPROVER);
+    let mut provisioning = pending_provisioning();
+    provisioning.app_admins = vec!["UADMIN2".into()];
+    let mut removal = time_up();
+    removal.admin_channel = Some("CNEWADMINS".into());
+    for (name, r, kind, recipient) in [
+        ("approver", approval, CardKind::Approval, APPROVER),
+        ("admin", provisioning, CardKind::Provisioning, ADMIN),
+        ("admin_channel", removal, CardKind::Removal, CHANNEL),
+    ] {
+        let shown = card(&r, kind, recipient, now());
+        assert!(card_buttons(&message_json(&shown)).is_empty(), "{name}");
+        let text = format!(
+            "{} card, as {recipient} gets it once no longer assigned:\n\n{}",
+            kind.as_str(),
+            message_text(&shown)
+        );
+        insta::assert_snapshot!(format!("card_no_longer_assigned_{name}"), text);
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Notices.
 // ---------------------------------------------------------------------------------------

@@ -210,6 +210,20 @@ pub struct Change {
 /// Turns a request as stored into the change to apply, or refuses (the domain's decision).
 pub type Decide = Arc<dyn Fn(AccessRequest) -> Result<Change, Refusal> + Send + Sync>;
 
+/// What an app's open request becomes when the app changes: given the request and its
+/// cards, the change to apply, if any (`domain::reassign`). It may be called twice for one
+/// request (see `Decide`), so it only reads what it captured.
+pub type Follow = Arc<dyn Fn(&AccessRequest, &[Card]) -> Option<Change> + Send + Sync>;
+
+/// What [`Store::put_app_following`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutApp {
+    /// The app was created, not replaced.
+    pub created: bool,
+    /// The open requests that followed the change, by id.
+    pub followed: Vec<i64>,
+}
+
 /// What [`Store::decide`] did.
 #[derive(Debug)]
 pub enum Decided {
@@ -399,8 +413,21 @@ pub trait Store: Send + Sync {
     /// Answers when the database does.
     async fn ping(&self) -> StoreResult<()>;
 
-    /// Creates or replaces an app; true when it was created.
-    async fn put_app(&self, app: &App, now: DateTime<Utc>) -> StoreResult<bool>;
+    /// Creates or replaces an app; true when it was created. Its open requests keep their
+    /// lists (see [`Store::put_app_following`]).
+    async fn put_app(&self, app: &App, now: DateTime<Utc>) -> StoreResult<bool> {
+        let unchanged: Follow = Arc::new(|_, _| None);
+        Ok(self.put_app_following(app, now, unchanged).await?.created)
+    }
+
+    /// Creates or replaces an app and, in the same transaction, applies to each of its open
+    /// requests (not final: pending or provisioned) the change `follow` makes of it.
+    async fn put_app_following(
+        &self,
+        app: &App,
+        now: DateTime<Utc>,
+        follow: Follow,
+    ) -> StoreResult<PutApp>;
     async fn app(&self, slug: &str) -> StoreResult<Option<App>>;
     /// The catalog, by slug.
     async fn apps(&self) -> StoreResult<Vec<App>>;

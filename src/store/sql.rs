@@ -37,6 +37,18 @@ fn select_requests(condition: &str) -> String {
 
 pub(super) static REQUEST: LazyLock<String> = LazyLock::new(|| select_requests("id = $1"));
 
+/// `$1` the app's slug: its requests that are not final, which follow the app's lists.
+const OPEN_OF_APP: &str = "app = $1 AND status IN ('pending_approval', 'pending_provisioning', \
+     'provisioned', 'pending_deprovisioning') ORDER BY id";
+
+pub(super) static OPEN_REQUESTS_OF_APP: LazyLock<String> =
+    LazyLock::new(|| select_requests(OPEN_OF_APP));
+
+/// [`OPEN_REQUESTS_OF_APP`], locked until the transaction ends: no decision changes them
+/// between the read and the rewrite.
+pub(super) static PG_OPEN_REQUESTS_OF_APP_LOCKED: LazyLock<String> =
+    LazyLock::new(|| format!("{} FOR UPDATE", select_requests(OPEN_OF_APP)));
+
 /// The request an earlier release filed with idempotency key `$1`, if filed after `$2`:
 /// those releases kept the key on the request, without its body.
 pub(super) static REQUEST_BY_LEGACY_KEY: LazyLock<String> =

@@ -1,5 +1,6 @@
 mod api;
 mod app_home;
+mod authority;
 mod bounded_http;
 mod cancel;
 mod config_files;

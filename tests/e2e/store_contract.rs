@@ -11,8 +11,8 @@ use accessbot::domain::{
     Status, ThreadMessage,
 };
 use accessbot::store::{
-    Change, Decide, Decided, Delivery, Filed, IdempotencyKey, NewCard, NewRequest, OutboxItem,
-    RelayCopy, RequestFilter, Store, StoreError, ThreadChange, ThreadPost,
+    Card, Change, Decide, Decided, Delivery, Filed, Follow, IdempotencyKey, NewCard, NewRequest,
+    OutboxItem, PutApp, RelayCopy, RequestFilter, Store, StoreError, ThreadChange, ThreadPost,
 };
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
@@ -162,6 +162,86 @@ story! {
         assert_eq!(store.app("github").await.unwrap(), Some(renamed.clone()));
         assert_eq!(store.app("nope").await.unwrap(), None);
         assert_eq!(store.apps().await.unwrap(), vec![figma(), renamed]);
+    }
+}
+
+story! {
+    /// The app and its open requests change in one transaction: each open request is
+    /// handed to `follow` with its cards and takes the change it returns; final requests
+    /// and other apps' are not handed over, and a failing change writes nothing at all.
+    async fn putting_an_app_rewrites_its_open_requests_in_the_same_transaction(store: Arc<dyn Store>) {
+        store.put_app(&github(), t0()).await.unwrap();
+        store.put_app(&figma(), t0()).await.unwrap();
+        let open = file(&store, new_request(&github(), "UREQ", None)).await;
+        let denied = file(&store, new_request(&github(), "UOTHER", None)).await;
+        store
+            .apply(change(&denied, "UAPPROVER", Command::Deny, t0()))
+            .await
+            .unwrap();
+        let other_app = file(&store, new_request(&figma(), "UREQ", None)).await;
+        let mut catalog = github();
+        catalog.approvers = vec!["UAPPROVER2".into()];
+
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let follow: Follow = {
+            let (seen, catalog) = (seen.clone(), catalog.clone());
+            Arc::new(move |request: &AccessRequest, cards: &[Card]| {
+                seen.lock().unwrap().push((request.id, cards.len()));
+                let decision = domain::reassign(request, &catalog, &[], t0())?;
+                Some(Change {
+                    request: decision.request,
+                    event: decision.event,
+                    new_cards: vec![NewCard {
+                        kind: CardKind::Approval,
+                        recipient: "UAPPROVER2".into(),
+                    }],
+                    deliveries: vec![],
+                    republish_homes: vec![],
+                    dedup_key: None,
+                })
+            })
+        };
+        let put = store.put_app_following(&catalog, t0(), follow).await.unwrap();
+        assert_eq!(put, PutApp { created: false, followed: vec![open.id] });
+        // SQLite may run a job twice (in a savepoint); each request is seen with its 2 cards.
+        assert!(seen.lock().unwrap().iter().all(|seen| *seen == (open.id, 2)));
+
+        let followed = store.request(open.id).await.unwrap().unwrap();
+        assert_eq!(followed.approvers, ["UAPPROVER2"]);
+        assert_eq!(followed.version, open.version + 1);
+        let kinds: Vec<String> = store.events(open.id).await.unwrap().into_iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, ["created", "assignees_changed"]);
+        let cards = store.cards(open.id).await.unwrap();
+        assert_eq!(cards.last().map(|c| c.recipient.as_str()), Some("UAPPROVER2"));
+        assert_eq!(store.request(denied.id).await.unwrap().unwrap().approvers, ["UAPPROVER"]);
+        assert_eq!(store.request(other_app.id).await.unwrap().unwrap().version, other_app.version);
+        assert_eq!(store.app("github").await.unwrap(), Some(catalog.clone()));
+
+        // A change that cannot apply (its version is stale) undoes the app as well.
+        let mut renamed = catalog.clone();
+        renamed.name = "GitHub Enterprise".into();
+        let stale: Follow = Arc::new(move |request: &AccessRequest, _: &[Card]| {
+            let mut next = request.clone();
+            next.version = request.version + 5;
+            Some(Change {
+                request: next,
+                event: NewEvent {
+                    at: t0(),
+                    actor: "api".into(),
+                    kind: EventKind::AssigneesChanged,
+                    before: None,
+                    after: None,
+                    detail: None,
+                },
+                new_cards: vec![],
+                deliveries: vec![],
+                republish_homes: vec![],
+                dedup_key: None,
+            })
+        });
+        assert!(store.put_app_following(&renamed, t0(), stale).await.is_err());
+        assert_eq!(store.app("github").await.unwrap(), Some(catalog));
+        assert_eq!(store.events(open.id).await.unwrap().len(), 2);
     }
 }
 

@@ -297,3 +297,46 @@ async fn confirm_removal(app: &TestApp, id: i64, removal: &Card, receipt: &Card)
         .await;
     }
 }
+
+story! {
+    /// Requests open at the upgrade keep the lists they were filed with: nothing is
+    /// rewritten at start. The first `PUT` that changes the app fans out to them (and to
+    /// no final request); one that changes nothing rewrites nothing.
+    async fn requests_open_at_the_upgrade_keep_their_lists_until_the_app_changes(env: StoryEnv) {
+        load_fixture(&env).await;
+        let clock = Arc::new(ManualClock::new(written_at() + STOPPED_AFTER));
+        let app = TestApp::spawn_stepped(env.db_url(), &env.slack, clock, &[]).await;
+        let open = [WAITING_FOR_APPROVAL, APPROVED_UNANNOUNCED, FILED_UNPOSTED];
+        let before = trails(&app, &open).await;
+        for id in open {
+            let request = app.request(&id.to_string()).await;
+            assert_eq!(request["approvers"], json!([APPROVER]), "request {id}");
+            assert_eq!(request["app_admins"], json!([ADMIN1, ADMIN2]), "request {id}");
+        }
+        put_app(&app, "github", github()).await;
+        assert_eq!(trails(&app, &open).await, before, "the same lists rewrite nothing");
+
+        let mut changed = github();
+        changed["approvers"] = json!(["UAPPROVER2"]);
+        put_app(&app, "github", changed).await;
+        for id in open {
+            let request = app.request(&id.to_string()).await;
+            assert_eq!(request["approvers"], json!(["UAPPROVER2"]), "request {id}");
+            let kinds = event_kinds(&app, &id.to_string()).await;
+            assert_eq!(kinds.last().map(|(k, _)| k.as_str()), Some("assignees_changed"));
+        }
+        for id in [WAITING_FOR_APPROVAL, FILED_UNPOSTED] {
+            wait_card(&env.slack, "UAPPROVER2", "approve", id).await;
+        }
+        app.stop().await;
+    }
+}
+
+/// The audit trail (kind, actor) of each request of `ids`.
+async fn trails(app: &TestApp, ids: &[i64]) -> Vec<Vec<(String, String)>> {
+    let mut trails = Vec::new();
+    for id in ids {
+        trails.push(event_kinds(app, &id.to_string()).await);
+    }
+    trails
+}

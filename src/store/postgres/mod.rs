@@ -24,8 +24,8 @@ use self::batch::DecisionBatches;
 use super::columns::{Param, Write, APPS, REQUESTS};
 use super::rows::{self, millis, to_json};
 use super::{
-    sql, Card, Change, Decide, Decided, Delivery, FailedDelivery, Filed, IdempotencyKey,
-    KeptMessage, NewCard, NewRequest, OutboxItem, RelayCopy, RequestFilter, Store, StoreError,
+    sql, Card, Change, Decide, Decided, Delivery, FailedDelivery, Filed, Follow, IdempotencyKey,
+    KeptMessage, NewCard, NewRequest, OutboxItem, PutApp, RelayCopy, RequestFilter, Store, StoreError,
     StoreResult, StoreStats, ThreadChange, ThreadPost,
 };
 use crate::domain::{AccessRequest, App, AuditEvent, EventKind, NewEvent, ThreadMessage};
@@ -234,7 +234,12 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn put_app(&self, app: &App, now: DateTime<Utc>) -> StoreResult<bool> {
+    async fn put_app_following(
+        &self,
+        app: &App,
+        now: DateTime<Utc>,
+        follow: Follow,
+    ) -> StoreResult<PutApp> {
         let now = millis(now);
         let mut tx = self.pool.begin().await?;
         let inserted = bind(
@@ -255,8 +260,32 @@ impl Store for PostgresStore {
             .execute(&mut *tx)
             .await?;
         }
+        // Locked until the commit: a decision on one of them waits, then finds it changed
+        // and is decided again on the new lists.
+        let open = sqlx::query(&sql::PG_OPEN_REQUESTS_OF_APP_LOCKED)
+            .bind(&app.slug)
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut changes = Vec::new();
+        for row in &open {
+            let request = REQUESTS.read(row)?;
+            let cards = sqlx::query(&sql::CARDS)
+                .bind(request.id)
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|row| rows::card(row, ""))
+                .collect::<StoreResult<Vec<_>>>()?;
+            changes.extend(follow(&request, &cards));
+        }
+        for outcome in apply_all(&mut *tx, &changes).await? {
+            outcome?;
+        }
         tx.commit().await?;
-        Ok(inserted > 0)
+        Ok(PutApp {
+            created: inserted > 0,
+            followed: changes.iter().map(|change| change.request.id).collect(),
+        })
     }
 
     async fn app(&self, slug: &str) -> StoreResult<Option<App>> {

@@ -32,8 +32,8 @@ use self::readers::Readers;
 use self::writer::Writer;
 use super::columns::Param;
 use super::{
-    Card, Change, Decide, Decided, Delivery, FailedDelivery, Filed, KeptMessage, NewRequest,
-    OutboxItem, RelayCopy, RequestFilter, Store, StoreError, StoreResult, StoreStats, ThreadChange,
+    Card, Change, Decide, Decided, Delivery, FailedDelivery, Filed, Follow, KeptMessage,
+    NewRequest, OutboxItem, PutApp, RelayCopy, RequestFilter, Store, StoreError, StoreResult, StoreStats, ThreadChange,
     ThreadPost,
 };
 use crate::domain::{AccessRequest, App, AuditEvent, NewEvent, ThreadMessage};
@@ -212,10 +212,15 @@ impl Store for SqliteStore {
         self.readers.read(reads::ping).await
     }
 
-    async fn put_app(&self, app: &App, now: DateTime<Utc>) -> StoreResult<bool> {
+    async fn put_app_following(
+        &self,
+        app: &App,
+        now: DateTime<Utc>,
+        follow: Follow,
+    ) -> StoreResult<PutApp> {
         let app = app.clone();
         self.writer
-            .write(move |conn| writes::put_app(conn, &app, now))
+            .write(move |conn| writes::put_app(conn, &app, now, &follow))
             .await
     }
 

@@ -9,19 +9,36 @@ use crate::domain::{App, EventKind, NewEvent};
 use crate::store::columns::{Write, APPS, REQUESTS};
 use crate::store::rows::{self, millis, to_json, InOrder};
 use crate::store::{
-    sql, Change, Decide, Decided, Delivery, Filed, NewCard, NewRequest, OutboxItem, StoreError,
-    StoreResult,
+    sql, Change, Decide, Decided, Delivery, Filed, Follow, NewCard, NewRequest, OutboxItem,
+    PutApp, StoreError, StoreResult,
 };
 
-pub(super) fn put_app(conn: &Connection, app: &App, now: DateTime<Utc>) -> StoreResult<bool> {
-    let now = millis(now);
+/// `Store::put_app_following`: the app, then each open request as `follow` changes it.
+pub(super) fn put_app(
+    conn: &Connection,
+    app: &App,
+    now: DateTime<Utc>,
+    follow: &Follow,
+) -> StoreResult<PutApp> {
+    let at = millis(now);
     let params = APPS.params(app, Write::Insert)?;
-    if execute(conn, &sql::INSERT_APP, &with(&params, &[&now]))? == 1 {
-        return Ok(true);
+    let created = execute(conn, &sql::INSERT_APP, &with(&params, &[&at]))? == 1;
+    if !created {
+        let params = APPS.params(app, Write::Change)?;
+        execute(conn, &sql::UPDATE_APP, &with(&params, &[&at, &app.slug]))?;
     }
-    let params = APPS.params(app, Write::Change)?;
-    execute(conn, &sql::UPDATE_APP, &with(&params, &[&now, &app.slug]))?;
-    Ok(false)
+    let open = query(conn, &sql::OPEN_REQUESTS_OF_APP, &[&app.slug], |row| {
+        REQUESTS.read(&InOrder::new(row))
+    })?;
+    let mut followed = Vec::new();
+    for request in open {
+        let cards = reads::cards(conn, request.id)?;
+        if let Some(change) = follow(&request, &cards) {
+            apply(conn, &change)?;
+            followed.push(request.id);
+        }
+    }
+    Ok(PutApp { created, followed })
 }
 
 pub(super) fn file_request(conn: &Connection, new: &NewRequest) -> StoreResult<Filed> {
