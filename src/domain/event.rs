@@ -24,6 +24,8 @@ pub enum EventKind {
     Released,
     ReminderSent,
     DeliveryFailed,
+    /// An operator closed a stuck request through the API; `detail` is their reason.
+    Closed,
 }
 
 impl EventKind {
@@ -44,6 +46,7 @@ impl EventKind {
             EventKind::Released => "released",
             EventKind::ReminderSent => "reminder_sent",
             EventKind::DeliveryFailed => "delivery_failed",
+            EventKind::Closed => "closed",
         }
     }
 }

@@ -2,6 +2,7 @@ mod api;
 mod app_home;
 mod bounded_http;
 mod cancel;
+mod close;
 mod config_files;
 mod deliveries;
 mod expiry;
