@@ -59,7 +59,10 @@ pub enum Command {
     RemindAssignees,
     /// An operator closes a stuck request: pending ones are canceled, granted ones expire
     /// without a confirmed removal. `operator` names them as they chose (free text).
-    Close { reason: String, operator: String },
+    Close {
+        reason: String,
+        operator: String,
+    },
 }
 
 impl Command {

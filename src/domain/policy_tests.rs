@@ -213,7 +213,11 @@ const TABLE: &[(&str, &str, &[&str])] = &[
     ("pending_deprovisioning", "admin", &["confirm_removal"]),
     ("pending_deprovisioning", "outsider", &[]),
     ("pending_deprovisioning", "system", &["remind_assignees"]),
-    ("pending_deprovisioning", "api", &["confirm_removal", "close"]),
+    (
+        "pending_deprovisioning",
+        "api",
+        &["confirm_removal", "close"],
+    ),
     ("expired", "requester", &[]),
     ("expired", "target", &[]),
     ("expired", "approver", &[]),
@@ -613,7 +617,10 @@ fn a_closed_or_final_request_refuses_a_close_as_a_conflict_that_says_who_got_the
             situation("canceled"),
             "This request was already canceled by UREQ.",
         ),
-        (situation("denied"), "This request was already denied by UADM."),
+        (
+            situation("denied"),
+            "This request was already denied by UADM.",
+        ),
         (
             situation("expired"),
             "This request was already removed by UADM.",
@@ -660,10 +667,26 @@ fn only_the_api_closes_and_only_with_an_operator_and_a_reason() {
     let long = "x".repeat(MAX_CLOSE_CHARS + 1);
     let just_fits = "x".repeat(MAX_CLOSE_CHARS);
     let bad = [
-        ("", "gone", "operator must not be empty: name who closes the request"),
-        ("ops", " \n ", "reason must not be empty: say why the request is closed"),
-        (long.as_str(), "gone", "operator must be at most 500 characters"),
-        ("ops", long.as_str(), "reason must be at most 500 characters"),
+        (
+            "",
+            "gone",
+            "operator must not be empty: name who closes the request",
+        ),
+        (
+            "ops",
+            " \n ",
+            "reason must not be empty: say why the request is closed",
+        ),
+        (
+            long.as_str(),
+            "gone",
+            "operator must be at most 500 characters",
+        ),
+        (
+            "ops",
+            long.as_str(),
+            "reason must be at most 500 characters",
+        ),
     ];
     for (operator, reason, expected) in bad {
         assert_eq!(

@@ -255,9 +255,9 @@ pub async fn close_request(
         ));
     };
     let text = |name: &str, meant: &str| match fields.get(name) {
-        None | Some(Value::Null) => Err(ApiError::BadRequest(format!(
-            "{name} is required: {meant}"
-        ))),
+        None | Some(Value::Null) => {
+            Err(ApiError::BadRequest(format!("{name} is required: {meant}")))
+        }
         Some(Value::String(text)) => Ok(text.as_str()),
         Some(_) => Err(ApiError::BadRequest(format!("{name} must be a string"))),
     };

@@ -667,7 +667,10 @@ fn card_fields(request: &AccessRequest) -> Vec<SlackBlockText> {
 
 /// A grant closed by an operator whose end date had come by the time it was closed.
 fn time_was_up(request: &AccessRequest) -> bool {
-    request.removal_unconfirmed() && request.expires_at.is_some_and(|at| at <= request.updated_at)
+    request.removal_unconfirmed()
+        && request
+            .expires_at
+            .is_some_and(|at| at <= request.updated_at)
 }
 
 /// Mentions of users, cut with "and N more".

@@ -29,9 +29,11 @@ async fn close_ok(app: &TestApp, id: i64) -> Value {
 
 /// Waits until `card` has no buttons left and shows `text`.
 async fn wait_closed_card(slack: &FakeSlack, card: &Card, text: &str) -> String {
-    wait_for_state(slack, &format!("{card:?} to show {text:?} without buttons"), |s| {
-        !card.has_buttons(s) && card.text_now(s).contains(text)
-    })
+    wait_for_state(
+        slack,
+        &format!("{card:?} to show {text:?} without buttons"),
+        |s| !card.has_buttons(s) && card.text_now(s).contains(text),
+    )
     .await;
     card.text_now(slack)
 }
@@ -46,7 +48,13 @@ async fn provisioned(app: &TestApp, slug: &str, length: &str) -> (i64, Vec<Card>
     let admin = wait_card(slack, ADMIN1, "confirm_provisioning", id).await;
     let channel = wait_card(slack, ADMIN_CHANNEL, "confirm_provisioning", id).await;
     let (status, _) = app
-        .click(ADMIN1, "confirm_provisioning", &id.to_string(), &admin.channel, &admin.ts)
+        .click(
+            ADMIN1,
+            "confirm_provisioning",
+            &id.to_string(),
+            &admin.channel,
+            &admin.ts,
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(status_of(app, id).await, "provisioned");
