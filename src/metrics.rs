@@ -18,6 +18,7 @@ use prometheus_client::registry::{Registry, Unit};
 use std::sync::atomic::AtomicU64;
 
 use crate::clock::Clock;
+use crate::domain::Status;
 use crate::store::StoreStats;
 
 /// How long the database-derived gauges may be reused. Counting requests by status scans
@@ -102,6 +103,11 @@ struct StatusLabels {
     status: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FromLabels {
+    from: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// Slack wants an answer within 3 s; 1 ms to about 4 s in doublings shows how close we are.
@@ -122,6 +128,7 @@ pub struct Metrics {
     socket_unparsed: Family<EnvelopeLabels, Counter>,
     socket_connections: Counter,
     socket_reconnects: Counter,
+    requests_closed: Family<FromLabels, Counter>,
     requests: Family<StatusLabels, Gauge>,
     calls_waiting: Gauge,
     calls_failed: Gauge,
@@ -189,6 +196,12 @@ impl Metrics {
             "Socket Mode connections lost or refused and tried again after a backoff",
             socket_reconnects.clone(),
         );
+        let requests_closed = Family::<FromLabels, Counter>::default();
+        registry.register(
+            "accessbot_requests_closed",
+            "Requests an operator closed through the API, by the status they were closed from",
+            requests_closed.clone(),
+        );
         let calls_waiting = Gauge::default();
         registry.register(
             "accessbot_slack_calls_waiting",
@@ -217,6 +230,7 @@ impl Metrics {
             socket_unparsed,
             socket_connections,
             socket_reconnects,
+            requests_closed,
             requests,
             calls_waiting,
             calls_failed,
@@ -266,6 +280,15 @@ impl Metrics {
     /// Counts a Socket Mode reconnection after a loss or a refusal.
     pub fn socket_reconnect(&self) {
         self.socket_reconnects.inc();
+    }
+
+    /// Counts a request an operator closed, by the status it was closed from.
+    pub fn request_closed(&self, from: Status) {
+        self.requests_closed
+            .get_or_create(&FromLabels {
+                from: from.as_str(),
+            })
+            .inc();
     }
 
     /// The exposition of every metric, with the database's counts `status` (counted at
@@ -443,6 +466,8 @@ mod tests {
             Duration::from_millis(30),
         );
         metrics.slack_ack(SlackEndpoint::Interactivity, Duration::from_millis(2));
+        metrics.request_closed(crate::domain::Status::PendingDeprovisioning);
+        metrics.request_closed(crate::domain::Status::PendingDeprovisioning);
         let status = Timed {
             value: StoreStats {
                 requests_by_status: vec![(crate::domain::Status::Provisioned, 3)],
@@ -461,6 +486,7 @@ mod tests {
             "accessbot_slack_ack_duration_seconds_count{endpoint=\"interactivity\"} 1",
             "accessbot_slack_ack_duration_seconds_bucket{le=\"0.002\",endpoint=\"interactivity\"} 1",
             "accessbot_status_gauges_timestamp_seconds 1795770000.0",
+            "accessbot_requests_closed_total{from=\"pending_deprovisioning\"} 2",
         ] {
             assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
         }

@@ -13,7 +13,7 @@ use crate::domain::{
     self, AccessLength, AccessRequest, Action, Actor, App, AuditEvent, CardKind, Command, Decision,
     Edit,
     Effect, EventKind, Limited, NewEvent, Refusal, RelayLimiter, RelayRefusal, RequestDraft,
-    ThreadMessage, ValidationError,
+    Status, ThreadMessage, ValidationError,
 };
 use crate::store::{
     Change, Decide, Decided, Delivery, FailedDelivery, Filed, Follow, IdempotencyKey, NewCard,
@@ -342,6 +342,17 @@ impl Service {
         let actor = actor.clone();
         let decide: Decide =
             Arc::new(move |request| domain::decide(&request, &actor, &command, now).map(plan));
+        self.decide_once(id, key, decide).await
+    }
+
+    /// Lets the store apply `decide` to request `id` with the dedup key `key`: `None` when
+    /// `key` was applied before.
+    async fn decide_once(
+        &self,
+        id: i64,
+        key: Option<&str>,
+        decide: Decide,
+    ) -> Result<Option<AccessRequest>, ServiceError> {
         match self.store.decide(id, key.map(str::to_string), decide).await {
             Ok(Decided::Applied(request)) => {
                 self.deliveries_waiting.notify_one();
@@ -352,6 +363,37 @@ impl Service {
             Err(StoreError::Duplicate) => Ok(None),
             Err(err) => Err(err.into()),
         }
+    }
+
+    /// Closes request `id` for an operator (SPEC §8.1): a pending request is canceled, a
+    /// granted one expires with its removal unconfirmed. Returns the closed request and the
+    /// status it was closed from.
+    pub async fn close(
+        &self,
+        id: i64,
+        operator: &str,
+        reason: &str,
+    ) -> Result<(AccessRequest, Status), ServiceError> {
+        let command = Command::close(operator, reason)?;
+        let now = self.clock.now();
+        // The store may decide more than once (a lost race is decided again on the fresh
+        // state); the last decision is the one applied, so the last status seen is its own.
+        let closed_from = Arc::new(Mutex::new(None));
+        let seen = closed_from.clone();
+        let decide: Decide = Arc::new(move |request| {
+            *seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(request.status);
+            domain::decide(&request, &Actor::Api, &command, now).map(plan)
+        });
+        let closed = self
+            .decide_once(id, None, decide)
+            .await?
+            .ok_or(ServiceError::Store(StoreError::Duplicate))?;
+        let from = closed_from
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .ok_or_else(|| StoreError::Write("a close was applied without a decision".into()))?;
+        Ok((closed, from))
     }
 
     /// Applies an edit whose values come from a form or the API.

@@ -21,6 +21,8 @@ pub enum Action {
     RemindExpiry,
     /// Tell the assignees the request waits for them (accessbot only).
     RemindAssignees,
+    /// An operator closes a stuck request (the API only, no button).
+    Close,
 }
 
 /// How a button looks.
@@ -61,7 +63,7 @@ const fn button(action_id: &'static str, label: &'static str, style: ButtonStyle
 }
 
 impl Action {
-    pub const ALL: [Action; 11] = [
+    pub const ALL: [Action; 12] = [
         Action::Approve,
         Action::ConfirmProvisioning,
         Action::ConfirmRemoval,
@@ -73,6 +75,7 @@ impl Action {
         Action::Expire,
         Action::RemindExpiry,
         Action::RemindAssignees,
+        Action::Close,
     ];
 
     /// The button that offers this action; `None` for what only accessbot does.
@@ -89,8 +92,19 @@ impl Action {
             Action::SendFeedback => button("send_feedback", "Send feedback", Plain),
             Action::Cancel => button("cancel_request", "Cancel request", Danger),
             Action::Release => button("release_access", "Release access", Danger),
-            Action::Expire | Action::RemindExpiry | Action::RemindAssignees => return None,
+            Action::Expire | Action::RemindExpiry | Action::RemindAssignees | Action::Close => {
+                return None
+            }
         })
+    }
+
+    /// What accessbot alone does, on its own schedule: refused to it quietly
+    /// ([`super::Refusal::NothingChanged`]) when there is nothing to do.
+    pub fn by_accessbot(self) -> bool {
+        matches!(
+            self,
+            Action::Expire | Action::RemindExpiry | Action::RemindAssignees
+        )
     }
 
     /// The action whose button has this `action_id`.
@@ -111,7 +125,9 @@ impl Action {
             Action::Release => Click::Run(Command::Release),
             Action::Edit => Click::AskForEdit,
             Action::SendFeedback => Click::AskForFeedback,
-            Action::Expire | Action::RemindExpiry | Action::RemindAssignees => return None,
+            Action::Expire | Action::RemindExpiry | Action::RemindAssignees | Action::Close => {
+                return None
+            }
         })
     }
 
@@ -128,6 +144,12 @@ impl Action {
             Action::RemindAssignees => {
                 &[PendingApproval, PendingProvisioning, PendingDeprovisioning]
             }
+            Action::Close => &[
+                PendingApproval,
+                PendingProvisioning,
+                Provisioned,
+                PendingDeprovisioning,
+            ],
         }
     }
 
@@ -144,6 +166,7 @@ impl Action {
             Action::Release => "release",
             Action::Expire => "expire",
             Action::RemindExpiry | Action::RemindAssignees => "send a reminder about",
+            Action::Close => "close",
         }
     }
 
@@ -160,6 +183,7 @@ impl Action {
             Action::Release => "released",
             Action::Expire => "expired",
             Action::RemindExpiry | Action::RemindAssignees => "reminded about",
+            Action::Close => "closed",
         }
     }
 }
@@ -179,6 +203,7 @@ impl Command {
             Command::Expire => Action::Expire,
             Command::RemindExpiry => Action::RemindExpiry,
             Command::RemindAssignees => Action::RemindAssignees,
+            Command::Close { .. } => Action::Close,
         }
     }
 }

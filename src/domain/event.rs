@@ -26,6 +26,8 @@ pub enum EventKind {
     DeliveryFailed,
     /// The app's approvers, admins or admin channel changed and the request took them.
     AssigneesChanged,
+    /// An operator closed a stuck request through the API; `detail` is their reason.
+    Closed,
 }
 
 impl EventKind {
@@ -47,6 +49,7 @@ impl EventKind {
             EventKind::ReminderSent => "reminder_sent",
             EventKind::DeliveryFailed => "delivery_failed",
             EventKind::AssigneesChanged => "assignees_changed",
+            EventKind::Closed => "closed",
         }
     }
 }

@@ -15,6 +15,9 @@ use super::{
 /// Longer comments are refused; cards show at most what fits and end with an ellipsis.
 pub const MAX_COMMENT_CHARS: usize = 10_000;
 
+/// The longest operator name and reason a close accepts, in characters.
+pub const MAX_CLOSE_CHARS: usize = 500;
+
 /// Who does something.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
@@ -55,6 +58,44 @@ pub enum Command {
     RemindExpiry,
     /// Tell the assignees the request has been waiting for them.
     RemindAssignees,
+    /// An operator closes a stuck request: pending ones are canceled, granted ones expire
+    /// without a confirmed removal. `operator` names them as they chose (free text).
+    Close {
+        reason: String,
+        operator: String,
+    },
+}
+
+impl Command {
+    /// A close, once its operator and reason are checked ([`check_close`]).
+    pub fn close(operator: &str, reason: &str) -> Result<Command, ValidationError> {
+        check_close(operator, reason)?;
+        Ok(Command::Close {
+            reason: reason.to_string(),
+            operator: operator.to_string(),
+        })
+    }
+}
+
+/// A close names its operator and its reason, each 1 to [`MAX_CLOSE_CHARS`] characters
+/// and more than blanks.
+pub fn check_close(operator: &str, reason: &str) -> Result<(), ValidationError> {
+    for (name, text, meant) in [
+        ("operator", operator, "name who closes the request"),
+        ("reason", reason, "say why the request is closed"),
+    ] {
+        if text.trim().is_empty() {
+            return Err(ValidationError::bad(format!(
+                "{name} must not be empty: {meant}"
+            )));
+        }
+        if text.chars().count() > MAX_CLOSE_CHARS {
+            return Err(ValidationError::bad(format!(
+                "{name} must be at most {MAX_CLOSE_CHARS} characters"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A validated change of permission, groups and access length.
@@ -155,6 +196,13 @@ pub enum Notice {
     },
     /// To an assignee: the request has waited for them since its stage began.
     StillWaiting,
+    /// An operator (`by`, free text) closed the request for `reason`. When
+    /// `removal_unconfirmed`, it had been granted and nobody confirmed the removal.
+    Closed {
+        by: String,
+        reason: String,
+        removal_unconfirmed: bool,
+    },
 }
 
 /// What a transition asks the outside world to do.
@@ -294,6 +342,11 @@ pub fn decide(
     next.updated_at = now;
     next.version = request.version + 1;
     let name = actor.audit_name();
+    // An operator's close is recorded under the name they gave, not the API's.
+    let event_actor = match command {
+        Command::Close { operator, .. } => operator.clone(),
+        _ => name.clone(),
+    };
     let to_requester = |notice| Effect::Notify {
         to: request.requester.clone(),
         notice,
@@ -424,10 +477,35 @@ pub fn decide(
                 Some(format!("assignees reminded of {}", request.status)),
             )
         }
+        Command::Close { reason, operator } => {
+            check_close(operator, reason).map_err(Refusal::Invalid)?;
+            // Granted access may still be in place: the request ends without a removal.
+            let removal_unconfirmed = matches!(
+                request.status,
+                Status::Provisioned | Status::PendingDeprovisioning
+            );
+            next.status = if removal_unconfirmed {
+                Status::Expired
+            } else {
+                Status::Canceled
+            };
+            next.closed_by = Some(operator.clone());
+            next.close_reason = Some(reason.clone());
+            let notice = to_requester(Notice::Closed {
+                by: operator.clone(),
+                reason: reason.clone(),
+                removal_unconfirmed,
+            });
+            (
+                EventKind::Closed,
+                vec![Effect::RefreshCards, notice],
+                Some(reason.clone()),
+            )
+        }
     };
     let event = NewEvent {
         at: now,
-        actor: name,
+        actor: event_actor,
         kind,
         before: Some(snapshot(request)),
         after: Some(snapshot(&next)),

@@ -19,8 +19,8 @@ pub use authority::{is_assigned, reassign};
 pub use app::{is_slack_id, is_slug, App, MAX_LIST_LEN};
 pub use event::{AuditEvent, EventKind, NewEvent};
 pub use lifecycle::{
-    decide, file_request, Actor, Command, Decision, Edit, Effect, FieldChange, Notice,
-    RequestDraft, MAX_COMMENT_CHARS,
+    check_close, decide, file_request, Actor, Command, Decision, Edit, Effect, FieldChange, Notice,
+    RequestDraft, MAX_CLOSE_CHARS, MAX_COMMENT_CHARS,
 };
 pub use policy::{allowed, allowed_to, permit, plain_name, Refusal, Role, Roles};
 pub use request::{AccessRequest, CardKind, Status, UnknownStatus};

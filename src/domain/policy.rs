@@ -65,7 +65,8 @@ pub fn allowed(request: &AccessRequest, actor: &Actor, now: DateTime<Utc>) -> Ac
 ///
 /// Assignees decide their stage, but never approve, provision, edit or remove their own
 /// request (denying it is always allowed to them); the requester cancels while it is pending;
-/// the requester and the target release a grant; the API acts for the operators.
+/// the requester and the target release a grant; the API acts for the operators, and alone
+/// closes a request that is not final.
 pub fn allowed_to(request: &AccessRequest, roles: Roles, now: DateTime<Utc>) -> Actions {
     use Action::*;
     let own = roles.has(Role::Requester) || roles.has(Role::Target);
@@ -103,7 +104,8 @@ pub fn allowed_to(request: &AccessRequest, roles: Roles, now: DateTime<Utc>) -> 
         Status::Canceled | Status::Expired => Actions::NONE,
     };
     let waiting = request.status.is_pending() && !request.stage_reminded;
-    by_status | may(&[RemindAssignees], system && waiting)
+    let open = Close.applies_in().contains(&request.status);
+    by_status | may(&[RemindAssignees], system && waiting) | may(&[Close], api && open)
 }
 
 /// The requester hears a day before their access ends, or with a tenth of a shorter length
@@ -131,6 +133,9 @@ pub enum Refusal {
     WrongStatus { status: Status, action: Action },
     #[error("Feedback on this denial was already sent by {}.", plain_name(by))]
     FeedbackAlreadySent { by: String },
+    /// An operator closed it; `by` is the operator as they named themselves (free text).
+    #[error("This request was already closed by an operator ({by}).")]
+    Closed { by: String },
     #[error("Nothing changed.")]
     NothingChanged,
     #[error("{0}")]
@@ -145,6 +150,7 @@ impl Refusal {
             Refusal::AlreadyDecided { .. }
                 | Refusal::WrongStatus { .. }
                 | Refusal::FeedbackAlreadySent { .. }
+                | Refusal::Closed { .. }
         )
     }
 }
@@ -189,16 +195,21 @@ pub fn permit(
 
 /// Explains a refusal the policy made; decides nothing itself.
 fn refusal(request: &AccessRequest, roles: Roles, action: Action) -> Refusal {
-    let accessbot = roles.has(Role::System) || action.button().is_none();
+    let accessbot = roles.has(Role::System) || action.by_accessbot();
     if accessbot {
         return Refusal::NothingChanged;
     }
+    if let Some(by) = &request.closed_by {
+        return Refusal::Closed { by: by.clone() };
+    }
     if !action.applies_in().contains(&request.status) {
-        // "Already …" only when somebody moved the request past where the action applies.
-        let moved_on = action
-            .applies_in()
-            .iter()
-            .all(|status| progress(*status) < progress(request.status));
+        // "Already …" only when somebody moved the request past where the action applies
+        // (closing applies until a request is final: then it always has moved on).
+        let moved_on = action == Action::Close
+            || action
+                .applies_in()
+                .iter()
+                .all(|status| progress(*status) < progress(request.status));
         let already = if moved_on {
             already_decided(request, action)
         } else {
@@ -213,6 +224,7 @@ fn refusal(request: &AccessRequest, roles: Roles, action: Action) -> Refusal {
         Action::Approve => Role::Approver,
         Action::Cancel => Role::Requester,
         Action::Release => Role::Target,
+        Action::Close => Role::Api,
         Action::SendFeedback if request.denial_feedback.is_some() => {
             return Refusal::FeedbackAlreadySent {
                 by: request.decided_by.clone().unwrap_or_default(),

@@ -132,7 +132,16 @@ fn commands() -> Vec<(&'static str, Command)> {
         ("expire", Command::Expire),
         ("remind_expiry", Command::RemindExpiry),
         ("remind_assignees", Command::RemindAssignees),
+        ("close", close_command()),
     ]
+}
+
+/// An operator's close, as the API gives it.
+fn close_command() -> Command {
+    Command::Close {
+        reason: "The approvers left the company".into(),
+        operator: "ops-alice".into(),
+    }
 }
 
 /// Situation, role, and the only commands that role may give there.
@@ -146,7 +155,7 @@ const TABLE: &[(&str, &str, &[&str])] = &[
     (
         "pending_approval",
         "api",
-        &["approve", "deny", "cancel", "edit"],
+        &["approve", "deny", "cancel", "edit", "close"],
     ),
     ("pending_provisioning", "requester", &["cancel"]),
     ("pending_provisioning", "target", &[]),
@@ -161,7 +170,7 @@ const TABLE: &[(&str, &str, &[&str])] = &[
     (
         "pending_provisioning",
         "api",
-        &["deny", "confirm_provisioning", "cancel", "edit"],
+        &["deny", "confirm_provisioning", "cancel", "edit", "close"],
     ),
     ("provisioned, due", "requester", &["release"]),
     ("provisioned, due", "target", &["release"]),
@@ -169,21 +178,21 @@ const TABLE: &[(&str, &str, &[&str])] = &[
     ("provisioned, due", "admin", &[]),
     ("provisioned, due", "outsider", &[]),
     ("provisioned, due", "system", &["expire"]),
-    ("provisioned, due", "api", &["release"]),
+    ("provisioned, due", "api", &["release", "close"]),
     ("provisioned, ending soon", "requester", &["release"]),
     ("provisioned, ending soon", "target", &["release"]),
     ("provisioned, ending soon", "approver", &[]),
     ("provisioned, ending soon", "admin", &[]),
     ("provisioned, ending soon", "outsider", &[]),
     ("provisioned, ending soon", "system", &["remind_expiry"]),
-    ("provisioned, ending soon", "api", &["release"]),
+    ("provisioned, ending soon", "api", &["release", "close"]),
     ("provisioned, ten days left", "requester", &["release"]),
     ("provisioned, ten days left", "target", &["release"]),
     ("provisioned, ten days left", "approver", &[]),
     ("provisioned, ten days left", "admin", &[]),
     ("provisioned, ten days left", "outsider", &[]),
     ("provisioned, ten days left", "system", &[]),
-    ("provisioned, ten days left", "api", &["release"]),
+    ("provisioned, ten days left", "api", &["release", "close"]),
     ("denied", "requester", &[]),
     ("denied", "target", &[]),
     ("denied", "approver", &[]),
@@ -204,7 +213,11 @@ const TABLE: &[(&str, &str, &[&str])] = &[
     ("pending_deprovisioning", "admin", &["confirm_removal"]),
     ("pending_deprovisioning", "outsider", &[]),
     ("pending_deprovisioning", "system", &["remind_assignees"]),
-    ("pending_deprovisioning", "api", &["confirm_removal"]),
+    (
+        "pending_deprovisioning",
+        "api",
+        &["confirm_removal", "close"],
+    ),
     ("expired", "requester", &[]),
     ("expired", "target", &[]),
     ("expired", "approver", &[]),
@@ -516,4 +529,178 @@ fn reminders_go_to_whoever_must_act_now() {
         now(),
     );
     assert_eq!(again.unwrap_err(), Refusal::NothingChanged);
+}
+
+/// Closing, from each status it applies in: what the request becomes, its event, and what
+/// the requester is told.
+#[test]
+fn an_operator_closes_pending_requests_as_canceled_and_granted_ones_as_expired_unremoved() {
+    let cases = [
+        ("pending_approval", Status::Canceled, false),
+        ("pending_provisioning", Status::Canceled, false),
+        ("provisioned, ten days left", Status::Expired, true),
+        ("provisioned, due", Status::Expired, true),
+        ("pending_deprovisioning", Status::Expired, true),
+    ];
+    for (situation_name, becomes, removal_unconfirmed) in cases {
+        let request = situation(situation_name);
+        let decision = decide(&request, &Actor::Api, &close_command(), now()).unwrap();
+        let closed = &decision.request;
+        assert_eq!(closed.status, becomes, "{situation_name}");
+        assert_eq!(closed.closed_by.as_deref(), Some("ops-alice"));
+        assert_eq!(
+            closed.close_reason.as_deref(),
+            Some("The approvers left the company")
+        );
+        assert_eq!(closed.removal_unconfirmed(), removal_unconfirmed);
+        // Nobody removed it, and nobody decided it: those stay as they were.
+        assert_eq!(closed.removed_by, request.removed_by, "{situation_name}");
+        assert_eq!(closed.removed_at, None, "{situation_name}");
+        assert_eq!(closed.decided_by, request.decided_by, "{situation_name}");
+        assert_eq!(closed.expires_at, request.expires_at, "{situation_name}");
+        assert_eq!(closed.version, request.version + 1);
+        assert_eq!(decision.event.kind, EventKind::Closed);
+        assert_eq!(decision.event.actor, "ops-alice", "the operator as given");
+        assert_eq!(
+            decision.event.detail.as_deref(),
+            Some("The approvers left the company")
+        );
+        assert_eq!(
+            decision.event.before.as_ref().unwrap()["status"],
+            request.status.as_str()
+        );
+        assert_eq!(
+            decision.event.after.as_ref().unwrap()["status"],
+            becomes.as_str()
+        );
+        assert_eq!(
+            decision.effects,
+            [
+                Effect::RefreshCards,
+                Effect::Notify {
+                    to: REQUESTER.into(),
+                    notice: Notice::Closed {
+                        by: "ops-alice".into(),
+                        reason: "The approvers left the company".into(),
+                        removal_unconfirmed,
+                    },
+                },
+            ],
+            "{situation_name}"
+        );
+        // Closed is final: nothing is allowed to anyone, and accessbot leaves it alone.
+        for role in ["requester", "approver", "admin", "api", "system"] {
+            assert!(
+                allowed(closed, &actor(role), now() + Duration::days(60)).is_empty(),
+                "{situation_name} × {role}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_closed_or_final_request_refuses_a_close_as_a_conflict_that_says_who_got_there_first() {
+    let closed = decide(
+        &situation("pending_deprovisioning"),
+        &Actor::Api,
+        &close_command(),
+        now(),
+    )
+    .unwrap()
+    .request;
+    let cases = [
+        (
+            closed.clone(),
+            "This request was already closed by an operator (ops-alice).",
+        ),
+        (
+            situation("canceled"),
+            "This request was already canceled by UREQ.",
+        ),
+        (
+            situation("denied"),
+            "This request was already denied by UADM.",
+        ),
+        (
+            situation("expired"),
+            "This request was already removed by UADM.",
+        ),
+    ];
+    for (request, expected) in cases {
+        let refusal = decide(&request, &Actor::Api, &close_command(), now()).unwrap_err();
+        assert_eq!(refusal.to_string(), expected);
+        assert!(refusal.is_conflict(), "{expected}");
+    }
+    // A click on a stale card of a closed request says so, whatever the button.
+    for (user, command) in [
+        (ADMIN, Command::ConfirmRemoval),
+        (REQUESTER, Command::Release),
+        (APPROVER, Command::Approve),
+    ] {
+        let refusal = decide(&closed, &Actor::User(user.into()), &command, now()).unwrap_err();
+        assert_eq!(
+            refusal,
+            Refusal::Closed {
+                by: "ops-alice".into()
+            }
+        );
+    }
+    // Accessbot's own work on it is quietly nothing.
+    let sweep = decide(&closed, &Actor::System, &Command::Expire, now()).unwrap_err();
+    assert_eq!(sweep, Refusal::NothingChanged);
+}
+
+#[test]
+fn only_the_api_closes_and_only_with_an_operator_and_a_reason() {
+    let request = situation("pending_approval");
+    for role in ["requester", "approver", "admin", "outsider"] {
+        let refusal = decide(&request, &actor(role), &close_command(), now()).unwrap_err();
+        assert_eq!(
+            refusal.to_string(),
+            "Only the access API can close this request.",
+            "{role}"
+        );
+    }
+    let refusal = decide(&request, &Actor::System, &close_command(), now()).unwrap_err();
+    assert_eq!(refusal, Refusal::NothingChanged);
+
+    let long = "x".repeat(MAX_CLOSE_CHARS + 1);
+    let just_fits = "x".repeat(MAX_CLOSE_CHARS);
+    let bad = [
+        (
+            "",
+            "gone",
+            "operator must not be empty: name who closes the request",
+        ),
+        (
+            "ops",
+            " \n ",
+            "reason must not be empty: say why the request is closed",
+        ),
+        (
+            long.as_str(),
+            "gone",
+            "operator must be at most 500 characters",
+        ),
+        (
+            "ops",
+            long.as_str(),
+            "reason must be at most 500 characters",
+        ),
+    ];
+    for (operator, reason, expected) in bad {
+        assert_eq!(
+            Command::close(operator, reason).unwrap_err().to_string(),
+            expected
+        );
+        let command = Command::Close {
+            reason: reason.into(),
+            operator: operator.into(),
+        };
+        let refusal = decide(&request, &Actor::Api, &command, now()).unwrap_err();
+        assert_eq!(refusal.to_string(), expected, "decide checks it too");
+        assert!(matches!(refusal, Refusal::Invalid(_)));
+    }
+    let fits = Command::close(&just_fits, "é".repeat(MAX_CLOSE_CHARS).as_str()).unwrap();
+    assert!(decide(&request, &Actor::Api, &fits, now()).is_ok());
 }

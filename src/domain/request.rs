@@ -163,9 +163,19 @@ pub struct AccessRequest {
     /// The Slack user id of who claimed the current task (SPEC §8.1 "Claim"); nothing sets
     /// it yet.
     pub claimed_by: Option<String>,
+    /// The operator who closed a stuck request through the API, as they named themselves
+    /// (free text, not a Slack user id), and why (SPEC §8.1 "close").
+    pub closed_by: Option<String>,
+    pub close_reason: Option<String>,
 }
 
 impl AccessRequest {
+    /// Closed by an operator while its access may still be in place: nobody confirmed its
+    /// removal, so no surface may say it was removed.
+    pub fn removal_unconfirmed(&self) -> bool {
+        self.closed_by.is_some() && self.status == Status::Expired
+    }
+
     /// Who must act now, by status.
     pub fn assignees(&self) -> &[String] {
         match self.status {

@@ -240,6 +240,34 @@ pub async fn release_request(
     act_for_operators(state, id, Command::Release).await
 }
 
+/// `POST /api/v1/requests/{id}/close` `{"reason", "operator"}`: an operator closes a stuck
+/// request (SPEC §8.1). Pending requests become `canceled`; granted ones `expired`, with
+/// their removal unconfirmed. A final request answers 409.
+pub async fn close_request(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Json<RequestJson>, ApiError> {
+    let id = request_id(&id)?;
+    let Value::Object(fields) = &body else {
+        return Err(ApiError::BadRequest(
+            "the body must be a JSON object with \"reason\" and \"operator\"".into(),
+        ));
+    };
+    let text = |name: &str, meant: &str| match fields.get(name) {
+        None | Some(Value::Null) => {
+            Err(ApiError::BadRequest(format!("{name} is required: {meant}")))
+        }
+        Some(Value::String(text)) => Ok(text.as_str()),
+        Some(_) => Err(ApiError::BadRequest(format!("{name} must be a string"))),
+    };
+    let reason = text("reason", "say why the request is closed")?;
+    let operator = text("operator", "name who closes the request")?;
+    let (closed, from) = state.service.close(id, operator, reason).await?;
+    state.metrics.request_closed(from);
+    Ok(Json(RequestJson::from(&closed)))
+}
+
 async fn act_for_operators(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -335,6 +363,9 @@ pub struct RequestJson {
     expires_at: Option<chrono::DateTime<chrono::Utc>>,
     decided_by: Option<String>,
     denial_feedback: Option<String>,
+    /// The operator who closed the request through the API, as they named themselves.
+    closed_by: Option<String>,
+    close_reason: Option<String>,
 }
 
 impl From<&AccessRequest> for RequestJson {
@@ -360,6 +391,8 @@ impl From<&AccessRequest> for RequestJson {
             expires_at: r.expires_at,
             decided_by: r.decided_by.clone(),
             denial_feedback: r.denial_feedback.clone(),
+            closed_by: r.closed_by.clone(),
+            close_reason: r.close_reason.clone(),
         }
     }
 }

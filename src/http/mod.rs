@@ -65,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         .route("/requests/{id}/thread", get(api::request_thread))
         .route("/requests/{id}/cancel", post(api::cancel_request))
         .route("/requests/{id}/release", post(api::release_request))
+        .route("/requests/{id}/close", post(api::close_request))
         .route("/deliveries", get(api::list_deliveries))
         .route("/deliveries/{id}/retry", post(api::retry_delivery))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));

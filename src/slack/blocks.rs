@@ -29,6 +29,8 @@ const CHANGE_CHARS: usize = 900;
 const SUMMARY_LINE_CHARS: usize = 1000;
 /// Characters of the list of assignees on one line of `/access list`.
 const LIST_PEOPLE_CHARS: usize = 300;
+/// Characters of an operator's name in a card's history (their section shows it whole).
+const OPERATOR_CHARS: usize = 200;
 
 /// The card of `request` for `recipient` (a user id, or the admin channel's id) at `now`.
 ///
@@ -66,6 +68,13 @@ pub fn card(
                 .map(mention)
                 .unwrap_or_default(),
             escape_truncated(feedback, FEEDBACK_CHARS)
+        )));
+    }
+    if let (Some(by), Some(reason)) = (&request.closed_by, &request.close_reason) {
+        blocks.push(section(&format!(
+            "*Closed by an operator, {}:*\n{}",
+            escape_truncated(by, OPERATOR_CHARS),
+            quote(&escape_truncated(reason, FEEDBACK_CHARS))
         )));
     }
     let history = history(request);
@@ -156,6 +165,11 @@ pub fn refusal(refusal: &Refusal) -> String {
                 mention(by)
             )
         }
+        // The operator named themselves in free text: shown as text, never a mention.
+        Refusal::Closed { by } => format!(
+            "This request was already closed by an operator ({}).",
+            escape_truncated(by, OPERATOR_CHARS)
+        ),
         other => other.to_string(),
     };
     truncate(&text, limits::MESSAGE_TEXT)
@@ -221,6 +235,26 @@ pub fn notice(request: &AccessRequest, notice: &Notice) -> SlackMessageContent {
                 date(request.stage_started_at())
             )
         }
+        Notice::Closed {
+            by,
+            reason,
+            removal_unconfirmed: false,
+        } => format!(
+            "🚫 Your request for {app} was closed by an operator ({}):\n{}\nRequest it again \
+             if you still need it.",
+            escape_truncated(by, OPERATOR_CHARS),
+            quote(&escape_truncated(reason, FEEDBACK_CHARS))
+        ),
+        Notice::Closed {
+            by,
+            reason,
+            removal_unconfirmed: true,
+        } => format!(
+            "⚠️ Your access to {app} was closed by an operator ({}):\n{}\nNobody confirmed \
+             that it was removed, so it may still work.",
+            escape_truncated(by, OPERATOR_CHARS),
+            quote(&escape_truncated(reason, FEEDBACK_CHARS))
+        ),
     };
     let text = truncate(&text, limits::SECTION_TEXT);
     message(&text, vec![section(&text)])
@@ -491,6 +525,7 @@ fn status_line(request: &AccessRequest) -> String {
             None => "Ready to go 🎉".to_string(),
         },
         Status::Denied => format!("⛔ Denied by {}", by(&request.decided_by)),
+        Status::Canceled | Status::Expired if request.closed_by.is_some() => closed(request),
         Status::Canceled => canceled_by(request),
         Status::PendingDeprovisioning => format!(
             "⌛ {} — pending removal by {}",
@@ -509,6 +544,15 @@ fn ended(request: &AccessRequest) -> String {
     match &request.released_by {
         Some(by) => format!("Released early by {}", mention(by)),
         None => "Access ended".to_string(),
+    }
+}
+
+/// "Closed by an operator", and that nobody confirmed a removal when access was granted.
+fn closed(request: &AccessRequest) -> String {
+    if request.removal_unconfirmed() {
+        "⚠️ Closed by an operator: removal not confirmed".to_string()
+    } else {
+        "🚫 Closed by an operator".to_string()
     }
 }
 
@@ -545,6 +589,7 @@ fn history(request: &AccessRequest) -> Vec<String> {
             }
         }
         Status::Denied => lines.push(format!("⛔ Denied by {decided}{}", at(request.decided_at))),
+        Status::Canceled if request.closed_by.is_some() => {}
         Status::Canceled => lines.push(format!(
             "{}{}",
             canceled_by(request),
@@ -558,13 +603,24 @@ fn history(request: &AccessRequest) -> Vec<String> {
     ) {
         match &request.released_by {
             Some(_) => lines.push(format!("↩️ {}{}", ended(request), at(request.released_at))),
-            None if request.status == Status::PendingDeprovisioning => {
+            None if request.status == Status::PendingDeprovisioning || time_was_up(request) => {
                 lines.push(format!("⌛ Access ended{}", at(request.expires_at)))
             }
             None => {}
         }
     }
-    if request.status == Status::Expired {
+    if let Some(by) = &request.closed_by {
+        let (sign, unconfirmed) = match request.removal_unconfirmed() {
+            true => ("⚠️", " without a confirmed removal"),
+            false => ("🚫", ""),
+        };
+        // Closed requests are final: their last change is the close.
+        lines.push(format!(
+            "{sign} Closed by an operator ({}){unconfirmed}{}",
+            escape_truncated(by, OPERATOR_CHARS),
+            at(Some(request.updated_at))
+        ));
+    } else if request.status == Status::Expired {
         lines.push(format!(
             "⌛ Access ended — removal confirmed by {}{}",
             request
@@ -591,6 +647,11 @@ fn card_fields(request: &AccessRequest) -> Vec<SlackBlockText> {
     if let Some(expires) = request.expires_at {
         match request.status {
             Status::Provisioned => length = format!("{length} (until {})", date(expires)),
+            // Closed while the grant still ran: it never ended on its own.
+            Status::Expired
+                if request.removal_unconfirmed()
+                    && request.released_at.is_none()
+                    && !time_was_up(request) => {}
             Status::PendingDeprovisioning | Status::Expired => {
                 let ended = request.released_at.unwrap_or(expires);
                 length = format!("{length} (ended {})", date(ended))
@@ -622,6 +683,14 @@ fn card_fields(request: &AccessRequest) -> Vec<SlackBlockText> {
         ))
     })
     .collect()
+}
+
+/// A grant closed by an operator whose end date had come by the time it was closed.
+fn time_was_up(request: &AccessRequest) -> bool {
+    request.removal_unconfirmed()
+        && request
+            .expires_at
+            .is_some_and(|at| at <= request.updated_at)
 }
 
 /// Mentions of users, cut with "and N more".
@@ -1088,6 +1157,18 @@ mod tests {
             r.removed_at = Some(t(13));
             states.push(r);
         }
+        // Closed by an operator with the longest hostile name and reason the API accepts.
+        let hostile = "<!channel> <&>".repeat(crate::domain::MAX_CLOSE_CHARS / 14);
+        for status in [Status::Canceled, Status::Expired] {
+            let mut r = states[1..]
+                .iter()
+                .find(|r| r.status == status)
+                .unwrap()
+                .clone();
+            r.closed_by = Some(hostile.clone());
+            r.close_reason = Some(hostile.clone());
+            states.push(r);
+        }
         for r in &states {
             for kind in [
                 CardKind::Approval,
@@ -1133,6 +1214,16 @@ mod tests {
                 },
                 Notice::AccessEnded,
                 Notice::ExpiresSoon { at: t(12) },
+                Notice::Closed {
+                    by: hostile.clone(),
+                    reason: hostile.clone(),
+                    removal_unconfirmed: false,
+                },
+                Notice::Closed {
+                    by: hostile.clone(),
+                    reason: hostile.clone(),
+                    removal_unconfirmed: true,
+                },
             ] {
                 json(&notice(r, &n));
             }

@@ -22,8 +22,9 @@ use super::blocks::{
 use super::limits::testing::{app, assert_within_limits, request, t};
 use super::views::{edit_modal, feedback_modal, home, request_modal};
 use crate::domain::{
-    kept_thread_text, permit, AccessLength, AccessRequest, Action, Actor, App, CardKind, Field,
-    FieldChange, Notice, Refusal, RelayRefusal, Role, Status, ThreadMessage, ValidationError,
+    decide, kept_thread_text, permit, AccessLength, AccessRequest, Action, Actor, App, CardKind,
+    Command, Field, FieldChange, Notice, Refusal, RelayRefusal, Role, Status, ThreadMessage,
+    ValidationError,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -360,6 +361,19 @@ fn removed(mut r: AccessRequest, at: DateTime<Utc>) -> AccessRequest {
 
 const FEEDBACK: &str = "Please ask for the read-only role first.\nAdmin needs a security review.";
 
+/// The operator who closes stuck requests, as they name themselves to the API.
+const OPERATOR: &str = "it-ops <ops@example.com>";
+const CLOSE_REASON: &str = "The app admins left the company.\nThe account is tracked in IT-4411.";
+
+/// `r` closed by [`OPERATOR`] at `at`, as the domain closes it.
+fn closed(r: AccessRequest, at: DateTime<Utc>) -> AccessRequest {
+    let close = Command::Close {
+        reason: CLOSE_REASON.into(),
+        operator: OPERATOR.into(),
+    };
+    decide(&r, &Actor::Api, &close, at).unwrap().request
+}
+
 /// Every status, in every situation that reads differently. The `match` makes a new status
 /// a compile error here until it has its situations.
 fn situations() -> Vec<(&'static str, AccessRequest)> {
@@ -373,7 +387,13 @@ fn situations() -> Vec<(&'static str, AccessRequest)> {
                 ("denied", denied(None)),
                 ("denied_with_feedback", denied(Some(FEEDBACK))),
             ],
-            Status::Canceled => vec![("canceled", canceled())],
+            Status::Canceled => vec![
+                ("canceled", canceled()),
+                (
+                    "canceled_by_an_operator_while_pending",
+                    closed(pending_provisioning(), t(14)),
+                ),
+            ],
             Status::PendingDeprovisioning => vec![
                 ("pending_deprovisioning_time_up", time_up()),
                 ("pending_deprovisioning_released", released()),
@@ -384,6 +404,14 @@ fn situations() -> Vec<(&'static str, AccessRequest)> {
                     removed(time_up(), expires() + Duration::hours(2)),
                 ),
                 ("expired_after_release", removed(released(), t(16))),
+                (
+                    "expired_closed_by_an_operator_at_removal",
+                    closed(time_up(), expires() + Duration::hours(3)),
+                ),
+                (
+                    "expired_closed_by_an_operator_while_provisioned",
+                    closed(provisioned(), t(14)),
+                ),
             ],
         })
         .collect()
@@ -544,6 +572,7 @@ fn notice_name(notice: &Notice) -> &'static str {
         Notice::AccessEnded => "access_ended",
         Notice::ExpiresSoon { .. } => "expires_soon",
         Notice::StillWaiting => "still_waiting",
+        Notice::Closed { .. } => "closed",
     }
 }
 
@@ -612,6 +641,24 @@ fn notices() -> Vec<(&'static str, AccessRequest, Notice)> {
         ),
         ("_removal", time_up(), Notice::StillWaiting),
         ("_release", released(), Notice::StillWaiting),
+        (
+            "_while_pending",
+            closed(pending_approval(), t(14)),
+            Notice::Closed {
+                by: OPERATOR.into(),
+                reason: CLOSE_REASON.into(),
+                removal_unconfirmed: false,
+            },
+        ),
+        (
+            "_removal_unconfirmed",
+            closed(time_up(), expires() + Duration::hours(3)),
+            Notice::Closed {
+                by: OPERATOR.into(),
+                reason: CLOSE_REASON.into(),
+                removal_unconfirmed: true,
+            },
+        ),
     ]
 }
 
@@ -636,6 +683,7 @@ fn refusal_name(refusal: &Refusal) -> &'static str {
         Refusal::OwnRequest { .. } => "own_request",
         Refusal::WrongStatus { .. } => "wrong_status",
         Refusal::FeedbackAlreadySent { .. } => "feedback_already_sent",
+        Refusal::Closed { .. } => "closed",
         Refusal::NothingChanged => "nothing_changed",
         Refusal::Invalid(_) => "invalid",
     }
@@ -652,6 +700,9 @@ fn refusals() -> Vec<Refusal> {
         already("canceled", "system"),
         Refusal::FeedbackAlreadySent {
             by: DENIER.to_string(),
+        },
+        Refusal::Closed {
+            by: OPERATOR.to_string(),
         },
     ];
     for role in [Role::Approver, Role::Admin, Role::Requester, Role::Target] {
@@ -692,7 +743,7 @@ fn every_refusal_variant_reads_well() {
             None => by_variant.push((name, line)),
         }
     }
-    assert_eq!(by_variant.len(), 7, "every variant has examples");
+    assert_eq!(by_variant.len(), 8, "every variant has examples");
     for (name, text) in by_variant {
         insta::assert_snapshot!(format!("refusal_{name}"), text);
     }

@@ -393,6 +393,16 @@ pub(super) const REQUESTS: Table<AccessRequest> = Table {
             Change,
             OptText(|r| &r.claimed_by, |r| &mut r.claimed_by),
         ),
+        column(
+            "closed_by",
+            Change,
+            OptText(|r| &r.closed_by, |r| &mut r.closed_by),
+        ),
+        column(
+            "close_reason",
+            Change,
+            OptText(|r| &r.close_reason, |r| &mut r.close_reason),
+        ),
     ],
 };
 

@@ -3,6 +3,7 @@ mod app_home;
 mod authority;
 mod bounded_http;
 mod cancel;
+mod close;
 mod config_files;
 mod deliveries;
 mod expiry;

@@ -1760,3 +1760,76 @@ story! {
         assert_eq!(listed, [stored]);
     }
 }
+
+story! {
+    async fn a_closed_request_keeps_its_operator_and_reason_and_leaves_the_sweeps(store: Arc<dyn Store>) {
+        let filed = file(&store, new_request(&figma(), "UREQ", None)).await;
+        store
+            .apply(change(&filed, "UADMIN1", Command::ConfirmProvisioning, t0()))
+            .await
+            .unwrap();
+        drain(&store, t0()).await;
+        let operator = "it-ops <ops@example.com> & co";
+        let reason = "The admins left.\nTracked in IT-4411 — «ü»";
+        let close = Command::close(operator, reason).unwrap();
+        let later = t0() + Duration::hours(1);
+        let decide: Decide = Arc::new(move |request: AccessRequest| {
+            let decision = domain::decide(&request, &Actor::Api, &close, later)?;
+            let deliveries = decision
+                .effects
+                .into_iter()
+                .filter_map(|effect| match effect {
+                    domain::Effect::Notify { to, notice } => Some(Delivery::Notify {
+                        request_id: request.id,
+                        to,
+                        notice,
+                    }),
+                    _ => None,
+                })
+                .collect();
+            Ok(Change {
+                request: decision.request,
+                event: decision.event,
+                new_cards: vec![],
+                deliveries,
+                republish_homes: vec![],
+                dedup_key: None,
+            })
+        });
+        let Decided::Applied(closed) = store.decide(filed.id, None, decide).await.unwrap() else {
+            panic!("the close was not applied");
+        };
+        assert_eq!(closed.status, Status::Expired);
+        let stored = store.request(filed.id).await.unwrap().unwrap();
+        assert_eq!(stored, *closed);
+        assert_eq!(stored.closed_by.as_deref(), Some(operator));
+        assert_eq!(stored.close_reason.as_deref(), Some(reason));
+        assert_eq!(stored.removed_by, None, "nobody confirmed a removal");
+        let listed = store.requests(&RequestFilter::default()).await.unwrap();
+        assert_eq!(listed, [stored]);
+
+        let event = store.events(filed.id).await.unwrap().pop().unwrap();
+        assert_eq!(event.kind, EventKind::Closed.as_str());
+        assert_eq!(event.actor, operator);
+        assert_eq!(event.detail.as_deref(), Some(reason));
+
+        // The requester's notice comes back out of the outbox as it went in.
+        assert_eq!(
+            drain(&store, later).await,
+            [Delivery::Notify {
+                request_id: filed.id,
+                to: "UREQ".into(),
+                notice: domain::Notice::Closed {
+                    by: operator.into(),
+                    reason: reason.into(),
+                    removal_unconfirmed: true,
+                },
+            }]
+        );
+        // Its end date passes: neither the expiry sweep nor the reminders find it.
+        let after_the_end = t0() + Duration::days(8);
+        assert!(store.due_expiries(after_the_end, 10).await.unwrap().is_empty());
+        assert!(store.expiring_before(after_the_end, 10).await.unwrap().is_empty());
+        assert!(store.waiting_since(after_the_end, 10).await.unwrap().is_empty());
+    }
+}

@@ -1,0 +1,2 @@
+-- Who closed a stuck request through the API (the operator as they named themselves), and why.
+ALTER TABLE requests ADD COLUMN closed_by TEXT, ADD COLUMN close_reason TEXT;
