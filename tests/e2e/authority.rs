@@ -7,6 +7,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::support::story::*;
+use crate::support::test_app::TestApp;
 
 /// An approver who joins GitHub's approvers.
 const NEW_APPROVER: &str = "UAPPROVER2";
