@@ -24,6 +24,9 @@ pub enum EventKind {
     Released,
     ReminderSent,
     DeliveryFailed,
+    /// Every card of the current stage failed for good (its people deactivated or refused
+    /// by Slack, and no admin channel's card posted): nobody is left to act on it.
+    NobodyToAct,
 }
 
 impl EventKind {
@@ -44,6 +47,7 @@ impl EventKind {
             EventKind::Released => "released",
             EventKind::ReminderSent => "reminder_sent",
             EventKind::DeliveryFailed => "delivery_failed",
+            EventKind::NobodyToAct => "nobody_to_act",
         }
     }
 }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::policy::{permit, Refusal};
+use super::reach::Unreached;
 use super::{
     is_slack_id, AccessLength, AccessRequest, App, CardKind, EventKind, Field, NewEvent, Status,
     ValidationError,
@@ -154,6 +155,18 @@ pub enum Notice {
     },
     /// To an assignee: the request has waited for them since its stage began.
     StillWaiting,
+    /// To the admin channel: nobody is left to act on the `stage` the request is in, since
+    /// every card of it failed for good (`unreached`, with why).
+    NobodyToAct {
+        stage: CardKind,
+        unreached: Vec<Unreached>,
+    },
+    /// To the admin channel: none of the `stage`'s people could be reached by DM
+    /// (`unreached`); the card posted in the channel is the only one left to act on.
+    NobodyReachedByDm {
+        stage: CardKind,
+        unreached: Vec<Unreached>,
+    },
 }
 
 /// What a transition asks the outside world to do.

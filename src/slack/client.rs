@@ -44,6 +44,43 @@ pub struct Posted {
     pub found: bool,
 }
 
+/// What `users.info` says about a person, in the bot's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserInfo {
+    pub id: String,
+    /// The profile's display name, else the real name, else the account name.
+    pub display_name: String,
+    pub real_name: String,
+    /// The account is deactivated.
+    pub deleted: bool,
+    pub tz: Option<String>,
+    /// Present with the `users:read.email` scope.
+    pub email: Option<String>,
+}
+
+impl UserInfo {
+    fn from_slack(user: SlackUser) -> UserInfo {
+        let profile = user.profile.as_ref();
+        let given = |name: Option<&String>| name.filter(|name| !name.trim().is_empty()).cloned();
+        let real_name = given(profile.and_then(|p| p.real_name.as_ref()))
+            .or_else(|| given(user.real_name.as_ref()));
+        let display_name = given(profile.and_then(|p| p.display_name.as_ref()))
+            .or_else(|| real_name.clone())
+            .or_else(|| given(user.name.as_ref()))
+            .unwrap_or_else(|| user.id.to_string());
+        UserInfo {
+            id: user.id.to_string(),
+            display_name,
+            real_name: real_name.unwrap_or_default(),
+            deleted: user.deleted.unwrap_or(false),
+            tz: user.tz.filter(|tz| !tz.is_empty()),
+            email: profile
+                .and_then(|p| p.email.as_ref())
+                .map(|email| email.to_string()),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct SlackApi {
     client: Arc<SlackClient<Connector>>,
@@ -111,6 +148,16 @@ impl SlackApi {
             )
             .await?;
         Ok(response.url.0.to_string())
+    }
+
+    /// users.info: who `user` is, and whether their account is deactivated.
+    pub async fn user_info(&self, user: &str) -> Result<UserInfo, CallError> {
+        let session = self.client.open_session(&self.token);
+        let request = SlackApiUsersInfoRequest::new(user.into());
+        let response = self
+            .call("users.info", session.users_info(&request))
+            .await?;
+        Ok(UserInfo::from_slack(response.user))
     }
 
     /// chat.postMessage; `channel` may be a user id, which posts to the bot's DM with them.
@@ -300,6 +347,11 @@ impl SlackApi {
             .map(|_| ())
     }
 }
+
+/// Slack's errors for a DM to a person who is no longer there: the account is deactivated
+/// (`user_disabled`) or unknown (`user_not_found`). (`account_inactive` is about the bot's
+/// own token or workspace, not the recipient.)
+pub const RECIPIENT_GONE: [&str; 2] = ["user_disabled", "user_not_found"];
 
 /// Slack error codes that mean "try again later" although Slack answered.
 const TRANSIENT_CODES: [&str; 4] = [

@@ -23,7 +23,8 @@ use super::limits::testing::{app, assert_within_limits, request, t};
 use super::views::{edit_modal, feedback_modal, home, request_modal};
 use crate::domain::{
     kept_thread_text, permit, AccessLength, AccessRequest, Action, Actor, App, CardKind, Field,
-    FieldChange, Notice, Refusal, RelayRefusal, Role, Status, ThreadMessage, ValidationError,
+    FieldChange, Notice, Refusal, RelayRefusal, Role, Status, ThreadMessage, Unreachable,
+    Unreached, ValidationError,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -518,6 +519,8 @@ fn notice_name(notice: &Notice) -> &'static str {
         Notice::AccessEnded => "access_ended",
         Notice::ExpiresSoon { .. } => "expires_soon",
         Notice::StillWaiting => "still_waiting",
+        Notice::NobodyToAct { .. } => "nobody_to_act",
+        Notice::NobodyReachedByDm { .. } => "nobody_reached_by_dm",
     }
 }
 
@@ -586,7 +589,57 @@ fn notices() -> Vec<(&'static str, AccessRequest, Notice)> {
         ),
         ("_removal", time_up(), Notice::StillWaiting),
         ("_release", released(), Notice::StillWaiting),
+        (
+            "_approval",
+            pending_approval(),
+            Notice::NobodyToAct {
+                stage: CardKind::Approval,
+                unreached: vec![deactivated(APPROVER)],
+            },
+        ),
+        (
+            "_removal",
+            time_up(),
+            Notice::NobodyToAct {
+                stage: CardKind::Removal,
+                unreached: vec![
+                    deactivated(ADMIN),
+                    refused("UADMIN2", "user_not_found"),
+                    refused("CADMINS", "is_archived"),
+                ],
+            },
+        ),
+        (
+            "_provisioning",
+            pending_provisioning(),
+            Notice::NobodyReachedByDm {
+                stage: CardKind::Provisioning,
+                unreached: vec![deactivated(ADMIN)],
+            },
+        ),
+        (
+            "_removal",
+            released(),
+            Notice::NobodyReachedByDm {
+                stage: CardKind::Removal,
+                unreached: vec![deactivated(ADMIN), refused("UADMIN2", "cannot_dm_bot")],
+            },
+        ),
     ]
+}
+
+fn deactivated(user: &str) -> Unreached {
+    Unreached {
+        recipient: user.to_string(),
+        why: Unreachable::Deactivated,
+    }
+}
+
+fn refused(recipient: &str, error: &str) -> Unreached {
+    Unreached {
+        recipient: recipient.to_string(),
+        why: Unreachable::Refused(error.to_string()),
+    }
 }
 
 #[test]
