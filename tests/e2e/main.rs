@@ -4,6 +4,7 @@ mod bounded_http;
 mod cancel;
 mod config_files;
 mod deliveries;
+mod directory;
 mod expiry;
 mod fake_slack_contract;
 mod faults;

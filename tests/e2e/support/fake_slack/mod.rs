@@ -269,6 +269,11 @@ impl FakeSlack {
         world.users.insert(user.to_string(), object);
     }
 
+    /// Reactivates `user`: `users.info` answers as for any active user again.
+    pub fn reactivate_user(&self, user: &str) {
+        self.shared().world().users.remove(user);
+    }
+
     /// Archives `channel`: `chat.postMessage` there answers `is_archived`, as Slack does.
     pub fn archive_channel(&self, channel: &str) {
         self.shared().world().archived.insert(channel.to_string());
