@@ -15,7 +15,8 @@ use crate::clock::Clock;
 use crate::slack::client::{CallError, SlackApi, UserInfo, RECIPIENT_GONE};
 use crate::store::{SlackUser, Store, StoreResult};
 
-/// What the directory knows about a person.
+/// What the directory knows about a person (a known row carries the email too, with the
+/// `users:read.email` scope).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Person {
     Known(SlackUser),
@@ -32,14 +33,6 @@ impl Person {
     pub fn display_name(&self) -> Option<&str> {
         match self {
             Person::Known(user) => Some(&user.display_name),
-            Person::Unknown { .. } => None,
-        }
-    }
-
-    /// Known with the `users:read.email` scope.
-    pub fn email(&self) -> Option<&str> {
-        match self {
-            Person::Known(user) => user.email.as_deref(),
             Person::Unknown { .. } => None,
         }
     }

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use crate::support::fake_slack::{FakeSlack, Fault};
 use crate::support::story::*;
+use crate::support::test_app::TestApp;
 
 /// The messages in `channel` that are not cards (notices), oldest first.
 fn notices_in(slack: &FakeSlack, channel: &str) -> Vec<String> {
@@ -223,9 +224,7 @@ story! {
     /// Every admin deactivated, the admin channel working: the channel's card is the one
     /// left, and the channel is told that nobody could be reached by DM. Somebody can still
     /// act, so the stage is not flagged as unattended.
-    async fn with_every_admin_deactivated_the_admin_channel_is_told_it_is_the_only_one_left(
-        env: StoryEnv,
-    ) {
+    async fn with_every_admin_deactivated_the_channel_is_told_it_is_the_last_one(env: StoryEnv) {
         let app = &env.spawn_stepped().await;
         let slack = &app.slack;
         put_app(app, "github", github_without_approvers()).await;
