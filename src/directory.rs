@@ -21,7 +21,9 @@ use crate::store::{SlackUser, Store, StoreResult};
 pub enum Person {
     Known(SlackUser),
     /// Slack could not be asked and nothing was kept: taken to be active.
-    Unknown { id: String },
+    Unknown {
+        id: String,
+    },
 }
 
 impl Person {
@@ -209,6 +211,8 @@ mod tests {
             "chat.postMessage failed: {}",
             deactivated_error("W1")
         )));
-        assert!(!is_deactivated_error("chat.postMessage failed: is_archived"));
+        assert!(!is_deactivated_error(
+            "chat.postMessage failed: is_archived"
+        ));
     }
 }

@@ -553,7 +553,11 @@ impl Worker {
         if card.ts.is_some() {
             return Ok(Outcome::Done { card: None });
         }
-        if let Some(directory) = self.directory.as_ref().filter(|_| is_person(&card.recipient)) {
+        if let Some(directory) = self
+            .directory
+            .as_ref()
+            .filter(|_| is_person(&card.recipient))
+        {
             // A retry of a card held back asks Slack again: the person may be back.
             let held_back = item.last_error.as_deref().is_some_and(is_deactivated_error);
             let person = if held_back {

@@ -22,7 +22,9 @@ pub use lifecycle::{
     RequestDraft, MAX_COMMENT_CHARS,
 };
 pub use policy::{allowed, allowed_to, permit, plain_name, Refusal, Role, Roles};
-pub use reach::{is_person, nobody_to_act_event, reach, CardPost, Post, Reach, Unreachable, Unreached};
+pub use reach::{
+    is_person, nobody_to_act_event, reach, CardPost, Post, Reach, Unreachable, Unreached,
+};
 pub use request::{AccessRequest, CardKind, Status, UnknownStatus};
 pub use thread::{
     kept_thread_text, relays_from, Limited, RelayLimiter, RelayRefusal, ThreadMessage,

@@ -129,7 +129,11 @@ pub fn reach(request: &AccessRequest, cards: &[CardPost]) -> Reach {
 }
 
 /// The audit entry of a `stage` with nobody left to act: who could not be reached, and why.
-pub fn nobody_to_act_event(stage: CardKind, unreached: &[Unreached], now: DateTime<Utc>) -> NewEvent {
+pub fn nobody_to_act_event(
+    stage: CardKind,
+    unreached: &[Unreached],
+    now: DateTime<Utc>,
+) -> NewEvent {
     let who: Vec<String> = unreached.iter().map(Unreached::to_string).collect();
     NewEvent {
         at: now,

@@ -384,3 +384,52 @@ fn classify(err: SlackClientError) -> CallError {
         other => CallError::Transient(other.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(json: serde_json::Value) -> UserInfo {
+        UserInfo::from_slack(serde_json::from_value(json).expect("a users.info user"))
+    }
+
+    #[test]
+    fn the_display_name_is_the_profiles_else_the_real_name_else_the_account_name() {
+        let full = user(serde_json::json!({
+            "id": "U1",
+            "name": "ada.l",
+            "real_name": "Ada Lovelace",
+            "deleted": false,
+            "tz": "Europe/London",
+            "profile": {
+                "display_name": "ada",
+                "real_name": "Ada Lovelace",
+                "email": "ada@example.com"
+            }
+        }));
+        assert_eq!(
+            full,
+            UserInfo {
+                id: "U1".into(),
+                display_name: "ada".into(),
+                real_name: "Ada Lovelace".into(),
+                deleted: false,
+                tz: Some("Europe/London".into()),
+                email: Some("ada@example.com".into()),
+            }
+        );
+        let no_display_name = user(serde_json::json!({
+            "id": "U2", "name": "grace.h", "deleted": true,
+            "profile": {"display_name": "", "real_name": "Grace Hopper"}
+        }));
+        assert_eq!(no_display_name.display_name, "Grace Hopper");
+        assert!(no_display_name.deleted);
+        assert_eq!(no_display_name.email, None);
+        let account_only = user(serde_json::json!({"id": "U3", "name": "linus"}));
+        assert_eq!(account_only.display_name, "linus");
+        assert_eq!(account_only.real_name, "");
+        assert!(!account_only.deleted);
+        let nothing = user(serde_json::json!({"id": "W4"}));
+        assert_eq!(nothing.display_name, "W4");
+    }
+}

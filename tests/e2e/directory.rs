@@ -302,7 +302,8 @@ story! {
             "the three removal cards and the channel's notice"
         );
         let failed: Vec<Value> = failed_deliveries(app).await;
-        assert!(failed.iter().all(|f| f["request_id"].to_string() == id), "{failed:#?}");
+        let number: i64 = id.parse().expect("a numeric id");
+        assert!(failed.iter().all(|f| f["request_id"] == number), "{failed:#?}");
         assert_eq!(
             nobody_events(app, &id).await,
             ["nobody left to act on the removal stage: UADMIN1 is deactivated in Slack; \

@@ -24,9 +24,9 @@ use self::batch::DecisionBatches;
 use super::columns::{Param, Write, APPS, REQUESTS};
 use super::rows::{self, millis, to_json};
 use super::{
-    sql, Card, CardState, Change, Decide, Decided, Delivery, FailedDelivery, Filed,
-    IdempotencyKey, KeptMessage, NewCard, NewRequest, Note, OutboxItem, RelayCopy, RequestFilter,
-    SlackUser, Store, StoreError, StoreResult, StoreStats, ThreadChange, ThreadPost,
+    sql, Card, CardState, Change, Decide, Decided, Delivery, FailedDelivery, Filed, IdempotencyKey,
+    KeptMessage, NewCard, NewRequest, Note, OutboxItem, RelayCopy, RequestFilter, SlackUser, Store,
+    StoreError, StoreResult, StoreStats, ThreadChange, ThreadPost,
 };
 use crate::domain::{AccessRequest, App, AuditEvent, EventKind, NewEvent, ThreadMessage};
 
@@ -649,8 +649,13 @@ impl Store for PostgresStore {
         if let Some(event) = &note.event {
             insert_event(&mut tx, note.request_id, event).await?;
         }
-        insert_deliveries(&mut tx, Some(note.request_id), &note.deliveries, millis(note.at))
-            .await?;
+        insert_deliveries(
+            &mut tx,
+            Some(note.request_id),
+            &note.deliveries,
+            millis(note.at),
+        )
+        .await?;
         tx.commit().await?;
         Ok(true)
     }
