@@ -128,8 +128,9 @@ pub enum FieldChange {
     },
 }
 
-/// Something a person is told in a direct message. Kept in the outbox as it is (and
-/// rendered when it is sent), so its serialized form must keep reading.
+/// Something a person is told in a direct message (or, for the notices that say so, the
+/// app's admin channel). Kept in the outbox as it is (and rendered when it is sent), so its
+/// serialized form must keep reading.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "notice", rename_all = "snake_case")]
 pub enum Notice {

@@ -81,7 +81,8 @@ pub enum Delivery {
     /// a row per card, which keeps its commit small; the worker expands it into
     /// `UpdateCard`s (see [`Store::expand_card_refreshes`]).
     RefreshCards { request_id: i64 },
-    /// chat.postMessage of a notice about a request to one user, by DM.
+    /// chat.postMessage of a notice about a request to one user, by DM (or into the admin
+    /// channel, for the notices about a stage nobody could be reached for).
     Notify {
         request_id: i64,
         to: String,
