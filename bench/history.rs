@@ -570,6 +570,7 @@ async fn measure_sweep(database_url: &str, sink: &Sink, samples: &mut Samples) -
         public_url: url::Url::parse("http://127.0.0.1/")?,
         scheduler_interval: Duration::from_secs(30),
         remind_after: Duration::from_secs(24 * 3600),
+        user_refresh: Duration::from_secs(24 * 3600),
     };
     let mut app = App::build(config, Arc::new(SystemClock)).await?;
     let stepper = app

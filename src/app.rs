@@ -132,11 +132,15 @@ impl App {
         let deliveries_waiting = Arc::new(Notify::new());
         let service = Service::new(store.clone(), clock.clone(), deliveries_waiting.clone());
         let foreground = Arc::new(Foreground::default());
+        let user_refresh = chrono::Duration::from_std(config.user_refresh)
+            .unwrap_or_else(|_| chrono::Duration::days(1));
         let worker = Worker::new(
             store.clone(),
             slack.as_ref().map(|s| s.api.clone()),
             clock.clone(),
             foreground.clone(),
+            metrics.clone(),
+            user_refresh,
         );
         let remind_after = chrono::Duration::from_std(config.remind_after)
             .unwrap_or_else(|_| chrono::Duration::days(1));

@@ -43,6 +43,8 @@ pub struct Config {
     pub scheduler_interval: Duration,
     /// Assignees of a stage that waited this long get one reminder.
     pub remind_after: Duration,
+    /// The users directory asks Slack again about a person known for longer than this.
+    pub user_refresh: Duration,
 }
 
 #[derive(Clone)]
@@ -193,6 +195,11 @@ impl Config {
             variable: "ACCESSBOT_REMINDER_AFTER",
             message: err.to_string(),
         })?;
+        let refresh_text = get("ACCESSBOT_USER_REFRESH").unwrap_or_else(|| "24h".into());
+        let user_refresh = parse_interval(&refresh_text).map_err(|err| ConfigError {
+            variable: "ACCESSBOT_USER_REFRESH",
+            message: err.to_string(),
+        })?;
         Ok(Config {
             database_url,
             slack,
@@ -204,6 +211,7 @@ impl Config {
             public_url,
             scheduler_interval,
             remind_after,
+            user_refresh,
         })
     }
 }
@@ -401,6 +409,7 @@ impl fmt::Debug for Config {
             .field("public_url", &self.public_url.as_str())
             .field("scheduler_interval", &self.scheduler_interval)
             .field("remind_after", &self.remind_after)
+            .field("user_refresh", &self.user_refresh)
             .finish()
     }
 }
@@ -434,6 +443,7 @@ mod tests {
         assert_eq!(config.slack_api_url, "https://slack.com/api");
         assert_eq!(config.addr.to_string(), "0.0.0.0:3000");
         assert_eq!(config.scheduler_interval, Duration::from_secs(30));
+        assert_eq!(config.user_refresh, Duration::from_secs(24 * 3600));
         assert!(config.slack.is_none());
     }
 
@@ -529,7 +539,11 @@ mod tests {
                 "{text}"
             );
         }
-        for name in ["ACCESSBOT_SCHEDULER_INTERVAL", "ACCESSBOT_REMINDER_AFTER"] {
+        for name in [
+            "ACCESSBOT_SCHEDULER_INTERVAL",
+            "ACCESSBOT_REMINDER_AFTER",
+            "ACCESSBOT_USER_REFRESH",
+        ] {
             let err = Config::from_vars(&vars(&[(name, "4000d")])).unwrap_err();
             assert_eq!(err.variable, name);
             assert!(err.to_string().contains("10 years"), "{err}");

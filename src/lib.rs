@@ -5,6 +5,7 @@ pub mod clock;
 pub mod config;
 #[cfg(test)]
 mod conformance_tests;
+mod directory;
 pub mod domain;
 mod foreground;
 mod http;

@@ -108,6 +108,11 @@ struct FromLabels {
     from: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StageLabels {
+    stage: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// Slack wants an answer within 3 s; 1 ms to about 4 s in doublings shows how close we are.
@@ -129,6 +134,8 @@ pub struct Metrics {
     socket_connections: Counter,
     socket_reconnects: Counter,
     requests_closed: Family<FromLabels, Counter>,
+    stages_unattended: Family<StageLabels, Counter>,
+    removals_undeliverable: Counter,
     requests: Family<StatusLabels, Gauge>,
     calls_waiting: Gauge,
     calls_failed: Gauge,
@@ -202,6 +209,20 @@ impl Metrics {
             "Requests an operator closed through the API, by the status they were closed from",
             requests_closed.clone(),
         );
+        let stages_unattended = Family::<StageLabels, Counter>::default();
+        registry.register(
+            "accessbot_stages_unattended",
+            "Stages of requests with nobody left to act: every card failed for good (people \
+             deactivated or refused by Slack, no admin channel card posted), by stage",
+            stages_unattended.clone(),
+        );
+        let removals_undeliverable = Counter::default();
+        registry.register(
+            "accessbot_removals_undeliverable",
+            "Removals that reached nobody: every admin's card and the admin channel's (if any) \
+             failed for good, so the access may stay until an operator acts",
+            removals_undeliverable.clone(),
+        );
         let calls_waiting = Gauge::default();
         registry.register(
             "accessbot_slack_calls_waiting",
@@ -231,6 +252,8 @@ impl Metrics {
             socket_connections,
             socket_reconnects,
             requests_closed,
+            stages_unattended,
+            removals_undeliverable,
             requests,
             calls_waiting,
             calls_failed,
@@ -289,6 +312,18 @@ impl Metrics {
                 from: from.as_str(),
             })
             .inc();
+    }
+
+    /// Counts a stage with nobody left to act (`stage`: approval, provisioning, removal).
+    pub fn stage_unattended(&self, stage: &'static str) {
+        self.stages_unattended
+            .get_or_create(&StageLabels { stage })
+            .inc();
+    }
+
+    /// Counts a removal that could be delivered to nobody.
+    pub fn removal_undeliverable(&self) {
+        self.removals_undeliverable.inc();
     }
 
     /// The exposition of every metric, with the database's counts `status` (counted at
@@ -468,6 +503,8 @@ mod tests {
         metrics.slack_ack(SlackEndpoint::Interactivity, Duration::from_millis(2));
         metrics.request_closed(crate::domain::Status::PendingDeprovisioning);
         metrics.request_closed(crate::domain::Status::PendingDeprovisioning);
+        metrics.stage_unattended("removal");
+        metrics.removal_undeliverable();
         let status = Timed {
             value: StoreStats {
                 requests_by_status: vec![(crate::domain::Status::Provisioned, 3)],
@@ -487,6 +524,8 @@ mod tests {
             "accessbot_slack_ack_duration_seconds_bucket{le=\"0.002\",endpoint=\"interactivity\"} 1",
             "accessbot_status_gauges_timestamp_seconds 1795770000.0",
             "accessbot_requests_closed_total{from=\"pending_deprovisioning\"} 2",
+            "accessbot_stages_unattended_total{stage=\"removal\"} 1",
+            "accessbot_removals_undeliverable_total 1",
         ] {
             assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
         }

@@ -11,14 +11,12 @@ use tokio::sync::Notify;
 use crate::clock::Clock;
 use crate::domain::{
     self, AccessLength, AccessRequest, Action, Actor, App, AuditEvent, CardKind, Command, Decision,
-    Edit,
-    Effect, EventKind, Limited, NewEvent, Refusal, RelayLimiter, RelayRefusal, RequestDraft,
+    Edit, Effect, EventKind, Limited, NewEvent, Refusal, RelayLimiter, RelayRefusal, RequestDraft,
     Status, ThreadMessage, ValidationError,
 };
 use crate::store::{
     Change, Decide, Decided, Delivery, FailedDelivery, Filed, Follow, IdempotencyKey, NewCard,
-    NewRequest,
-    RequestFilter, Store, StoreError, StoreStats, ThreadChange, ThreadPost,
+    NewRequest, RequestFilter, Store, StoreError, StoreStats, ThreadChange, ThreadPost,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -138,13 +136,9 @@ impl Service {
             let decision = domain::reassign(request, &catalog, &carded, now)?;
             let mut change = plan(decision);
             // Those removed no longer see the request among their tasks.
-            change.republish_homes.extend(
-                request
-                    .approvers
-                    .iter()
-                    .chain(&request.app_admins)
-                    .cloned(),
-            );
+            change
+                .republish_homes
+                .extend(request.approvers.iter().chain(&request.app_admins).cloned());
             change.republish_homes.sort();
             change.republish_homes.dedup();
             Some(change)

@@ -15,10 +15,17 @@ use slack_morphism::prelude::{SlackBlock, SlackMessageContent};
 use tokio::sync::{watch, Notify};
 
 use crate::clock::Clock;
+use crate::directory::{deactivated_error, is_deactivated_error, Directory};
+use crate::domain::{
+    is_person, nobody_to_act_event, reach, CardKind, CardPost, Notice, Post, Reach, Unreachable,
+};
 use crate::foreground::Foreground;
-use crate::slack::client::{CallError, Posted, SlackApi};
+use crate::metrics::Metrics;
+use crate::slack::client::{CallError, Posted, SlackApi, RECIPIENT_GONE};
 use crate::slack::{blocks, views};
-use crate::store::{Delivery, OutboxItem, RelayCopy, RequestFilter, Store, StoreError};
+use crate::store::{
+    CardState, Delivery, Note, OutboxItem, RelayCopy, RequestFilter, Store, StoreError,
+};
 
 /// How long a claim protects a delivery from other workers.
 const LEASE: i64 = 60;
@@ -112,6 +119,8 @@ enum Outcome {
     Transient(String),
     /// Slack refused the call for good.
     Failed(String),
+    /// Not sent, for good: the recipient cannot receive it (this error says why).
+    NotSent(String),
 }
 
 pub struct Worker {
@@ -122,20 +131,29 @@ pub struct Worker {
     owner: String,
     /// Methods and channels rate-limited by Slack.
     paused: Pauses,
+    /// Who is deactivated; present with Slack.
+    directory: Option<Directory>,
+    metrics: Arc<Metrics>,
 }
 
 impl Worker {
+    /// `user_refresh`: how long the users directory trusts what Slack said about a person.
     pub fn new(
         store: Arc<dyn Store>,
         slack: Option<SlackApi>,
         clock: Arc<dyn Clock>,
         foreground: Arc<Foreground>,
+        metrics: Arc<Metrics>,
+        user_refresh: Duration,
     ) -> Worker {
         let owner = format!(
             "{}-{:08x}",
             std::process::id(),
             rand::thread_rng().gen::<u32>()
         );
+        let directory = slack
+            .as_ref()
+            .map(|api| Directory::new(store.clone(), api.clone(), clock.clone(), user_refresh));
         Worker {
             store,
             slack,
@@ -143,6 +161,8 @@ impl Worker {
             foreground,
             owner,
             paused: Pauses::default(),
+            directory,
+            metrics,
         }
     }
 
@@ -270,6 +290,8 @@ impl Worker {
             .deliver(slack, &item)
             .await
             .unwrap_or_else(|err| Outcome::Transient(format!("database: {err}")));
+        let gave_up = matches!(outcome, Outcome::Failed(_) | Outcome::NotSent(_))
+            || matches!(outcome, Outcome::Transient(_) if item.attempts + 1 >= MAX_ATTEMPTS);
         let result = match outcome {
             Outcome::Done { card } => return Some((item.id, card)),
             Outcome::RateLimited { wait } => {
@@ -288,12 +310,105 @@ impl Worker {
                     .delivery_failed(item.id, &format!("{method} failed: {error}"), now)
                     .await
             }
+            Outcome::NotSent(error) => self.store.delivery_failed(item.id, &error, now).await,
         };
         if let Err(err) = result {
             // The lease runs out and the delivery is tried again.
             tracing::error!(delivery = item.id, error = %err, "could not record a delivery's outcome");
+            return None;
+        }
+        if let (true, Delivery::PostCard { .. }, Some(request_id)) =
+            (gave_up, &item.delivery, item.request_id)
+        {
+            if let Err(err) = self.check_reach(request_id).await {
+                // The next card of the request that fails asks again.
+                tracing::error!(request = request_id, error = %err, "could not check who is left to act");
+            }
         }
         None
+    }
+
+    /// After a card failed for good: whether anybody is left to act on the request's
+    /// current stage. When nobody is, the audit trail and the admin channel are told (once
+    /// per stage, whichever worker notices first) and `/metrics` counts it; when only the
+    /// admin channel's card got through, the channel is told that nobody could be reached
+    /// by DM.
+    async fn check_reach(&self, request_id: i64) -> Result<(), StoreError> {
+        let Some(request) = self.store.request(request_id).await? else {
+            return Ok(());
+        };
+        let cards: Vec<CardPost> = self
+            .store
+            .card_states(request_id)
+            .await?
+            .into_iter()
+            .map(card_post)
+            .collect();
+        let now = self.clock.now();
+        let stage_key = |what: &str| {
+            format!(
+                "{what}:{request_id}:{}:{}",
+                request.status.as_str(),
+                request.version
+            )
+        };
+        let (note, unattended) = match reach(&request, &cards) {
+            Reach::Reached => return Ok(()),
+            Reach::Nobody { stage, unreached } => {
+                let event = nobody_to_act_event(stage, &unreached, now);
+                let notice = Notice::NobodyToAct { stage, unreached };
+                let deliveries = request
+                    .admin_channel
+                    .iter()
+                    .map(|channel| Delivery::Notify {
+                        request_id,
+                        to: channel.clone(),
+                        notice: notice.clone(),
+                    })
+                    .collect();
+                let note = Note {
+                    key: stage_key("nobody"),
+                    request_id,
+                    event: Some(event),
+                    deliveries,
+                    at: now,
+                };
+                (note, Some(stage))
+            }
+            Reach::ChannelOnly {
+                stage,
+                channel,
+                unreached,
+            } => {
+                let notice = Notice::NobodyReachedByDm { stage, unreached };
+                let note = Note {
+                    key: stage_key("no-dm"),
+                    request_id,
+                    event: None,
+                    deliveries: vec![Delivery::Notify {
+                        request_id,
+                        to: channel,
+                        notice,
+                    }],
+                    at: now,
+                };
+                (note, None)
+            }
+        };
+        if self.store.note_once(note).await? {
+            if let Some(stage) = unattended {
+                tracing::warn!(
+                    request = request_id,
+                    stage = stage.as_str(),
+                    "nobody is left to act on this stage"
+                );
+                self.metrics.stage_unattended(stage.as_str());
+                if stage == CardKind::Removal {
+                    self.metrics.removal_undeliverable();
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Makes Slack call `call` (a `method` in `channel`) unless a 429 paused its scope, and
@@ -438,6 +553,28 @@ impl Worker {
         if card.ts.is_some() {
             return Ok(Outcome::Done { card: None });
         }
+        if let Some(directory) = self
+            .directory
+            .as_ref()
+            .filter(|_| is_person(&card.recipient))
+        {
+            // A retry of a card held back asks Slack again: the person may be back.
+            let held_back = item.last_error.as_deref().is_some_and(is_deactivated_error);
+            let person = if held_back {
+                directory.person_afresh(&card.recipient).await?
+            } else {
+                directory.person(&card.recipient).await?
+            };
+            if person.is_deactivated() {
+                tracing::info!(
+                    card = card_id,
+                    user = %card.recipient,
+                    name = person.display_name().unwrap_or_default(),
+                    "not posting a card to a deactivated user"
+                );
+                return Ok(Outcome::NotSent(deactivated_error(&card.recipient)));
+            }
+        }
         let content = blocks::card(&request, card.kind, &card.recipient, self.clock.now());
         match self
             .post_once(slack, item, &card.recipient, content, None)
@@ -453,6 +590,14 @@ impl Worker {
                     .card_posted(card_id, &posted.channel, &posted.ts, shown_version, now)
                     .await?;
                 Ok(Outcome::Done { card: None })
+            }
+            Err(CallError::Permanent(code))
+                if is_person(&card.recipient) && RECIPIENT_GONE.contains(&code.as_str()) =>
+            {
+                if let Some(directory) = &self.directory {
+                    directory.mark_gone(&card.recipient).await?;
+                }
+                Ok(Outcome::Failed(code))
             }
             Err(err) => Ok(self.outcome(Err(err))),
         }
@@ -628,6 +773,31 @@ impl Worker {
     }
 }
 
+/// A card as the rule of who is left to act reads it.
+fn card_post(state: CardState) -> CardPost {
+    let post = match (&state.card.ts, state.failed) {
+        (Some(_), _) => Post::Posted,
+        (None, Some(error)) => Post::Failed(unreachable(&error)),
+        (None, None) => Post::Waiting,
+    };
+    CardPost {
+        kind: state.card.kind,
+        recipient: state.card.recipient,
+        post,
+    }
+}
+
+/// Why a card did not reach its recipient, from the error its failed delivery recorded
+/// (`chat.postMessage failed: is_archived`, or the directory's "… is deactivated in Slack").
+fn unreachable(error: &str) -> Unreachable {
+    let code = error.rsplit(": ").next().unwrap_or(error);
+    if is_deactivated_error(error) || code == "user_disabled" {
+        Unreachable::Deactivated
+    } else {
+        Unreachable::Refused(code.to_string())
+    }
+}
+
 /// What goes into a card's thread.
 enum ThreadText<'a> {
     /// A reply written in another thread of the request.
@@ -699,6 +869,26 @@ mod tests {
             later,
         );
         assert_eq!(pauses.0.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_failed_card_says_whether_its_recipient_is_deactivated_or_refused() {
+        assert_eq!(
+            unreachable(&deactivated_error("U1")),
+            Unreachable::Deactivated
+        );
+        assert_eq!(
+            unreachable("chat.postMessage failed: user_disabled"),
+            Unreachable::Deactivated
+        );
+        assert_eq!(
+            unreachable("chat.postMessage failed: is_archived"),
+            Unreachable::Refused("is_archived".into())
+        );
+        assert_eq!(
+            unreachable("chat.postMessage failed: HTTP 503"),
+            Unreachable::Refused("HTTP 503".into())
+        );
     }
 
     #[test]

@@ -132,7 +132,10 @@ fn summary(before: &AccessRequest, after: &AccessRequest) -> String {
         ));
     }
     if after.assignees().is_empty() {
-        parts.push(format!("nobody is left to act on this {}", after.status.words()));
+        parts.push(format!(
+            "nobody is left to act on this {}",
+            after.status.words()
+        ));
     }
     parts.join("; ")
 }
@@ -257,8 +260,18 @@ mod tests {
             ),
             // Final requests keep the lists they were decided with.
             (Status::Denied, app(&["UAPP3"], &["UADM2"], None), &[], None),
-            (Status::Canceled, app(&["UAPP3"], &["UADM2"], None), &[], None),
-            (Status::Expired, app(&["UAPP3"], &["UADM2"], None), &[], None),
+            (
+                Status::Canceled,
+                app(&["UAPP3"], &["UADM2"], None),
+                &[],
+                None,
+            ),
+            (
+                Status::Expired,
+                app(&["UAPP3"], &["UADM2"], None),
+                &[],
+                None,
+            ),
             // The same lists: nothing to do.
             (
                 Status::PendingApproval,
@@ -296,7 +309,12 @@ mod tests {
         let app = app(&["UAPP3"], &["UADM1"], Some("CADMINS"));
         let after = reassign(&before, &app, &[], now()).unwrap().request;
 
-        let removed = decide(&after, &Actor::User("UAPP1".into()), &Command::Approve, now());
+        let removed = decide(
+            &after,
+            &Actor::User("UAPP1".into()),
+            &Command::Approve,
+            now(),
+        );
         assert_eq!(
             removed.unwrap_err(),
             Refusal::NotAssignee {
@@ -304,7 +322,12 @@ mod tests {
                 action: crate::domain::Action::Approve
             }
         );
-        let added = decide(&after, &Actor::User("UAPP3".into()), &Command::Approve, now());
+        let added = decide(
+            &after,
+            &Actor::User("UAPP3".into()),
+            &Command::Approve,
+            now(),
+        );
         assert_eq!(added.unwrap().request.status, Status::PendingProvisioning);
     }
 
@@ -329,7 +352,10 @@ mod tests {
                 "admin_channel": null,
             }))
         );
-        assert!(!decision.request.stage_reminded, "the new admins are reminded anew");
+        assert!(
+            !decision.request.stage_reminded,
+            "the new admins are reminded anew"
+        );
     }
 
     #[test]

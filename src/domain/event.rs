@@ -28,6 +28,9 @@ pub enum EventKind {
     AssigneesChanged,
     /// An operator closed a stuck request through the API; `detail` is their reason.
     Closed,
+    /// Every card of the current stage failed for good (its people deactivated or refused
+    /// by Slack, and no admin channel's card posted): nobody is left to act on it.
+    NobodyToAct,
 }
 
 impl EventKind {
@@ -50,6 +53,7 @@ impl EventKind {
             EventKind::DeliveryFailed => "delivery_failed",
             EventKind::AssigneesChanged => "assignees_changed",
             EventKind::Closed => "closed",
+            EventKind::NobodyToAct => "nobody_to_act",
         }
     }
 }

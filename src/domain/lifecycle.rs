@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use super::authority::stage_recipients;
 use super::policy::{permit, Refusal};
+use super::reach::Unreached;
 use super::{
     is_slack_id, AccessLength, AccessRequest, App, CardKind, EventKind, Field, NewEvent, Status,
     ValidationError,
@@ -169,8 +170,9 @@ pub enum FieldChange {
     },
 }
 
-/// Something a person is told in a direct message. Kept in the outbox as it is (and
-/// rendered when it is sent), so its serialized form must keep reading.
+/// Something a person is told in a direct message (or, for the notices that say so, the
+/// app's admin channel). Kept in the outbox as it is (and rendered when it is sent), so its
+/// serialized form must keep reading.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "notice", rename_all = "snake_case")]
 pub enum Notice {
@@ -202,6 +204,18 @@ pub enum Notice {
         by: String,
         reason: String,
         removal_unconfirmed: bool,
+    },
+    /// To the admin channel: nobody is left to act on the `stage` the request is in, since
+    /// every card of it failed for good (`unreached`, with why).
+    NobodyToAct {
+        stage: CardKind,
+        unreached: Vec<Unreached>,
+    },
+    /// To the admin channel: none of the `stage`'s people could be reached by DM
+    /// (`unreached`); the card posted in the channel is the only one left to act on.
+    NobodyReachedByDm {
+        stage: CardKind,
+        unreached: Vec<Unreached>,
     },
 }
 

@@ -10,19 +10,23 @@ mod lifecycle;
 mod policy;
 #[cfg(test)]
 mod policy_tests;
+mod reach;
 mod request;
 mod thread;
 
 pub use access_length::{AccessLength, InvalidAccessLength, TimeUnit};
 pub use action::{Action, Actions, Button, ButtonStyle, Click};
-pub use authority::{is_assigned, reassign};
 pub use app::{is_slack_id, is_slug, App, MAX_LIST_LEN};
+pub use authority::{is_assigned, reassign};
 pub use event::{AuditEvent, EventKind, NewEvent};
 pub use lifecycle::{
     check_close, decide, file_request, Actor, Command, Decision, Edit, Effect, FieldChange, Notice,
     RequestDraft, MAX_CLOSE_CHARS, MAX_COMMENT_CHARS,
 };
 pub use policy::{allowed, allowed_to, permit, plain_name, Refusal, Role, Roles};
+pub use reach::{
+    is_person, nobody_to_act_event, reach, CardPost, Post, Reach, Unreachable, Unreached,
+};
 pub use request::{AccessRequest, CardKind, Status, UnknownStatus};
 pub use thread::{
     kept_thread_text, relays_from, Limited, RelayLimiter, RelayRefusal, ThreadMessage,

@@ -10,9 +10,9 @@ use slack_morphism::prelude::*;
 use super::limits;
 use super::mrkdwn::{escape, escape_truncated, list, plain, truncate};
 use crate::domain::{
-    allowed_to, is_assigned, plain_name, AccessRequest, Action, Actor, ButtonStyle, CardKind,
-    FieldChange, Notice, Refusal, RelayRefusal, Role, Roles, Status, ThreadMessage, REQUEST_RELAYS, TRUNCATED,
-    USER_RELAYS,
+    allowed_to, is_assigned, is_person, plain_name, AccessRequest, Action, Actor, ButtonStyle,
+    CardKind, FieldChange, Notice, Refusal, RelayRefusal, Role, Roles, Status, ThreadMessage,
+    Unreachable, Unreached, REQUEST_RELAYS, TRUNCATED, USER_RELAYS,
 };
 
 /// Characters given to a list of people inside a card field or status line.
@@ -255,9 +255,77 @@ pub fn notice(request: &AccessRequest, notice: &Notice) -> SlackMessageContent {
             escape_truncated(by, OPERATOR_CHARS),
             quote(&escape_truncated(reason, FEEDBACK_CHARS))
         ),
+        Notice::NobodyToAct { stage, unreached } => format!(
+            "🚨 Nobody is left to act on request #{} ({}'s access to {app}, {}): it is {}, and \
+             none of its {} cards reached anyone who can act.\n{}\n\
+             To unblock it, change the app's {} with `PUT /api/v1/apps/{}`, or close the \
+             request with `POST /api/v1/requests/{}/close`.",
+            request.id,
+            mention(&request.target_user),
+            escape(&request.permission),
+            request.status.words(),
+            stage.as_str(),
+            unreached_lines(unreached),
+            stage_assignees(*stage),
+            escape(&request.app),
+            request.id
+        ),
+        Notice::NobodyReachedByDm { stage, unreached } => format!(
+            "⚠️ Nobody could be reached by DM about request #{} ({}'s access to {app}, {}), \
+             which is {}:\n{}\n\
+             The {} card posted in this channel is the only one left: someone here must {}. \
+             To fix it for good, change the app's {} with `PUT /api/v1/apps/{}`.",
+            request.id,
+            mention(&request.target_user),
+            escape(&request.permission),
+            request.status.words(),
+            unreached_lines(unreached),
+            stage.as_str(),
+            stage_task(*stage),
+            stage_assignees(*stage),
+            escape(&request.app),
+        ),
     };
     let text = truncate(&text, limits::SECTION_TEXT);
     message(&text, vec![section(&text)])
+}
+
+/// One line per recipient a stage's card did not reach, and why.
+fn unreached_lines(unreached: &[Unreached]) -> String {
+    let lines: Vec<String> = unreached
+        .iter()
+        .map(|unreached| {
+            let who = if is_person(&unreached.recipient) {
+                mention(&unreached.recipient)
+            } else {
+                format!("<#{}>", unreached.recipient)
+            };
+            match &unreached.why {
+                Unreachable::Deactivated => format!("• {who} is deactivated in Slack"),
+                Unreachable::Refused(error) => {
+                    format!("• {who}: Slack refused the card (`{}`)", escape(error))
+                }
+            }
+        })
+        .collect();
+    lines.join("\n")
+}
+
+/// Who a stage's cards go to, as the app calls them.
+fn stage_assignees(stage: CardKind) -> &'static str {
+    match stage {
+        CardKind::Approval => "approvers",
+        CardKind::Provisioning | CardKind::Removal | CardKind::Receipt => "admins",
+    }
+}
+
+/// What the stage asks of whoever acts on it.
+fn stage_task(stage: CardKind) -> &'static str {
+    match stage {
+        CardKind::Approval => "approve or deny it",
+        CardKind::Provisioning => "set up the access and confirm it, or deny it",
+        CardKind::Removal | CardKind::Receipt => "remove the access and confirm the removal",
+    }
 }
 
 /// A thread message relayed into the other threads of a request: `<@U…>: text`, with the
@@ -502,11 +570,12 @@ fn no_longer_assigned(request: &AccessRequest, kind: CardKind, recipient: &str) 
         CardKind::Approval => "approvers",
         _ => "admins",
     };
-    // Channel ids start with C (public) or G (private); people's with U or W.
-    if recipient.starts_with(['C', 'G']) {
+    if !is_person(recipient) {
         format!("This channel is no longer {app}'s admin channel, so there is nothing to do here.")
     } else {
-        format!("You are no longer one of {app}'s {role}, so this request doesn't need you anymore.")
+        format!(
+            "You are no longer one of {app}'s {role}, so this request doesn't need you anymore."
+        )
     }
 }
 

@@ -44,6 +44,43 @@ pub struct Posted {
     pub found: bool,
 }
 
+/// What `users.info` says about a person, in the bot's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserInfo {
+    pub id: String,
+    /// The profile's display name, else the real name, else the account name.
+    pub display_name: String,
+    pub real_name: String,
+    /// The account is deactivated.
+    pub deleted: bool,
+    pub tz: Option<String>,
+    /// Present with the `users:read.email` scope.
+    pub email: Option<String>,
+}
+
+impl UserInfo {
+    fn from_slack(user: SlackUser) -> UserInfo {
+        let profile = user.profile.as_ref();
+        let given = |name: Option<&String>| name.filter(|name| !name.trim().is_empty()).cloned();
+        let real_name = given(profile.and_then(|p| p.real_name.as_ref()))
+            .or_else(|| given(user.real_name.as_ref()));
+        let display_name = given(profile.and_then(|p| p.display_name.as_ref()))
+            .or_else(|| real_name.clone())
+            .or_else(|| given(user.name.as_ref()))
+            .unwrap_or_else(|| user.id.to_string());
+        UserInfo {
+            id: user.id.to_string(),
+            display_name,
+            real_name: real_name.unwrap_or_default(),
+            deleted: user.deleted.unwrap_or(false),
+            tz: user.tz.filter(|tz| !tz.is_empty()),
+            email: profile
+                .and_then(|p| p.email.as_ref())
+                .map(|email| email.to_string()),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct SlackApi {
     client: Arc<SlackClient<Connector>>,
@@ -111,6 +148,16 @@ impl SlackApi {
             )
             .await?;
         Ok(response.url.0.to_string())
+    }
+
+    /// users.info: who `user` is, and whether their account is deactivated.
+    pub async fn user_info(&self, user: &str) -> Result<UserInfo, CallError> {
+        let session = self.client.open_session(&self.token);
+        let request = SlackApiUsersInfoRequest::new(user.into());
+        let response = self
+            .call("users.info", session.users_info(&request))
+            .await?;
+        Ok(UserInfo::from_slack(response.user))
     }
 
     /// chat.postMessage; `channel` may be a user id, which posts to the bot's DM with them.
@@ -301,6 +348,11 @@ impl SlackApi {
     }
 }
 
+/// Slack's errors for a DM to a person who is no longer there: the account is deactivated
+/// (`user_disabled`) or unknown (`user_not_found`). (`account_inactive` is about the bot's
+/// own token or workspace, not the recipient.)
+pub const RECIPIENT_GONE: [&str; 2] = ["user_disabled", "user_not_found"];
+
 /// Slack error codes that mean "try again later" although Slack answered.
 const TRANSIENT_CODES: [&str; 4] = [
     "internal_error",
@@ -330,5 +382,54 @@ fn classify(err: SlackClientError) -> CallError {
             CallError::Permanent(format!("HTTP {}", http.status_code))
         }
         other => CallError::Transient(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(json: serde_json::Value) -> UserInfo {
+        UserInfo::from_slack(serde_json::from_value(json).expect("a users.info user"))
+    }
+
+    #[test]
+    fn the_display_name_is_the_profiles_else_the_real_name_else_the_account_name() {
+        let full = user(serde_json::json!({
+            "id": "U1",
+            "name": "ada.l",
+            "real_name": "Ada Lovelace",
+            "deleted": false,
+            "tz": "Europe/London",
+            "profile": {
+                "display_name": "ada",
+                "real_name": "Ada Lovelace",
+                "email": "ada@example.com"
+            }
+        }));
+        assert_eq!(
+            full,
+            UserInfo {
+                id: "U1".into(),
+                display_name: "ada".into(),
+                real_name: "Ada Lovelace".into(),
+                deleted: false,
+                tz: Some("Europe/London".into()),
+                email: Some("ada@example.com".into()),
+            }
+        );
+        let no_display_name = user(serde_json::json!({
+            "id": "U2", "name": "grace.h", "deleted": true,
+            "profile": {"display_name": "", "real_name": "Grace Hopper"}
+        }));
+        assert_eq!(no_display_name.display_name, "Grace Hopper");
+        assert!(no_display_name.deleted);
+        assert_eq!(no_display_name.email, None);
+        let account_only = user(serde_json::json!({"id": "U3", "name": "linus"}));
+        assert_eq!(account_only.display_name, "linus");
+        assert_eq!(account_only.real_name, "");
+        assert!(!account_only.deleted);
+        let nothing = user(serde_json::json!({"id": "W4"}));
+        assert_eq!(nothing.display_name, "W4");
     }
 }

@@ -24,7 +24,7 @@ use super::views::{edit_modal, feedback_modal, home, request_modal};
 use crate::domain::{
     decide, kept_thread_text, permit, AccessLength, AccessRequest, Action, Actor, App, CardKind,
     Command, Field, FieldChange, Notice, Refusal, RelayRefusal, Role, Status, ThreadMessage,
-    ValidationError,
+    Unreachable, Unreached, ValidationError,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -573,6 +573,8 @@ fn notice_name(notice: &Notice) -> &'static str {
         Notice::ExpiresSoon { .. } => "expires_soon",
         Notice::StillWaiting => "still_waiting",
         Notice::Closed { .. } => "closed",
+        Notice::NobodyToAct { .. } => "nobody_to_act",
+        Notice::NobodyReachedByDm { .. } => "nobody_reached_by_dm",
     }
 }
 
@@ -659,7 +661,57 @@ fn notices() -> Vec<(&'static str, AccessRequest, Notice)> {
                 removal_unconfirmed: true,
             },
         ),
+        (
+            "_approval",
+            pending_approval(),
+            Notice::NobodyToAct {
+                stage: CardKind::Approval,
+                unreached: vec![deactivated(APPROVER)],
+            },
+        ),
+        (
+            "_removal",
+            time_up(),
+            Notice::NobodyToAct {
+                stage: CardKind::Removal,
+                unreached: vec![
+                    deactivated(ADMIN),
+                    refused("UADMIN2", "user_not_found"),
+                    refused("CADMINS", "is_archived"),
+                ],
+            },
+        ),
+        (
+            "_provisioning",
+            pending_provisioning(),
+            Notice::NobodyReachedByDm {
+                stage: CardKind::Provisioning,
+                unreached: vec![deactivated(ADMIN)],
+            },
+        ),
+        (
+            "_removal",
+            released(),
+            Notice::NobodyReachedByDm {
+                stage: CardKind::Removal,
+                unreached: vec![deactivated(ADMIN), refused("UADMIN2", "cannot_dm_bot")],
+            },
+        ),
     ]
+}
+
+fn deactivated(user: &str) -> Unreached {
+    Unreached {
+        recipient: user.to_string(),
+        why: Unreachable::Deactivated,
+    }
+}
+
+fn refused(recipient: &str, error: &str) -> Unreached {
+    Unreached {
+        recipient: recipient.to_string(),
+        why: Unreachable::Refused(error.to_string()),
+    }
 }
 
 #[test]

@@ -81,7 +81,8 @@ pub enum Delivery {
     /// a row per card, which keeps its commit small; the worker expands it into
     /// `UpdateCard`s (see [`Store::expand_card_refreshes`]).
     RefreshCards { request_id: i64 },
-    /// chat.postMessage of a notice about a request to one user, by DM.
+    /// chat.postMessage of a notice about a request to one user, by DM (or into the admin
+    /// channel, for the notices about a stage nobody could be reached for).
     Notify {
         request_id: i64,
         to: String,
@@ -190,6 +191,41 @@ pub struct Card {
     pub ts: Option<String>,
     /// The request version the card showed when it was last posted or updated.
     pub rendered_version: i64,
+}
+
+/// A card and, when its post failed for good, the error recorded on its failed delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardState {
+    pub card: Card,
+    pub failed: Option<String>,
+}
+
+/// What Slack's `users.info` said about a person, as the users directory keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlackUser {
+    pub id: String,
+    /// The name people see: the profile's display name, else the real name, else the
+    /// account name.
+    pub display_name: String,
+    pub real_name: String,
+    /// The account is deactivated.
+    pub deleted: bool,
+    pub tz: Option<String>,
+    pub email: Option<String>,
+    /// When Slack last answered for this person (or a post told us they are gone).
+    pub refreshed_at: DateTime<Utc>,
+}
+
+/// A note about a request made once, whoever notices first (two workers, two replicas):
+/// its key is recorded with its audit entry and its deliveries, in one transaction.
+#[derive(Debug, Clone)]
+pub struct Note {
+    /// A processed key (see [`Store::claim_key`]).
+    pub key: String,
+    pub request_id: i64,
+    pub event: Option<NewEvent>,
+    pub deliveries: Vec<Delivery>,
+    pub at: DateTime<Utc>,
 }
 
 /// A state change of a request, with everything it causes, written in one transaction.
@@ -523,6 +559,17 @@ pub trait Store: Send + Sync {
 
     /// Records `key` as processed; false when it was already (a retried event, a replay).
     async fn claim_key(&self, key: &str, now: DateTime<Utc>) -> StoreResult<bool>;
+    /// Records `note.key` and, when it is new, appends the note's event and queues its
+    /// deliveries, in one transaction; false (and nothing written) when the key was seen.
+    async fn note_once(&self, note: Note) -> StoreResult<bool>;
+
+    /// Every card of a request, by id, with the error of its post when that failed for good.
+    async fn card_states(&self, request_id: i64) -> StoreResult<Vec<CardState>>;
+
+    /// The users directory's row for Slack user `id`, if it has one.
+    async fn slack_user(&self, id: &str) -> StoreResult<Option<SlackUser>>;
+    /// Keeps what Slack said about a user, replacing what the directory held.
+    async fn save_slack_user(&self, user: &SlackUser) -> StoreResult<()>;
     /// Forgets processed keys and idempotency keys recorded before `keys_before` and
     /// finished deliveries older than `done_before`; Slack retries and replays come within
     /// minutes, and idempotency keys are ignored once their day is over anyway. Also folds

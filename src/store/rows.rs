@@ -5,7 +5,10 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{Card, Delivery, FailedDelivery, KeptMessage, OutboxItem, StoreError, StoreResult};
+use super::{
+    Card, CardState, Delivery, FailedDelivery, KeptMessage, OutboxItem, SlackUser, StoreError,
+    StoreResult,
+};
 use crate::domain::{AuditEvent, CardKind, Status, ThreadMessage};
 
 /// A row of a result, read by column name: implemented for both drivers' rows.
@@ -150,6 +153,27 @@ pub(super) fn card(row: &impl Row, prefix: &str) -> StoreResult<Card> {
         channel: row.opt_text(&name("channel"))?,
         ts: row.opt_text(&name("ts"))?,
         rendered_version: row.int(&name("rendered_version"))?,
+    })
+}
+
+/// A card with the error of its failed post (`sql::CARD_STATES`).
+pub(super) fn card_state(row: &impl Row) -> StoreResult<CardState> {
+    Ok(CardState {
+        card: card(row, "")?,
+        failed: row.opt_text("failed")?,
+    })
+}
+
+/// A `slack_users` row (`sql::SLACK_USER`).
+pub(super) fn slack_user(row: &impl Row) -> StoreResult<SlackUser> {
+    Ok(SlackUser {
+        id: row.text("id")?,
+        display_name: row.text("display_name")?,
+        real_name: row.text("real_name")?,
+        deleted: row.flag("deleted")?,
+        tz: row.opt_text("tz")?,
+        email: row.opt_text("email")?,
+        refreshed_at: from_millis(row.int("refreshed_at")?)?,
     })
 }
 

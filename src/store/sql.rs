@@ -522,6 +522,36 @@ pub(super) const INSERT_RELAY_COPY: &str =
 pub(super) const OTHER_POSTED_CARDS: &str =
     "SELECT id FROM cards WHERE request_id = $1 AND id <> $2 AND ts IS NOT NULL ORDER BY id";
 
+/// The cards of request `$1` with the error of each one's failed post, if it failed (the
+/// partial index `outbox_failed_by_payload` finds it).
+pub(super) static CARD_STATES: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {CARD_COLUMNS}, (SELECT o.last_error FROM outbox o WHERE o.status = 'failed' \
+         AND o.payload = {} ORDER BY o.id DESC LIMIT 1) AS failed \
+         FROM cards c WHERE c.request_id = $1 ORDER BY c.id",
+        card_payload("post_card", "c.id")
+    )
+});
+
+// ---- the users directory ----
+
+const SLACK_USER_COLUMNS: &str = "id, display_name, real_name, deleted, tz, email, refreshed_at";
+
+/// The directory's row for user `$1`.
+pub(super) static SLACK_USER: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {SLACK_USER_COLUMNS} FROM slack_users WHERE id = $1"));
+
+/// Keeps user `$1`'s row: `$2` display name, `$3` real name, `$4` deleted, `$5` tz,
+/// `$6` email, `$7` refreshed at.
+pub(super) static SAVE_SLACK_USER: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO slack_users ({SLACK_USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         ON CONFLICT (id) DO UPDATE SET display_name = excluded.display_name, \
+         real_name = excluded.real_name, deleted = excluded.deleted, tz = excluded.tz, \
+         email = excluded.email, refreshed_at = excluded.refreshed_at"
+    )
+});
+
 pub(super) const HOME_OPENED: &str =
     "INSERT INTO home_viewers (user_id, opened_at) VALUES ($1, $2) \
      ON CONFLICT (user_id) DO UPDATE SET opened_at = excluded.opened_at";

@@ -6,6 +6,7 @@ mod cancel;
 mod close;
 mod config_files;
 mod deliveries;
+mod directory;
 mod expiry;
 mod fake_slack_contract;
 mod faults;

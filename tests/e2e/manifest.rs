@@ -61,6 +61,9 @@ fn both_manifests_have_every_scope_and_event_the_bot_needs() {
             "im:history",
             "channels:history",
             "groups:history",
+            // The users directory: users.info, and the email in its profile.
+            "users:read",
+            "users:read.email",
         ] {
             assert!(scopes.contains(&scope), "{file}: missing scope {scope}");
         }

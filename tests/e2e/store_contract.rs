@@ -12,7 +12,8 @@ use accessbot::domain::{
 };
 use accessbot::store::{
     Card, Change, Decide, Decided, Delivery, Filed, Follow, IdempotencyKey, NewCard, NewRequest,
-    OutboxItem, PutApp, RelayCopy, RequestFilter, Store, StoreError, ThreadChange, ThreadPost,
+    Note, OutboxItem, PutApp, RelayCopy, RequestFilter, SlackUser, Store, StoreError, ThreadChange,
+    ThreadPost,
 };
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
@@ -1326,6 +1327,137 @@ async fn an_unreadable_stored_payload_is_dead_lettered_not_returned() {
         "{}",
         failed[0].error
     );
+}
+
+story! {
+    async fn the_users_directory_keeps_one_row_per_user_and_replaces_it(store: Arc<dyn Store>) {
+        assert_eq!(store.slack_user("UADA").await.unwrap(), None);
+        let ada = SlackUser {
+            id: "UADA".into(),
+            display_name: "ada".into(),
+            real_name: "Ada Lovelace".into(),
+            deleted: false,
+            tz: Some("Europe/London".into()),
+            email: Some("ada@example.com".into()),
+            refreshed_at: t0(),
+        };
+        store.save_slack_user(&ada).await.unwrap();
+        assert_eq!(store.slack_user("UADA").await.unwrap(), Some(ada.clone()));
+        assert_eq!(store.slack_user("UOTHER").await.unwrap(), None);
+
+        let gone = SlackUser {
+            deleted: true,
+            tz: None,
+            email: None,
+            refreshed_at: t0() + Duration::hours(25),
+            ..ada
+        };
+        store.save_slack_user(&gone).await.unwrap();
+        assert_eq!(store.slack_user("UADA").await.unwrap(), Some(gone));
+    }
+}
+
+story! {
+    async fn card_states_tell_posted_failed_and_waiting_cards_apart(store: Arc<dyn Store>) {
+        let mut new = new_request(&github(), "UREQ", None);
+        new.new_cards.push(NewCard {
+            kind: CardKind::Approval,
+            recipient: "UAPPROVER2".into(),
+        });
+        let filed = file(&store, new).await;
+        let other = file(&store, new_request(&github(), "UOTHER", None)).await;
+        let cards = store.cards(filed.id).await.unwrap();
+        let items = claim_all(&store, t0()).await;
+        let post_of = |card_id: i64| {
+            items
+                .iter()
+                .find(|i| i.delivery == Delivery::PostCard { card_id })
+                .unwrap()
+                .id
+        };
+        // The receipt is posted, the approver's card failed, the second approver's waits;
+        // the other request's failure is its own.
+        store
+            .card_posted(cards[0].id, "DREQ", "1.0", filed.version, t0())
+            .await
+            .unwrap();
+        store
+            .delivery_failed(post_of(cards[1].id), "UAPPROVER is deactivated in Slack", t0())
+            .await
+            .unwrap();
+        let other_approval = store.cards(other.id).await.unwrap()[1].id;
+        store
+            .delivery_failed(post_of(other_approval), "chat.postMessage failed: is_archived", t0())
+            .await
+            .unwrap();
+
+        let states = store.card_states(filed.id).await.unwrap();
+        let seen: Vec<_> = states
+            .iter()
+            .map(|s| (s.card.id, s.card.ts.is_some(), s.failed.as_deref()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (cards[0].id, true, None),
+                (cards[1].id, false, Some("UAPPROVER is deactivated in Slack")),
+                (cards[2].id, false, None),
+            ]
+        );
+        assert_eq!(states[1].card, cards[1]);
+
+        // A retried card waits again.
+        assert!(store.retry_delivery(post_of(cards[1].id), t0()).await.unwrap());
+        let states = store.card_states(filed.id).await.unwrap();
+        assert!(states.iter().all(|s| s.failed.is_none()));
+        assert_eq!(store.card_states(filed.id + 100).await.unwrap(), []);
+    }
+}
+
+story! {
+    async fn a_note_is_written_once_with_its_event_and_deliveries(store: Arc<dyn Store>) {
+        let filed = file(&store, new_request(&github(), "UREQ", None)).await;
+        drain(&store, t0()).await;
+        let events = store.events(filed.id).await.unwrap().len();
+        let note = Note {
+            key: format!("nobody:{}:pending_approval:1", filed.id),
+            request_id: filed.id,
+            event: Some(NewEvent {
+                at: t0(),
+                actor: "system".into(),
+                kind: EventKind::NobodyToAct,
+                before: None,
+                after: None,
+                detail: Some("nobody left to act on the approval stage".into()),
+            }),
+            deliveries: vec![Delivery::PublishHome {
+                user: "UADMIN1".into(),
+            }],
+            at: t0(),
+        };
+        assert!(store.note_once(note.clone()).await.unwrap());
+        assert!(!store.note_once(note.clone()).await.unwrap());
+        let trail = store.events(filed.id).await.unwrap();
+        assert_eq!(trail.len(), events + 1);
+        assert_eq!(trail.last().unwrap().kind, "nobody_to_act");
+        assert_eq!(
+            trail.last().unwrap().detail.as_deref(),
+            Some("nobody left to act on the approval stage")
+        );
+        let queued = claim_all(&store, t0()).await;
+        assert_eq!(deliveries(&queued), note.deliveries);
+        assert!(queued.iter().all(|i| i.request_id == Some(filed.id)));
+
+        // A note without an event queues its deliveries alone.
+        let quiet = Note {
+            key: "no-dm:1".into(),
+            event: None,
+            ..note
+        };
+        assert!(store.note_once(quiet).await.unwrap());
+        assert_eq!(store.events(filed.id).await.unwrap().len(), events + 1);
+        assert_eq!(claim_all(&store, t0() + Duration::minutes(2)).await.len(), 2);
+    }
 }
 
 story! {

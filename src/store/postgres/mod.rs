@@ -24,9 +24,9 @@ use self::batch::DecisionBatches;
 use super::columns::{Param, Write, APPS, REQUESTS};
 use super::rows::{self, millis, to_json};
 use super::{
-    sql, Card, Change, Decide, Decided, Delivery, FailedDelivery, Filed, Follow, IdempotencyKey,
-    KeptMessage, NewCard, NewRequest, OutboxItem, PutApp, RelayCopy, RequestFilter, Store, StoreError,
-    StoreResult, StoreStats, ThreadChange, ThreadPost,
+    sql, Card, CardState, Change, Decide, Decided, Delivery, FailedDelivery, Filed, Follow,
+    IdempotencyKey, KeptMessage, NewCard, NewRequest, Note, OutboxItem, PutApp, RelayCopy,
+    RequestFilter, SlackUser, Store, StoreError, StoreResult, StoreStats, ThreadChange, ThreadPost,
 };
 use crate::domain::{AccessRequest, App, AuditEvent, EventKind, NewEvent, ThreadMessage};
 
@@ -661,6 +661,62 @@ impl Store for PostgresStore {
             .await?
             .rows_affected();
         Ok(inserted == 1)
+    }
+
+    async fn note_once(&self, note: Note) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let fresh = sqlx::query(sql::CLAIM_KEY)
+            .bind(&note.key)
+            .bind(millis(note.at))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if !fresh {
+            return Ok(false);
+        }
+        if let Some(event) = &note.event {
+            insert_event(&mut tx, note.request_id, event).await?;
+        }
+        insert_deliveries(
+            &mut tx,
+            Some(note.request_id),
+            &note.deliveries,
+            millis(note.at),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn card_states(&self, request_id: i64) -> StoreResult<Vec<CardState>> {
+        let found = sqlx::query(&sql::CARD_STATES)
+            .bind(request_id)
+            .fetch_all(&self.pool)
+            .await?;
+        found.iter().map(rows::card_state).collect()
+    }
+
+    async fn slack_user(&self, id: &str) -> StoreResult<Option<SlackUser>> {
+        let row = sqlx::query(&sql::SLACK_USER)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(rows::slack_user).transpose()
+    }
+
+    async fn save_slack_user(&self, user: &SlackUser) -> StoreResult<()> {
+        sqlx::query(&sql::SAVE_SLACK_USER)
+            .bind(&user.id)
+            .bind(&user.display_name)
+            .bind(&user.real_name)
+            .bind(user.deleted)
+            .bind(&user.tz)
+            .bind(&user.email)
+            .bind(millis(user.refreshed_at))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn prune(

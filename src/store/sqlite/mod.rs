@@ -32,9 +32,9 @@ use self::readers::Readers;
 use self::writer::Writer;
 use super::columns::Param;
 use super::{
-    Card, Change, Decide, Decided, Delivery, FailedDelivery, Filed, Follow, KeptMessage,
-    NewRequest, OutboxItem, PutApp, RelayCopy, RequestFilter, Store, StoreError, StoreResult, StoreStats, ThreadChange,
-    ThreadPost,
+    Card, CardState, Change, Decide, Decided, Delivery, FailedDelivery, Filed, Follow, KeptMessage,
+    NewRequest, Note, OutboxItem, PutApp, RelayCopy, RequestFilter, SlackUser, Store, StoreError,
+    StoreResult, StoreStats, ThreadChange, ThreadPost,
 };
 use crate::domain::{AccessRequest, App, AuditEvent, NewEvent, ThreadMessage};
 
@@ -427,6 +427,32 @@ impl Store for SqliteStore {
         let key = key.to_string();
         self.writer
             .write(move |conn| writes::claim_key(conn, &key, now))
+            .await
+    }
+
+    async fn note_once(&self, note: Note) -> StoreResult<bool> {
+        self.writer
+            .write(move |conn| writes::note_once(conn, &note))
+            .await
+    }
+
+    async fn card_states(&self, request_id: i64) -> StoreResult<Vec<CardState>> {
+        self.readers
+            .read(move |conn| reads::card_states(conn, request_id))
+            .await
+    }
+
+    async fn slack_user(&self, id: &str) -> StoreResult<Option<SlackUser>> {
+        let id = id.to_string();
+        self.readers
+            .read(move |conn| reads::slack_user(conn, &id))
+            .await
+    }
+
+    async fn save_slack_user(&self, user: &SlackUser) -> StoreResult<()> {
+        let user = user.clone();
+        self.writer
+            .write(move |conn| writes::save_slack_user(conn, &user))
             .await
     }
 

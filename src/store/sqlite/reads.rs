@@ -9,7 +9,8 @@ use crate::domain::{AccessRequest, App, AuditEvent, ThreadMessage};
 use crate::store::columns::{APPS, REQUESTS};
 use crate::store::rows::{self, InOrder, Row};
 use crate::store::{
-    sql, Card, FailedDelivery, IdempotencyKey, RequestFilter, StoreResult, StoreStats,
+    sql, Card, CardState, FailedDelivery, IdempotencyKey, RequestFilter, SlackUser, StoreResult,
+    StoreStats,
 };
 
 pub(super) fn ping(conn: &Connection) -> StoreResult<()> {
@@ -126,6 +127,18 @@ pub(super) fn card_with_request(
 pub(super) fn cards(conn: &Connection, request_id: i64) -> StoreResult<Vec<Card>> {
     query(conn, &sql::CARDS, &[&request_id], |row| {
         rows::card(&InOrder::new(row), "")
+    })
+}
+
+pub(super) fn card_states(conn: &Connection, request_id: i64) -> StoreResult<Vec<CardState>> {
+    query(conn, &sql::CARD_STATES, &[&request_id], |row| {
+        rows::card_state(&InOrder::new(row))
+    })
+}
+
+pub(super) fn slack_user(conn: &Connection, id: &str) -> StoreResult<Option<SlackUser>> {
+    query_first(conn, &sql::SLACK_USER, &[&id], |row| {
+        rows::slack_user(&InOrder::new(row))
     })
 }
 

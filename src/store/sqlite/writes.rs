@@ -9,8 +9,8 @@ use crate::domain::{App, EventKind, NewEvent};
 use crate::store::columns::{Write, APPS, REQUESTS};
 use crate::store::rows::{self, millis, to_json, InOrder};
 use crate::store::{
-    sql, Change, Decide, Decided, Delivery, Filed, Follow, NewCard, NewRequest, OutboxItem,
-    PutApp, StoreError, StoreResult,
+    sql, Change, Decide, Decided, Delivery, Filed, Follow, NewCard, NewRequest, Note, OutboxItem,
+    PutApp, SlackUser, StoreError, StoreResult,
 };
 
 /// `Store::put_app_following`: the app, then each open request as `follow` changes it.
@@ -365,6 +365,35 @@ pub(super) fn retry_delivery(conn: &Connection, id: i64, now: DateTime<Utc>) -> 
 /// Records `key`; false when it was recorded before.
 pub(super) fn claim_key(conn: &Connection, key: &str, now: DateTime<Utc>) -> StoreResult<bool> {
     Ok(execute(conn, sql::CLAIM_KEY, &[&key, &millis(now)])? == 1)
+}
+
+/// Records the note's key and, when it is new, its event and deliveries.
+pub(super) fn note_once(conn: &Connection, note: &Note) -> StoreResult<bool> {
+    if !claim_key(conn, &note.key, note.at)? {
+        return Ok(false);
+    }
+    if let Some(event) = &note.event {
+        insert_event(conn, note.request_id, event)?;
+    }
+    queue_all(conn, Some(note.request_id), &note.deliveries, note.at)?;
+    Ok(true)
+}
+
+pub(super) fn save_slack_user(conn: &Connection, user: &SlackUser) -> StoreResult<()> {
+    execute(
+        conn,
+        &sql::SAVE_SLACK_USER,
+        &[
+            &user.id,
+            &user.display_name,
+            &user.real_name,
+            &user.deleted,
+            &user.tz,
+            &user.email,
+            &millis(user.refreshed_at),
+        ],
+    )?;
+    Ok(())
 }
 
 pub(super) fn prune(

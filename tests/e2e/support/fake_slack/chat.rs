@@ -16,6 +16,12 @@ impl World {
             return rejection.to_response();
         }
         let channel = Self::resolve_channel(channel);
+        if self.archived.contains(&channel) {
+            return error("is_archived");
+        }
+        // A DM to a deactivated user is accepted, as real Slack accepts it (the DM's history
+        // outlives the account; slackapi/python-slack-sdk#1156): nothing but asking
+        // `users.info` first keeps a card from going to nobody.
         let thread_ts = str_arg(args, "thread_ts").map(str::to_string);
         if let Some(parent_ts) = &thread_ts {
             let Some(parent) = self.message_mut(&channel, parent_ts) else {

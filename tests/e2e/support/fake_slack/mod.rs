@@ -258,6 +258,35 @@ impl FakeSlack {
         self.shared().world().users.insert(id, user);
     }
 
+    /// Deactivates `user`: `users.info` answers `deleted: true` from now on (their name and
+    /// profile stay, as in Slack). DMs to them are still accepted, as Slack accepts them.
+    pub fn deactivate_user(&self, user: &str) {
+        let mut world = self.shared().world();
+        let mut object = world
+            .user_object(user)
+            .unwrap_or_else(|| panic!("{user} is not a user id"));
+        object["deleted"] = json!(true);
+        world.users.insert(user.to_string(), object);
+    }
+
+    /// Reactivates `user`: `users.info` answers as for any active user again.
+    pub fn reactivate_user(&self, user: &str) {
+        self.shared().world().users.remove(user);
+    }
+
+    /// Archives `channel`: `chat.postMessage` there answers `is_archived`, as Slack does.
+    pub fn archive_channel(&self, channel: &str) {
+        self.shared().world().archived.insert(channel.to_string());
+    }
+
+    /// The `users.info` calls asking about `user`.
+    pub fn user_info_calls(&self, user: &str) -> Vec<Call> {
+        self.calls_to("users.info")
+            .into_iter()
+            .filter(|call| call.arg("user") == Some(user))
+            .collect()
+    }
+
     /// A fresh, unique `ts` from the fake's clock.
     pub fn next_ts(&self) -> String {
         self.shared().world().next_ts()

@@ -38,6 +38,8 @@ pub(super) struct World {
     pub(super) homes: HashMap<String, String>,
     /// Custom `users.info` answers.
     pub(super) users: HashMap<String, Value>,
+    /// Archived channels: posting there answers `is_archived`.
+    pub(super) archived: HashSet<String>,
     pub(super) used_triggers: HashSet<String>,
     pub(super) enforce_trigger_expiry: bool,
     pub(super) enforce_tiers: bool,
