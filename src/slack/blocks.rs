@@ -47,8 +47,15 @@ pub fn card(
     now: DateTime<Utc>,
 ) -> SlackMessageContent {
     let stage = CardKind::stage_card(request.status) == Some(kind);
-    // The app's lists changed since this card was posted, and its recipient is not asked.
-    let dropped = stage && !is_assigned(request, recipient);
+    // The app's lists changed since this card was posted: its recipient is not asked any
+    // more and plays no other part in the request (a channel: is not its admin channel).
+    let dropped = stage
+        && !is_assigned(request, recipient)
+        && if is_person(recipient) {
+            Roles::in_request(request, &Actor::User(recipient.to_string())) == Roles::default()
+        } else {
+            request.admin_channel.as_deref() != Some(recipient)
+        };
     let headline = if stage && !dropped {
         prompt(request, kind)
     } else {

@@ -485,11 +485,15 @@ fn card_snapshot(kind: CardKind, situation: &str, r: &AccessRequest) -> String {
     let mut in_full: Vec<String> = Vec::new();
     for (who, id) in viewers(r) {
         let copy = message_json(&card(r, kind, &id, now()));
-        assert_eq!(
-            without_buttons(&copy),
-            without_buttons(&admin_copy),
-            "copies differ only in their buttons"
-        );
+        // An outsider never gets a card; one who holds a card of a live stage was dropped
+        // from the app's lists (`the_card_of_someone_no_longer_assigned_…`).
+        if who != "outsider" {
+            assert_eq!(
+                without_buttons(&copy),
+                without_buttons(&admin_copy),
+                "copies differ only in their buttons"
+            );
+        }
         let buttons = card_buttons(&copy);
         let labels: Vec<String> = buttons
             .iter()

@@ -277,17 +277,17 @@ pub(super) const REQUESTS: Table<AccessRequest> = Table {
         column("comment", Insert, Text(|r| &r.comment, |r| &mut r.comment)),
         column(
             "approvers",
-            Insert,
+            Change,
             List(|r| &r.approvers, |r| &mut r.approvers),
         ),
         column(
             "app_admins",
-            Insert,
+            Change,
             List(|r| &r.app_admins, |r| &mut r.app_admins),
         ),
         column(
             "admin_channel",
-            Insert,
+            Change,
             OptText(|r| &r.admin_channel, |r| &mut r.admin_channel),
         ),
         column(
