@@ -17,7 +17,8 @@ use tokio::sync::{watch, Notify};
 use crate::clock::Clock;
 use crate::directory::{deactivated_error, is_deactivated_error, Directory};
 use crate::domain::{
-    is_person, nobody_to_act_event, reach, CardKind, CardPost, Notice, Post, Reach, Unreachable,
+    is_person, nobody_reached_by_dm_event, nobody_to_act_event, reach, CardKind, CardPost, Notice,
+    Post, Reach, Unreachable,
 };
 use crate::foreground::Foreground;
 use crate::metrics::Metrics;
@@ -328,7 +329,7 @@ impl Worker {
         None
     }
 
-    /// After a card failed for good: whether anybody is left to act on the request's
+    /// After a card failed for good, or the admin channel's was posted: whether anybody is left to act on the request's
     /// current stage. When nobody is, the audit trail and the admin channel are told (once
     /// per stage, whichever worker notices first) and `/metrics` counts it; when only the
     /// admin channel's card got through, the channel is told that nobody could be reached
@@ -380,11 +381,12 @@ impl Worker {
                 channel,
                 unreached,
             } => {
+                let event = nobody_reached_by_dm_event(stage, &unreached, now);
                 let notice = Notice::NobodyReachedByDm { stage, unreached };
                 let note = Note {
                     key: stage_key("no-dm"),
                     request_id,
-                    event: None,
+                    event: Some(event),
                     deliveries: vec![Delivery::Notify {
                         request_id,
                         to: channel,
@@ -589,6 +591,13 @@ impl Worker {
                 self.store
                     .card_posted(card_id, &posted.channel, &posted.ts, shown_version, now)
                     .await?;
+                // The people's cards may all have failed before the channel's got through:
+                // then the channel is the one place left, and must hear so.
+                if !is_person(&card.recipient) {
+                    if let Err(err) = self.check_reach(card.request_id).await {
+                        tracing::error!(request = card.request_id, error = %err, "could not check who is left to act");
+                    }
+                }
                 Ok(Outcome::Done { card: None })
             }
             Err(CallError::Permanent(code))

@@ -5,7 +5,10 @@
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use super::{AccessRequest, App, CardKind, Decision, Effect, EventKind, NewEvent, Status};
+use super::{
+    AccessRequest, App, CardKind, Decision, Effect, EventKind, NewEvent, Notice, Status,
+    Unreachable, Unreached,
+};
 
 /// Who rewrote the lists, in the audit trail: the catalog is changed through the API.
 const CATALOG: &str = "api";
@@ -42,6 +45,25 @@ pub fn reassign(
         next.stage_reminded = false;
     }
     let mut effects = vec![Effect::RefreshCards];
+    // Approval is the one stage an app may leave without anybody (admins cannot be empty):
+    // the admin channel hears that the request waits for nobody.
+    if next.status == Status::PendingApproval && next.approvers.is_empty() {
+        let unreached: Vec<Unreached> = request
+            .approvers
+            .iter()
+            .map(|id| Unreached {
+                recipient: id.clone(),
+                why: Unreachable::Removed,
+            })
+            .collect();
+        effects.extend(next.admin_channel.iter().map(|channel| Effect::Notify {
+            to: channel.clone(),
+            notice: Notice::NobodyToAct {
+                stage: CardKind::Approval,
+                unreached: unreached.clone(),
+            },
+        }));
+    }
     if let Some(kind) = CardKind::stage_card(next.status) {
         let recipients: Vec<String> = stage_recipients(&next, kind)
             .into_iter()
@@ -361,8 +383,20 @@ mod tests {
     #[test]
     fn an_approval_left_without_approvers_waits_and_says_nobody_is_left() {
         let before = request(Status::PendingApproval);
-        let decision = reassign(&before, &app(&[], &["UADM1"], None), &[], now()).unwrap();
+        let decision = reassign(&before, &app(&[], &["UADM1"], Some("CADMINS")), &[], now());
+        let decision = decision.unwrap();
         assert_eq!(decision.request.status, Status::PendingApproval);
+        let removed = |id: &str| Unreached {
+            recipient: id.into(),
+            why: Unreachable::Removed,
+        };
+        assert!(decision.effects.contains(&Effect::Notify {
+            to: "CADMINS".into(),
+            notice: Notice::NobodyToAct {
+                stage: CardKind::Approval,
+                unreached: vec![removed("UAPP1"), removed("UAPP2")],
+            },
+        }));
         assert!(decision
             .event
             .detail

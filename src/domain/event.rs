@@ -31,6 +31,9 @@ pub enum EventKind {
     /// Every card of the current stage failed for good (its people deactivated or refused
     /// by Slack, and no admin channel's card posted): nobody is left to act on it.
     NobodyToAct,
+    /// None of the current stage's people could be reached by DM; the admin channel's card
+    /// is the one left to act on.
+    NobodyReachedByDm,
 }
 
 impl EventKind {
@@ -54,6 +57,7 @@ impl EventKind {
             EventKind::AssigneesChanged => "assignees_changed",
             EventKind::Closed => "closed",
             EventKind::NobodyToAct => "nobody_to_act",
+            EventKind::NobodyReachedByDm => "nobody_reached_by_dm",
         }
     }
 }

@@ -25,7 +25,8 @@ pub use lifecycle::{
 };
 pub use policy::{allowed, allowed_to, permit, plain_name, Refusal, Role, Roles};
 pub use reach::{
-    is_person, nobody_to_act_event, reach, CardPost, Post, Reach, Unreachable, Unreached,
+    is_person, nobody_reached_by_dm_event, nobody_to_act_event, reach, CardPost, Post, Reach,
+    Unreachable, Unreached,
 };
 pub use request::{AccessRequest, CardKind, Status, UnknownStatus};
 pub use thread::{

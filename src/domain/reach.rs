@@ -16,6 +16,9 @@ pub enum Unreachable {
     Deactivated,
     /// Slack refused the post, with this error (`channel_not_found`, `is_archived`…).
     Refused(String),
+    /// Taken off the app's list for this stage (`PUT /api/v1/apps/{slug}`), with nobody
+    /// put in their place.
+    Removed,
 }
 
 /// A person (or the admin channel) who did not get their card, and why.
@@ -32,6 +35,7 @@ impl fmt::Display for Unreached {
         match &self.why {
             Unreachable::Deactivated => write!(f, "{} is deactivated in Slack", self.recipient),
             Unreachable::Refused(error) => write!(f, "{}: Slack answered {error}", self.recipient),
+            Unreachable::Removed => write!(f, "{} was taken off the app's list", self.recipient),
         }
     }
 }
@@ -143,6 +147,28 @@ pub fn nobody_to_act_event(
         after: None,
         detail: Some(format!(
             "nobody left to act on the {} stage: {}",
+            stage.as_str(),
+            who.join("; ")
+        )),
+    }
+}
+
+/// The audit entry that says none of the stage's people could be reached by DM, and the
+/// admin channel's card is the one left.
+pub fn nobody_reached_by_dm_event(
+    stage: CardKind,
+    unreached: &[Unreached],
+    now: DateTime<Utc>,
+) -> NewEvent {
+    let who: Vec<String> = unreached.iter().map(Unreached::to_string).collect();
+    NewEvent {
+        at: now,
+        actor: "system".to_string(),
+        kind: EventKind::NobodyReachedByDm,
+        before: None,
+        after: None,
+        detail: Some(format!(
+            "nobody reached by DM on the {} stage, the admin channel's card is the one left: {}",
             stage.as_str(),
             who.join("; ")
         )),

@@ -312,6 +312,7 @@ fn unreached_lines(unreached: &[Unreached]) -> String {
                 Unreachable::Refused(error) => {
                     format!("• {who}: Slack refused the card (`{}`)", escape(error))
                 }
+                Unreachable::Removed => format!("• {who} was taken off the app's list"),
             }
         })
         .collect();

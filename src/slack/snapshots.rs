@@ -674,6 +674,23 @@ fn notices() -> Vec<(&'static str, AccessRequest, Notice)> {
             },
         ),
         (
+            "_approvers_removed",
+            pending_approval(),
+            Notice::NobodyToAct {
+                stage: CardKind::Approval,
+                unreached: vec![
+                    Unreached {
+                        recipient: APPROVER.into(),
+                        why: Unreachable::Removed,
+                    },
+                    Unreached {
+                        recipient: DENIER.into(),
+                        why: Unreachable::Removed,
+                    },
+                ],
+            },
+        ),
+        (
             "_removal",
             time_up(),
             Notice::NobodyToAct {

@@ -171,3 +171,37 @@ story! {
         assert_eq!(kinds, ["created", "assignees_changed", "assignees_changed"]);
     }
 }
+
+story! {
+    /// An app whose approvers are all taken away leaves its requests waiting for approval
+    /// (dropping the step is no reason to skip it for what was filed under it): the admin
+    /// channel hears that nobody is left to approve, and an operator can close them.
+    async fn approvals_left_without_approvers_wait_and_the_admin_channel_is_told(app: &TestApp) {
+        let slack = &app.slack;
+        put_app(app, "github", github()).await;
+        let (id, _) = file(app, "github", json!({})).await;
+        let card = card_with_button(slack, APPROVER, "approve").await;
+
+        put_app(app, "github", github_with(&[], &[ADMIN1, ADMIN2])).await;
+        assert_eq!(app.request(&id).await["status"], "pending_approval");
+        let told = |s: &crate::support::fake_slack::FakeSlack| {
+            s.top_level_messages_in(ADMIN_CHANNEL)
+                .iter()
+                .map(all_text)
+                .find(|text| text.contains("Nobody is left to act"))
+        };
+        wait_for_state(slack, "the admin channel to be told", |s| told(s).is_some()).await;
+        let text = told(slack).unwrap_or_default();
+        assert!(text.contains(&format!("<@{APPROVER}> was taken off the app's list")), "{text}");
+        wait_no_actions(slack, &card).await;
+
+        let (status, body) = app
+            .api_post(
+                &format!("/api/v1/requests/{id}/close"),
+                json!({"reason": "GitHub no longer needs approval; please file again", "operator": "it-oncall"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["status"], "canceled");
+    }
+}

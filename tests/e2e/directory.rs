@@ -246,11 +246,54 @@ story! {
             assert!(told[0].contains(needle), "no {needle:?} in {}", told[0]);
         }
         assert!(nobody_events(app, &id).await.is_empty());
+        let flagged = events(app, &id).await.into_iter().filter(|e| e["kind"] == "nobody_reached_by_dm").count();
+        assert_eq!(flagged, 1, "the audit trail says the channel is the one left");
         assert_eq!(metric(app, UNATTENDED_PROVISIONING).await, 0.0);
 
         // Someone in the channel acts on its card.
         let (status, _) = app.click(ADMIN2, "confirm_provisioning", &id, &card.channel, &card.ts).await;
         assert_eq!(status, StatusCode::OK);
+    }
+}
+
+story! {
+    /// Every admin gone and no admin channel: the events flag the stage and `/metrics`
+    /// counts it; an operator closes the request, and its cards and the requester say so.
+    async fn with_every_admin_gone_the_events_say_so_and_an_operator_closes_it(env: StoryEnv) {
+        let app = &env.spawn_stepped().await;
+        let slack = &app.slack;
+        let mut catalog = github_without_approvers();
+        catalog["admin_channel"] = Value::Null;
+        put_app(app, "github", catalog).await;
+        slack.deactivate_user(ADMIN1);
+        slack.deactivate_user(ADMIN2);
+        let (id, _) = file(app, "github", json!({})).await;
+        app.settle().await;
+
+        let flagged = nobody_events(app, &id).await;
+        assert_eq!(flagged.len(), 1, "{flagged:?}");
+        assert!(flagged[0].contains("provisioning"), "{}", flagged[0]);
+        assert_eq!(metric(app, UNATTENDED_PROVISIONING).await, 1.0);
+        let receipt = card_with_button(slack, REQUESTER, "cancel_request").await;
+
+        let (status, body) = app
+            .api_post(
+                &format!("/api/v1/requests/{id}/close"),
+                json!({"reason": "Both GitHub admins left; re-filed under the new team", "operator": "it-oncall"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["status"], "canceled");
+        app.settle().await;
+        let receipt = wait_no_actions(slack, &receipt).await;
+        assert!(receipt.text().contains("Closed by an operator"), "{}", receipt.text());
+        let kinds: Vec<String> = event_kinds(app, &id)
+            .await
+            .into_iter()
+            .map(|(k, _)| k)
+            .filter(|k| k != "delivery_failed")
+            .collect();
+        assert_eq!(kinds, ["created", "nobody_to_act", "closed"]);
     }
 }
 
