@@ -1,5 +1,5 @@
 //! A counting fake of the few Slack Web API methods the benchmarks cause
-//! (chat.postMessage, chat.update, chat.postEphemeral, views.publish).
+//! (chat.postMessage, chat.update, chat.postEphemeral, views.publish, users.info).
 //!
 //! The stateful fake of the e2e tests (`tests/e2e/support/fake_slack.rs`) keeps every call
 //! with its decoded arguments and finds a message by a linear scan of its channel; with
@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
@@ -179,6 +179,7 @@ fn request_of(blocks: &Value) -> Option<i64> {
 async fn handle(
     State(counts): State<Arc<Mutex<Counts>>>,
     Path(method): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -187,6 +188,20 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         == Some(DEFAULT_BOT_TOKEN);
+    // The directory asks who a person is before their first card (a GET with `user` in
+    // the query); everybody here is an active member, as in a real workspace.
+    if method == "users.info" && authed {
+        let mut counts = counts.lock().unwrap_or_else(|p| p.into_inner());
+        counts.calls += 1;
+        drop(counts);
+        let id = query.get("user").cloned().unwrap_or_default();
+        let name = id.to_lowercase();
+        return axum::Json(json!({"ok": true, "user": {
+            "id": id, "name": name, "deleted": false, "real_name": format!("User {id}"),
+            "tz": "UTC", "profile": {"display_name": name, "real_name": format!("User {id}"),
+            "email": format!("{name}@example.com")}}}))
+        .into_response();
+    }
     let args: Option<Args> = serde_json::from_slice(&body).ok();
     let mut counts = counts.lock().unwrap_or_else(|p| p.into_inner());
     counts.calls += 1;

@@ -38,6 +38,9 @@ pub(super) enum Write {
     Insert,
     /// When the row is inserted and whenever it changes.
     Change,
+    /// When the row is inserted, and when the catalog reassigns it (`Table::assign`): a
+    /// decision never changes these, so its UPDATE leaves them out.
+    Assign,
 }
 
 /// How a field of `T` is stored: the field's getter and setter, by the column's type.
@@ -152,6 +155,7 @@ impl<T> Table<T> {
             Write::Key => column.write == Write::Key,
             Write::Insert => column.write != Write::Key,
             Write::Change => column.write == Write::Change,
+            Write::Assign => column.write == Write::Assign,
         })
     }
 
@@ -185,6 +189,19 @@ impl<T> Table<T> {
     pub(super) fn update(&self, key: &str, extra: &[&str]) -> String {
         let mut columns: Vec<&str> = self.written(Write::Change).map(|c| c.name).collect();
         columns.extend_from_slice(extra);
+        format!(
+            "UPDATE {} SET ({}) = ({}) WHERE {key} = ${}",
+            self.name,
+            columns.join(", "),
+            placeholders(1, columns.len()),
+            columns.len() + 1
+        )
+    }
+
+    /// `UPDATE t SET (…) = ($1, …) WHERE key = $n`: the [`Write::Assign`] columns in list
+    /// order, then the key.
+    pub(super) fn assign(&self, key: &str) -> String {
+        let columns: Vec<&str> = self.written(Write::Assign).map(|c| c.name).collect();
         format!(
             "UPDATE {} SET ({}) = ({}) WHERE {key} = ${}",
             self.name,
@@ -251,7 +268,7 @@ const fn column<T>(name: &'static str, write: Write, access: Access<T>) -> Colum
 }
 
 use Access::{Flag, Int, List, OptText, OptTime, Parsed, Text, Time};
-use Write::{Change, Insert, Key};
+use Write::{Assign, Change, Insert, Key};
 
 /// `requests`: one access request a row. `version` guards every change.
 pub(super) const REQUESTS: Table<AccessRequest> = Table {
@@ -277,17 +294,17 @@ pub(super) const REQUESTS: Table<AccessRequest> = Table {
         column("comment", Insert, Text(|r| &r.comment, |r| &mut r.comment)),
         column(
             "approvers",
-            Change,
+            Assign,
             List(|r| &r.approvers, |r| &mut r.approvers),
         ),
         column(
             "app_admins",
-            Change,
+            Assign,
             List(|r| &r.app_admins, |r| &mut r.app_admins),
         ),
         column(
             "admin_channel",
-            Change,
+            Assign,
             OptText(|r| &r.admin_channel, |r| &mut r.admin_channel),
         ),
         column(

@@ -37,6 +37,9 @@ fn select_requests(condition: &str) -> String {
 
 pub(super) static REQUEST: LazyLock<String> = LazyLock::new(|| select_requests("id = $1"));
 
+/// The assignee lists of request `$n` (after the lists' `$1…`), as the catalog sets them.
+pub(super) static ASSIGN_REQUEST: LazyLock<String> = LazyLock::new(|| REQUESTS.assign("id"));
+
 /// `$1` the app's slug: its requests that are not final, which follow the app's lists.
 const OPEN_OF_APP: &str = "app = $1 AND status IN ('pending_approval', 'pending_provisioning', \
      'provisioned', 'pending_deprovisioning') ORDER BY id";

@@ -281,6 +281,15 @@ impl Store for PostgresStore {
         for outcome in apply_all(&mut *tx, &changes).await? {
             outcome?;
         }
+        for change in &changes {
+            bind(
+                sqlx::query(&sql::ASSIGN_REQUEST),
+                REQUESTS.params(&change.request, Write::Assign)?,
+            )
+            .bind(change.request.id)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(PutApp {
             created: inserted > 0,

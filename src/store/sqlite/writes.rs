@@ -35,6 +35,8 @@ pub(super) fn put_app(
         let cards = reads::cards(conn, request.id)?;
         if let Some(change) = follow(&request, &cards) {
             apply(conn, &change)?;
+            let lists = REQUESTS.params(&change.request, Write::Assign)?;
+            execute(conn, &sql::ASSIGN_REQUEST, &with(&lists, &[&request.id]))?;
             followed.push(request.id);
         }
     }
