@@ -138,19 +138,8 @@ pub fn nobody_to_act_event(
     unreached: &[Unreached],
     now: DateTime<Utc>,
 ) -> NewEvent {
-    let who: Vec<String> = unreached.iter().map(Unreached::to_string).collect();
-    NewEvent {
-        at: now,
-        actor: "system".to_string(),
-        kind: EventKind::NobodyToAct,
-        before: None,
-        after: None,
-        detail: Some(format!(
-            "nobody left to act on the {} stage: {}",
-            stage.as_str(),
-            who.join("; ")
-        )),
-    }
+    let what = format!("nobody left to act on the {} stage", stage.as_str());
+    stage_event(EventKind::NobodyToAct, what, unreached, now)
 }
 
 /// The audit entry that says none of the stage's people could be reached by DM, and the
@@ -160,18 +149,28 @@ pub fn nobody_reached_by_dm_event(
     unreached: &[Unreached],
     now: DateTime<Utc>,
 ) -> NewEvent {
+    let what = format!(
+        "nobody reached by DM on the {} stage, the admin channel's card is the one left",
+        stage.as_str()
+    );
+    stage_event(EventKind::NobodyReachedByDm, what, unreached, now)
+}
+
+/// accessbot's entry of `kind`: `what`, then who was not reached and why.
+fn stage_event(
+    kind: EventKind,
+    what: String,
+    unreached: &[Unreached],
+    now: DateTime<Utc>,
+) -> NewEvent {
     let who: Vec<String> = unreached.iter().map(Unreached::to_string).collect();
     NewEvent {
         at: now,
         actor: "system".to_string(),
-        kind: EventKind::NobodyReachedByDm,
+        kind,
         before: None,
         after: None,
-        detail: Some(format!(
-            "nobody reached by DM on the {} stage, the admin channel's card is the one left: {}",
-            stage.as_str(),
-            who.join("; ")
-        )),
+        detail: Some(format!("{what}: {}", who.join("; "))),
     }
 }
 

@@ -187,21 +187,17 @@ impl<T> Table<T> {
     /// `UPDATE t SET (…, extra…) = ($1, …) WHERE key = $n`: the changing columns in list
     /// order, then `extra` columns, then the key, numbered on.
     pub(super) fn update(&self, key: &str, extra: &[&str]) -> String {
-        let mut columns: Vec<&str> = self.written(Write::Change).map(|c| c.name).collect();
-        columns.extend_from_slice(extra);
-        format!(
-            "UPDATE {} SET ({}) = ({}) WHERE {key} = ${}",
-            self.name,
-            columns.join(", "),
-            placeholders(1, columns.len()),
-            columns.len() + 1
-        )
+        self.update_of(Write::Change, key, extra)
     }
 
-    /// `UPDATE t SET (…) = ($1, …) WHERE key = $n`: the [`Write::Assign`] columns in list
-    /// order, then the key.
+    /// [`Table::update`] of the [`Write::Assign`] columns: the catalog's rewrite.
     pub(super) fn assign(&self, key: &str) -> String {
-        let columns: Vec<&str> = self.written(Write::Assign).map(|c| c.name).collect();
+        self.update_of(Write::Assign, key, &[])
+    }
+
+    fn update_of(&self, write: Write, key: &str, extra: &[&str]) -> String {
+        let mut columns: Vec<&str> = self.written(write).map(|c| c.name).collect();
+        columns.extend_from_slice(extra);
         format!(
             "UPDATE {} SET ({}) = ({}) WHERE {key} = ${}",
             self.name,

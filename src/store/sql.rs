@@ -720,4 +720,22 @@ mod tests {
         assert!(PG_APPLY_ALL.contains(&format!("${last}::text[]")));
         assert!(!PG_APPLY_ALL.contains(&format!("${}", last + 1)));
     }
+
+    /// A click's UPDATE leaves the assignee lists alone; the catalog's rewrite sets them.
+    #[test]
+    fn the_assignee_lists_are_written_by_the_catalog_only() {
+        for column in ["approvers", "app_admins", "admin_channel"] {
+            assert!(
+                !UPDATE_REQUEST.contains(column),
+                "{column} in {}",
+                *UPDATE_REQUEST
+            );
+            assert!(INSERT_REQUEST.contains(column), "{column} not filed");
+        }
+        assert_eq!(
+            *ASSIGN_REQUEST,
+            "UPDATE requests SET (approvers, app_admins, admin_channel) = ($1, $2, $3) \
+             WHERE id = $4"
+        );
+    }
 }
