@@ -388,6 +388,15 @@ async fn slack_call(conn: &mut RawConnection, host: &str, signed: &Signed) -> Re
 }
 
 /// Every figure measured on the running process (all but the sweep).
+/// `replica`, its start-up time recorded in `samples`.
+fn timed(replica: Replica, samples: &mut Samples) -> Replica {
+    samples
+        .entry("start-up (spawn to /readyz 200)")
+        .or_default()
+        .push(ms(replica.ready_after));
+    replica
+}
+
 async fn measure_running(
     opts: &Opts,
     replica: &Replica,
@@ -629,35 +638,15 @@ async fn case(opts: &Opts, backend: &str, n: i64) -> Res<(Samples, Duration)> {
     eprintln!("   filled in {filled_in:.1?}");
 
     let mut samples = Samples::new();
-    let replica = Replica::start(
-        &opts.bin,
-        &opts.work_dir,
-        &database_url,
-        &sink.api_url(),
-        &name,
-    )
-    .await?;
-    samples
-        .entry("start-up (spawn to /readyz 200)")
-        .or_default()
-        .push(ms(replica.ready_after));
+    // Three start-ups are timed; the first replica also serves the measurements.
+    let sink_url = sink.api_url();
+    let start = || Replica::start(&opts.bin, &opts.work_dir, &database_url, &sink_url, &name);
+    let replica = timed(start().await?, &mut samples);
     let measured = measure_running(opts, &replica, &sink, n, &mut samples).await;
     replica.stop().await;
     measured?;
     for _ in 0..2 {
-        let replica = Replica::start(
-            &opts.bin,
-            &opts.work_dir,
-            &database_url,
-            &sink.api_url(),
-            &name,
-        )
-        .await?;
-        samples
-            .entry("start-up (spawn to /readyz 200)")
-            .or_default()
-            .push(ms(replica.ready_after));
-        replica.stop().await;
+        timed(start().await?, &mut samples).stop().await;
     }
     measure_sweep(&database_url, &sink, &mut samples).await?;
     if std::env::var_os("BENCH_KEEP_DATABASE").is_some() {

@@ -280,6 +280,11 @@ pub(super) static CARD: LazyLock<String> =
 pub(super) static CARDS: LazyLock<String> =
     LazyLock::new(|| format!("SELECT {CARD_COLUMNS} FROM cards WHERE request_id = $1 ORDER BY id"));
 
+/// PostgreSQL: the cards of the requests whose ids are in `$1` (a `bigint[]`), by request.
+pub(super) static PG_CARDS_OF_REQUESTS: LazyLock<String> = LazyLock::new(|| {
+    format!("SELECT {CARD_COLUMNS} FROM cards WHERE request_id = ANY($1) ORDER BY request_id, id")
+});
+
 pub(super) static CARD_BY_MESSAGE: LazyLock<String> =
     LazyLock::new(|| format!("SELECT {CARD_COLUMNS} FROM cards WHERE channel = $1 AND ts = $2"));
 

@@ -205,7 +205,9 @@ story! {
         let put = store.put_app_following(&catalog, t0(), follow).await.unwrap();
         assert_eq!(put, PutApp { created: false, followed: vec![open.id] });
         // SQLite may run a job twice (in a savepoint); each request is seen with its 2 cards.
-        assert!(seen.lock().unwrap().iter().all(|seen| *seen == (open.id, 2)));
+        let seen = seen.lock().unwrap().clone();
+        assert!(!seen.is_empty(), "follow was never asked");
+        assert!(seen.iter().all(|seen| *seen == (open.id, 2)), "{seen:?}");
 
         let followed = store.request(open.id).await.unwrap().unwrap();
         assert_eq!(followed.approvers, ["UAPPROVER2"]);

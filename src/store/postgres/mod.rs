@@ -11,6 +11,7 @@ mod apply;
 mod batch;
 mod relay;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -266,18 +267,28 @@ impl Store for PostgresStore {
             .bind(&app.slug)
             .fetch_all(&mut *tx)
             .await?;
-        let mut changes = Vec::new();
-        for row in &open {
-            let request = REQUESTS.read(row)?;
-            let cards = sqlx::query(&sql::CARDS)
-                .bind(request.id)
-                .fetch_all(&mut *tx)
-                .await?
-                .iter()
-                .map(|row| rows::card(row, ""))
-                .collect::<StoreResult<Vec<_>>>()?;
-            changes.extend(follow(&request, &cards));
+        let open = open
+            .iter()
+            .map(|row| REQUESTS.read(row))
+            .collect::<StoreResult<Vec<_>>>()?;
+        // Every open request's cards in one round trip: the rows stay locked meanwhile.
+        let ids: Vec<i64> = open.iter().map(|request| request.id).collect();
+        let mut cards: HashMap<i64, Vec<Card>> = HashMap::new();
+        for row in sqlx::query(&sql::PG_CARDS_OF_REQUESTS)
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            let card = rows::card(&row, "")?;
+            cards.entry(card.request_id).or_default().push(card);
         }
+        let changes: Vec<Change> = open
+            .iter()
+            .filter_map(|request| {
+                let held = cards.get(&request.id).map_or(&[][..], Vec::as_slice);
+                follow(request, held)
+            })
+            .collect();
         for outcome in apply_all(&mut *tx, &changes).await? {
             outcome?;
         }
